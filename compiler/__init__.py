@@ -1,0 +1,1 @@
+"""The compiler: check, IR, printer, hash, lowering and emitters."""

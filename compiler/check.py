@@ -1,0 +1,395 @@
+"""Syntax tree to Genotype IR. Finds every mistake in a file, not just the first."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from nasc.compiler import ir
+from nasc.compiler.convention import NASNET, Convention
+from nasc.compiler.diagnostics import Diagnostic, NascError, Span, did_you_mean
+from nasc.compiler.registry import COMBINES, OPS, OUTPUT_COMBINE
+from nasc.grammar import syntax as st
+
+BLOCK_SHAPE = "a block reads `state = combine(op(input), op(input))`"
+
+
+@dataclass
+class _Checker:
+    filename: str
+    convention: Convention
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, message: str, span: Span | None, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(message, span, self.filename, hint))
+
+    def identifier(self, name: st.Name, what: str) -> None:
+        problem = ir.identifier_problem(name.text)
+        if problem:
+            self.error(f"{what} {problem}", name.span, hint="choose another name, e.g. `h2` or `my_cell`")
+
+    # -- genotype ---------------------------------------------------------------------------------
+
+    def module(self, module: st.Module) -> None:
+        self.identifier(module.name, "genotype name")
+        if module.metadata is not None:
+            self.metadata(module.metadata)
+        seen: dict[str, st.CellDeclaration] = {}
+        for cell in module.cells:
+            kind = cell.kind.text
+            if kind in seen:
+                first = seen[kind].kind.span
+                self.error(
+                    f"cell `{kind}` is given twice",
+                    cell.kind.span,
+                    hint=f"the first `{kind}` cell is on line {first.line}; keep one" if first else None,
+                )
+                continue
+            seen[kind] = cell
+            if kind not in self.convention.cell_kinds:
+                self.error(
+                    f"unknown cell kind `{kind}`",
+                    cell.kind.span,
+                    hint=did_you_mean(kind, self.convention.cell_kinds)
+                    or f"the {self.convention.name} convention builds networks from "
+                    f"{self.convention.describe_kinds()} cells",
+                )
+            self.cell(cell)
+        for kind in self.convention.cell_kinds:
+            if kind not in seen:
+                self.error(
+                    f"genotype `{module.name.text}` has no `{kind}` cell",
+                    module.name.span,
+                    hint=f"the {self.convention.name} convention needs {self.convention.describe_kinds()} "
+                    f"cells, e.g. `{kind}(h0, h1) {{ ... }}`",
+                )
+
+    def metadata(self, metadata: st.Metadata) -> None:
+        keys: dict[str, st.MetaEntry] = {}
+        for entry in metadata.entries:
+            self.identifier(entry.key, "metadata key")
+            if entry.key.text in keys:
+                first = keys[entry.key.text].key.span
+                self.error(
+                    f"metadata key `{entry.key.text}` is given twice",
+                    entry.key.span,
+                    hint=f"the first is on line {first.line}; keep one" if first else None,
+                )
+            keys.setdefault(entry.key.text, entry)
+            if entry.value_kind == "bare":
+                self.error(
+                    f"metadata value `{entry.value}` is not a string or a number",
+                    entry.value_span,
+                    hint=f'put text in double quotes: `{entry.key.text} = "{entry.value}"`',
+                )
+            elif isinstance(entry.value, float) and not math.isfinite(entry.value):
+                self.error(
+                    "metadata number is too large",
+                    entry.value_span,
+                    hint="numbers must be finite; write very large values as strings",
+                )
+
+    # -- cells ------------------------------------------------------------------------------------
+
+    def cell(self, cell: st.CellDeclaration) -> None:
+        kind = cell.kind.text
+        self.identifier(cell.kind, "cell kind")
+        if len(cell.inputs) != self.convention.cell_inputs:
+            self.error(
+                f"cell `{kind}` declares {len(cell.inputs)} input(s); {self.convention.name} cells take "
+                f"{self.convention.cell_inputs}",
+                cell.kind.span,
+                hint=f"declare `{kind}(h0, h1)`: h0 from the cell below, h1 from the cell two below",
+            )
+        defined: dict[str, Span | None] = {}
+        for name in cell.inputs:
+            self.identifier(name, "input name")
+            self.define(name, defined)
+        blocks = [s for s in cell.statements if isinstance(s, st.BlockStatement)]
+        outputs = [s for s in cell.statements if isinstance(s, st.OutputStatement)]
+        if not cell.statements:
+            self.error(
+                f"cell `{kind}` is empty",
+                cell.kind.span,
+                hint=f"{BLOCK_SHAPE}; end the cell with `return concat(...)`",
+            )
+            return
+        errors_before = len(self.diagnostics)
+        later_targets = {b.target.text: b.target.span for b in blocks}
+        for statement in cell.statements:
+            if isinstance(statement, st.BlockStatement):
+                self.block(statement, defined, later_targets)
+        if not outputs:
+            self.error(
+                f"cell `{kind}` has no output",
+                cell.close_span,
+                hint="end the cell with `return concat(...)` naming the states it outputs",
+            )
+            return
+        for extra in outputs[1:]:
+            self.error(
+                "a cell has one output", extra.span, hint="merge the states into one `return concat(...)`"
+            )
+        output = outputs[0]
+        after = [
+            s
+            for s in cell.statements[cell.statements.index(output) + 1 :]
+            if isinstance(s, st.BlockStatement)
+        ]
+        for block in after:
+            self.error(
+                f"block `{block.target.text}` comes after the cell's output",
+                block.span,
+                hint="`return` ends the cell; move the block above it",
+            )
+        self.output(output, defined, later_targets)
+        if len(self.diagnostics) == errors_before:  # on a broken cell, reachability would only add noise
+            self.dead_blocks(blocks, output)
+
+    def define(self, name: st.Name, defined: dict[str, Span | None]) -> None:
+        if name.text in defined:
+            first = defined[name.text]
+            self.error(
+                f"`{name.text}` is defined twice",
+                name.span,
+                hint=f"it is first defined on line {first.line}; give this state a new name"
+                if first
+                else "give this state a new name",
+            )
+        else:
+            defined[name.text] = name.span
+
+    def reference(
+        self, name: st.Name, defined: dict[str, Span | None], later: dict[str, Span | None]
+    ) -> bool:
+        if name.text in defined:
+            return True
+        if name.text in later:
+            line = later[name.text].line if later[name.text] else "a later line"
+            self.error(
+                f"`{name.text}` is used before it is defined",
+                name.span,
+                hint=f"`{name.text}` is defined on line {line}; a block may use only the cell's inputs "
+                "and the blocks above it",
+            )
+        else:
+            self.error(
+                f"`{name.text}` is not defined",
+                name.span,
+                hint=did_you_mean(name.text, defined) or f"defined here: {', '.join(defined) or 'nothing'}",
+            )
+        return False
+
+    def block(
+        self, block: st.BlockStatement, defined: dict[str, Span | None], later: dict[str, Span | None]
+    ) -> None:
+        self.identifier(block.target, "state name")
+        combine = block.combine.text
+        spec = COMBINES.get(combine)
+        if spec is None:
+            hint = (
+                f"`{combine}` is an op; apply it inside a combine: `add({combine}(h0), identity(h1))`"
+                if combine in OPS
+                else did_you_mean(combine, COMBINES) or f"combines: {', '.join(COMBINES)}"
+            )
+            self.error(f"unknown combine `{combine}`", block.combine.span, hint=hint)
+        elif len(block.operands) != spec.arity:
+            self.error(
+                f"`{combine}` takes {spec.arity} operands, got {len(block.operands)}",
+                block.span,
+                hint=BLOCK_SHAPE,
+            )
+        for operand in block.operands:
+            self.operand(operand, defined, later)
+        self.define(block.target, defined)
+        later.pop(block.target.text, None)
+
+    def operand(
+        self, operand: st.Operand, defined: dict[str, Span | None], later: dict[str, Span | None]
+    ) -> None:
+        if isinstance(operand, st.BareState):
+            self.error(
+                f"operand `{operand.name.text}` has no op",
+                operand.span,
+                hint=f"apply an op to it; `identity({operand.name.text})` passes it through unchanged",
+            )
+            return
+        op = operand.op.text
+        if op not in OPS:
+            hint = (
+                f"`{op}` is a combine; operands are ops applied to one state, e.g. `sep_conv_3x3(h0)`"
+                if op in COMBINES
+                else did_you_mean(op, OPS) or f"ops: {', '.join(OPS)}"
+            )
+            self.error(f"unknown op `{op}`", operand.op.span, hint=hint)
+        if len(operand.args) != 1:
+            self.error(
+                f"`{op}` takes 1 input, got {len(operand.args)}",
+                operand.span,
+                hint="an op applies to exactly one state, e.g. `sep_conv_3x3(h0)`",
+            )
+        for arg in operand.args:
+            self.reference(arg, defined, later)
+
+    def output(
+        self, output: st.OutputStatement, defined: dict[str, Span | None], later: dict[str, Span | None]
+    ) -> None:
+        if output.combine.text != OUTPUT_COMBINE:
+            self.error(
+                f"a cell output is a `{OUTPUT_COMBINE}`, not `{output.combine.text}`",
+                output.combine.span,
+                hint="a cell outputs the channel concatenation of states: `return concat(h2, h3)`",
+            )
+        if not output.members:
+            self.error(
+                "the cell output is empty", output.span, hint="name at least one state: `return concat(h2)`"
+            )
+        seen: set[str] = set()
+        for member in output.members:
+            if member.text in seen:
+                self.error(
+                    f"`{member.text}` appears twice in the output", member.span, hint="list each state once"
+                )
+            seen.add(member.text)
+            self.reference(member, defined, later)
+
+    def dead_blocks(self, blocks: list[st.BlockStatement], output: st.OutputStatement) -> None:
+        producers = {b.target.text: b for b in blocks}
+        reached: set[str] = set()
+        pending = [m.text for m in output.members]
+        while pending:
+            name = pending.pop()
+            if name in reached:
+                continue
+            reached.add(name)
+            block = producers.get(name)
+            if block is not None:
+                pending.extend(arg.text for operand in block.operands for arg in operand.args)
+        for block in blocks:
+            if block.target.text not in reached:
+                self.error(
+                    f"block `{block.target.text}` never reaches the cell output",
+                    block.target.span,
+                    hint=f"add `{block.target.text}` to `return concat(...)`, or delete the block",
+                )
+
+
+# -- comments -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Slot:
+    """A line-level item that comments attach to."""
+
+    key: tuple
+    start_line: int
+    end_line: int
+    leading: list[str] = field(default_factory=list)
+    trailing: str | None = None
+
+    def comments(self) -> ir.Comments:
+        return ir.Comments(tuple(self.leading), self.trailing)
+
+
+def _slots(module: st.Module) -> list[_Slot]:
+    def slot(key: tuple, span: Span | None) -> _Slot:
+        return _Slot(key, span.line, span.end_line)
+
+    slots = [slot(("header",), module.header_span)]
+    if module.metadata is not None:
+        meta = module.metadata
+        slots.append(_Slot(("meta",), meta.span.line, meta.open_span.line))
+        slots += [slot(("entry", i), e.span) for i, e in enumerate(meta.entries)]
+        slots.append(slot(("meta_close",), meta.close_span))
+    for c, cell in enumerate(module.cells):
+        slots.append(slot(("cell", c), cell.header_span))
+        slots += [slot(("statement", c, i), s.span) for i, s in enumerate(cell.statements)]
+        slots.append(slot(("cell_close", c), cell.close_span))
+    return slots
+
+
+def _attach_comments(module: st.Module) -> tuple[dict[tuple, ir.Comments], tuple[str, ...]]:
+    slots = _slots(module)
+    footer: list[str] = []
+    index = 0
+    for comment in module.comments:
+        line = comment.span.line
+        while index < len(slots) and slots[index].end_line < line:
+            index += 1
+        if index == len(slots):
+            footer.append(comment.text)
+            continue
+        slot = slots[index]
+        if slot.end_line == line and slot.start_line <= line and slot.trailing is None:
+            slot.trailing = comment.text
+        else:
+            slot.leading.append(comment.text)
+    return {slot.key: slot.comments() for slot in slots}, tuple(footer)
+
+
+# -- building the IR ------------------------------------------------------------------------------
+
+
+def _build(module: st.Module, filename: str, source: str | None) -> ir.Genotype:
+    comments, footer = _attach_comments(module)
+    none = ir.NO_COMMENTS
+    metadata: tuple[ir.MetaEntry, ...] = ()
+    if module.metadata is not None:
+        metadata = tuple(
+            ir.MetaEntry(e.key.text, e.value, comments.get(("entry", i), none), e.span)
+            for i, e in enumerate(module.metadata.entries)
+        )
+    cells = []
+    for c, cell in enumerate(module.cells):
+        blocks, output = [], None
+        for i, statement in enumerate(cell.statements):
+            attached = comments.get(("statement", c, i), none)
+            if isinstance(statement, st.BlockStatement):
+                operands = tuple(ir.Operand(o.op.text, o.args[0].text, o.span) for o in statement.operands)
+                blocks.append(
+                    ir.Block(
+                        statement.target.text, statement.combine.text, operands, attached, statement.span
+                    )
+                )
+            else:
+                output = ir.Output(
+                    tuple(m.text for m in statement.members), statement.combine.text, attached, statement.span
+                )
+        cells.append(
+            ir.Cell(
+                cell.kind.text,
+                tuple(n.text for n in cell.inputs),
+                tuple(blocks),
+                output,
+                comments.get(("cell", c), none),
+                comments.get(("cell_close", c), none),
+                cell.span,
+            )
+        )
+    return ir.Genotype(
+        name=module.name.text,
+        cells=tuple(cells),
+        metadata=metadata,
+        comments=comments.get(("header",), none),
+        meta_comments=comments.get(("meta",), none),
+        meta_close_comments=comments.get(("meta_close",), none),
+        footer=footer,
+        filename=filename,
+        source=source,
+    )
+
+
+def _ordered(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    return sorted(diagnostics, key=lambda d: (d.span.line, d.span.column) if d.span else (0, 0))
+
+
+def check(
+    module: st.Module, filename: str = "<input>", source: str | None = None, convention: Convention = NASNET
+) -> ir.Genotype:
+    """Check a syntax tree and build its IR; raise NascError with every diagnostic found."""
+    checker = _Checker(filename, convention)
+    checker.module(module)
+    if checker.diagnostics:
+        raise NascError(_ordered(checker.diagnostics), source)
+    return _build(module, filename, source)

@@ -1,0 +1,182 @@
+"""The Genotype IR: frozen, checked, free of Lark types. Spans ride along but never affect equality.
+
+Every name in the IR is a safe identifier (checked on construction), so anything built from it —
+including by the search controller, without a parser in between — can be emitted into Python.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from dataclasses import dataclass, field
+
+from nasc.compiler.diagnostics import Span, span_field
+from nasc.compiler.registry import COMBINES, OPS, OUTPUT_COMBINE
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def identifier_problem(name: str) -> str | None:
+    """Why `name` cannot be a nasc identifier, or None if it can."""
+    if not IDENTIFIER.match(name):
+        return f"`{name}` is not a name (letters, digits and `_`, not starting with a digit)"
+    if keyword.iskeyword(name):
+        return f"`{name}` is a Python keyword"
+    if name.startswith("__"):
+        return f"`{name}` starts with `__`, which is reserved"
+    return None
+
+
+def _require_identifier(name: str) -> None:
+    problem = identifier_problem(name)
+    if problem:
+        raise ValueError(problem)
+
+
+@dataclass(frozen=True)
+class Comments:
+    """Comments attached to one line of the source: those on lines above it, and the one at its end."""
+
+    leading: tuple[str, ...] = ()
+    trailing: str | None = None
+
+    def __post_init__(self) -> None:
+        for text in (*self.leading, *([self.trailing] if self.trailing else [])):
+            if not text.startswith("#") or "\n" in text or "\r" in text:
+                raise ValueError(f"not a one-line comment: {text!r}")
+
+
+NO_COMMENTS = Comments()
+
+
+@dataclass(frozen=True)
+class Operand:
+    op: str
+    input: str
+    span: Span | None = span_field()
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"unknown op {self.op!r}")
+        _require_identifier(self.input)
+
+
+@dataclass(frozen=True)
+class Block:
+    target: str
+    combine: str
+    operands: tuple[Operand, ...]
+    comments: Comments = NO_COMMENTS
+    span: Span | None = span_field()
+
+    def __post_init__(self) -> None:
+        _require_identifier(self.target)
+        spec = COMBINES.get(self.combine)
+        if spec is None:
+            raise ValueError(f"unknown combine {self.combine!r}")
+        if len(self.operands) != spec.arity:
+            raise ValueError(f"{self.combine} takes {spec.arity} operands, got {len(self.operands)}")
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(operand.input for operand in self.operands)
+
+
+@dataclass(frozen=True)
+class Output:
+    members: tuple[str, ...]
+    combine: str = OUTPUT_COMBINE
+    comments: Comments = NO_COMMENTS
+    span: Span | None = span_field()
+
+    def __post_init__(self) -> None:
+        if self.combine != OUTPUT_COMBINE:
+            raise ValueError(f"a cell output is a {OUTPUT_COMBINE}")
+        if not self.members:
+            raise ValueError("a cell output needs at least one state")
+        for member in self.members:
+            _require_identifier(member)
+
+
+@dataclass(frozen=True)
+class Cell:
+    kind: str
+    inputs: tuple[str, ...]
+    blocks: tuple[Block, ...]
+    output: Output
+    comments: Comments = NO_COMMENTS
+    close_comments: Comments = NO_COMMENTS  # comments before the closing `}` and on its line
+    span: Span | None = span_field()
+
+    def __post_init__(self) -> None:
+        _require_identifier(self.kind)
+        for name in self.inputs:
+            _require_identifier(name)
+        defined = list(self.inputs)
+        for block in self.blocks:
+            missing = [name for name in block.inputs if name not in defined]
+            if missing:
+                raise ValueError(f"block {block.target} uses {missing[0]} before it is defined")
+            if block.target in defined:
+                raise ValueError(f"{block.target} is defined twice")
+            defined.append(block.target)
+        for member in self.output.members:
+            if member not in defined:
+                raise ValueError(f"output {member} is not defined")
+
+    def block(self, target: str) -> Block:
+        return next(b for b in self.blocks if b.target == target)
+
+
+MetaValue = str | int | float
+
+
+@dataclass(frozen=True)
+class MetaEntry:
+    key: str
+    value: MetaValue
+    comments: Comments = NO_COMMENTS
+    span: Span | None = span_field()
+
+    def __post_init__(self) -> None:
+        _require_identifier(self.key)
+        if isinstance(self.value, bool) or not isinstance(self.value, (str, int, float)):
+            raise ValueError(
+                f"metadata {self.key} must be a string or a number, not {type(self.value).__name__}"
+            )
+        if isinstance(self.value, float) and not math.isfinite(self.value):
+            raise ValueError(f"metadata {self.key} must be a finite number")
+        if isinstance(self.value, str) and any(ord(c) < 0x20 and c not in "\n\r\t" for c in self.value):
+            raise ValueError(f"metadata {self.key} holds a control character")
+
+
+@dataclass(frozen=True)
+class Genotype:
+    name: str
+    cells: tuple[Cell, ...]
+    metadata: tuple[MetaEntry, ...] = ()
+    comments: Comments = NO_COMMENTS  # on and above the `genotype` line
+    meta_comments: Comments = NO_COMMENTS  # on and above the `meta {` line
+    meta_close_comments: Comments = NO_COMMENTS
+    footer: tuple[str, ...] = ()  # comments after the last cell
+    filename: str | None = field(default=None, compare=False, repr=False)
+    source: str | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _require_identifier(self.name)
+        kinds = [cell.kind for cell in self.cells]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("a cell kind appears twice")
+        keys = [entry.key for entry in self.metadata]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a metadata key appears twice")
+
+    def cell(self, kind: str) -> Cell:
+        for cell in self.cells:
+            if cell.kind == kind:
+                return cell
+        raise KeyError(kind)
+
+    def meta(self, key: str, default: MetaValue | None = None) -> MetaValue | None:
+        return next((entry.value for entry in self.metadata if entry.key == key), default)

@@ -1,0 +1,72 @@
+"""The canonical printer: one layout for every genotype, comments and metadata kept.
+
+`format(parse(text))` is stable, and parsing it gives back the same IR. The search controller
+writes every sampled cell through this printer.
+"""
+
+from __future__ import annotations
+
+from nasc.compiler import ir
+
+INDENT = "    "
+# The escapes the grammar reads; the IR admits no other control characters in strings.
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _with_trailing(line: str, comments: ir.Comments) -> str:
+    return f"{line}  {comments.trailing}" if comments.trailing else line
+
+
+def _leading(comments: ir.Comments, indent: str) -> list[str]:
+    return [indent + text for text in comments.leading]
+
+
+def format_value(value: ir.MetaValue) -> str:
+    if isinstance(value, str):
+        return '"' + value.translate(_ESCAPES) + '"'
+    return repr(value)
+
+
+def format_block(block: ir.Block) -> str:
+    operands = ", ".join(f"{operand.op}({operand.input})" for operand in block.operands)
+    return f"{block.target} = {block.combine}({operands})"
+
+
+def format_output(output: ir.Output) -> str:
+    return f"return {output.combine}({', '.join(output.members)})"
+
+
+def _cell(cell: ir.Cell) -> list[str]:
+    lines = _leading(cell.comments, "")
+    lines.append(_with_trailing(f"{cell.kind}({', '.join(cell.inputs)}) {{", cell.comments))
+    for block in cell.blocks:
+        lines += _leading(block.comments, INDENT)
+        lines.append(_with_trailing(INDENT + format_block(block), block.comments))
+    lines += _leading(cell.output.comments, INDENT)
+    lines.append(_with_trailing(INDENT + format_output(cell.output), cell.output.comments))
+    lines += _leading(cell.close_comments, INDENT)
+    lines.append(_with_trailing("}", cell.close_comments))
+    return lines
+
+
+def format_genotype(genotype: ir.Genotype) -> str:
+    sections: list[list[str]] = []
+    header = _leading(genotype.comments, "")
+    header.append(_with_trailing(f"genotype {genotype.name}", genotype.comments))
+    sections.append(header)
+    has_meta_comments = (
+        genotype.meta_comments != ir.NO_COMMENTS or genotype.meta_close_comments != ir.NO_COMMENTS
+    )
+    if genotype.metadata or has_meta_comments:
+        meta = _leading(genotype.meta_comments, "")
+        meta.append(_with_trailing("meta {", genotype.meta_comments))
+        for entry in genotype.metadata:
+            meta += _leading(entry.comments, INDENT)
+            meta.append(_with_trailing(f"{INDENT}{entry.key} = {format_value(entry.value)}", entry.comments))
+        meta += _leading(genotype.meta_close_comments, INDENT)
+        meta.append(_with_trailing("}", genotype.meta_close_comments))
+        sections.append(meta)
+    sections += [_cell(cell) for cell in genotype.cells]
+    if genotype.footer:
+        sections.append(list(genotype.footer))
+    return "\n\n".join("\n".join(section) for section in sections) + "\n"

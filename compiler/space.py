@@ -1,0 +1,99 @@
+"""Search spaces as data: the decisions that define a cell, and their decoding into Genotype IR.
+
+A cell of B blocks is 5·B decisions in the paper's order (per block: input 1, input 2, op 1, op 2,
+combine); block b may read the cell's two inputs or any earlier block, so its input choices number
+2 + b. The cell outputs the concatenation of the block states no later block consumes (paper §3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+from nasc.compiler import ir
+from nasc.compiler.registry import COMBINES, OPS, PAPER_OPS
+
+CELL_INPUTS = ("h0", "h1")
+
+
+@dataclass(frozen=True)
+class Decision:
+    cell: str
+    block: int
+    role: str  # "input", "op" or "combine"
+    choices: int
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str = "nasnet"
+    num_blocks: int = 5
+    ops: tuple[str, ...] = PAPER_OPS
+    combines: tuple[str, ...] = ("add", "concat")
+    cell_kinds: tuple[str, ...] = ("normal", "reduction")
+
+    def __post_init__(self) -> None:
+        unknown = [o for o in self.ops if o not in OPS] + [c for c in self.combines if c not in COMBINES]
+        if unknown:
+            raise ValueError(f"unknown ops or combines in search space: {', '.join(unknown)}")
+        if self.num_blocks < 1 or not self.ops or not self.combines:
+            raise ValueError("a search space needs at least one block, one op and one combine")
+
+    def decisions(self) -> tuple[Decision, ...]:
+        """Every decision in sampling order: per cell, per block: input, input, op, op, combine."""
+        out = []
+        for kind in self.cell_kinds:
+            for b in range(self.num_blocks):
+                inputs = len(CELL_INPUTS) + b
+                out += [
+                    Decision(kind, b, "input", inputs),
+                    Decision(kind, b, "input", inputs),
+                    Decision(kind, b, "op", len(self.ops)),
+                    Decision(kind, b, "op", len(self.ops)),
+                    Decision(kind, b, "combine", len(self.combines)),
+                ]
+        return tuple(out)
+
+    def space_hash(self) -> str:
+        text = repr((self.name, self.num_blocks, self.ops, self.combines, self.cell_kinds))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def random_choices(self, rng: random.Random) -> list[int]:
+        return [rng.randrange(d.choices) for d in self.decisions()]
+
+    def decode(
+        self,
+        choices: list[int] | tuple[int, ...],
+        name: str = "sampled",
+        metadata: tuple[ir.MetaEntry, ...] = (),
+    ) -> ir.Genotype:
+        """Turn a full list of choices into a genotype (the IR checks the result)."""
+        decisions = self.decisions()
+        if len(choices) != len(decisions):
+            raise ValueError(f"expected {len(decisions)} choices, got {len(choices)}")
+        for choice, decision in zip(choices, decisions, strict=True):
+            if not 0 <= choice < decision.choices:
+                raise ValueError(f"choice {choice} out of range for {decision}")
+        per_cell = 5 * self.num_blocks
+        cells = []
+        for k, kind in enumerate(self.cell_kinds):
+            chunk = choices[k * per_cell : (k + 1) * per_cell]
+            states = list(CELL_INPUTS)
+            blocks, consumed = [], set()
+            for b in range(self.num_blocks):
+                in1, in2, op1, op2, combine = chunk[5 * b : 5 * b + 5]
+                operands = (ir.Operand(self.ops[op1], states[in1]), ir.Operand(self.ops[op2], states[in2]))
+                target = f"h{len(states)}"
+                blocks.append(ir.Block(target, self.combines[combine], operands))
+                consumed.update((states[in1], states[in2]))
+                states.append(target)
+            unused = tuple(s for s in states[len(CELL_INPUTS) :] if s not in consumed)
+            cells.append(ir.Cell(kind, CELL_INPUTS, tuple(blocks), ir.Output(unused)))
+        return ir.Genotype(name, tuple(cells), metadata)
+
+    def sample(self, rng: random.Random, name: str = "sampled") -> ir.Genotype:
+        return self.decode(self.random_choices(rng), name)
+
+
+NASNET_SPACE = SearchSpace()

@@ -1,0 +1,1 @@
+"""The cell language grammar and the Lark parser built from it."""

@@ -1,0 +1,3 @@
+from nasc.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Run-time support: training, data, search, ONNX runtime checks."""

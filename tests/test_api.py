@@ -1,0 +1,65 @@
+"""The Python API and the IR's own invariants."""
+
+from __future__ import annotations
+
+import pytest
+
+import nasc
+from nasc.compiler import ir
+
+from .conftest import GENOTYPES
+
+
+def test_load_parse_format_hash(nasnet_a_text: str) -> None:
+    loaded = nasc.load(GENOTYPES / "nasnet_a.cell")
+    parsed = nasc.parse(nasnet_a_text, filename="x.cell")
+    assert loaded == parsed
+    assert nasc.format(loaded) == nasnet_a_text
+    assert nasc.structural_hash(loaded) == nasc.structural_hash(parsed)
+    normal = loaded.cell("normal")
+    assert normal.inputs == ("h0", "h1")
+    assert [b.target for b in normal.blocks] == ["h2", "h3", "h4", "h5", "h6"]
+    assert normal.output.members == ("h1", "h2", "h3", "h4", "h5", "h6")
+    assert loaded.cell("reduction").output.members == ("h3", "h4", "h5", "h6")
+    assert normal.blocks[0].span.line == 15  # spans survive into the IR
+
+
+def test_one_exception_type_carries_all_diagnostics() -> None:
+    with pytest.raises(nasc.NascError) as caught:
+        nasc.parse("genotype t\nnormal(a, b) { x = add(foo(a), bar(b)) return concat(x) }\n")
+    messages = [d.message for d in caught.value.diagnostics]
+    assert messages == ["genotype `t` has no `reduction` cell", "unknown op `foo`", "unknown op `bar`"]
+    assert all(isinstance(d, nasc.Diagnostic) for d in caught.value.diagnostics)
+
+
+@pytest.mark.parametrize("bad", ["import os", "__init__", "class", "a-b", "1x", ""])
+def test_ir_refuses_names_that_are_not_safe_identifiers(bad: str) -> None:
+    with pytest.raises(ValueError):
+        ir.Operand("identity", bad)
+    with pytest.raises(ValueError):
+        ir.MetaEntry(bad, 1)
+
+
+def test_ir_refuses_malformed_structure() -> None:
+    op = ir.Operand("identity", "h0")
+    with pytest.raises(ValueError, match="unknown op"):
+        ir.Operand("rm_rf", "h0")
+    with pytest.raises(ValueError, match="takes 2 operands"):
+        ir.Block("h2", "add", (op,))
+    with pytest.raises(ValueError, match="before it is defined"):
+        ir.Cell(
+            "normal",
+            ("h0", "h1"),
+            (ir.Block("h2", "add", (op, ir.Operand("identity", "h3"))),),
+            ir.Output(("h2",)),
+        )
+    with pytest.raises(ValueError, match="finite"):
+        ir.MetaEntry("reward", float("nan"))
+    with pytest.raises(ValueError, match="string or a number"):
+        ir.MetaEntry("flag", True)
+
+
+def test_ir_nodes_are_frozen(nasnet_a_text: str) -> None:
+    genotype = nasc.parse(nasnet_a_text)
+    with pytest.raises(AttributeError):
+        genotype.name = "x"  # type: ignore[misc]

@@ -1,0 +1,153 @@
+"""The command line as users and CI call it: exit codes, messages, no tracebacks, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nasc.cli import main
+
+from .conftest import GENOTYPES, GOLDEN, ROOT
+
+MESSY = GOLDEN / "fmt" / "messy.cell"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_check_clean_file_exits_0() -> None:
+    code, out, _ = run("check", str(GENOTYPES / "nasnet_a.cell"))
+    assert code == 0
+    assert "ok: genotype nasnet_a" in out
+
+
+def test_check_reports_every_error_with_location_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.cell"
+    bad.write_text(
+        "genotype t\nnormal(h0, h1) {\n  h2 = add(sep_conv_3x4(h0), identity(h9))\n  return concat(h2)\n}\n"
+    )
+    code, _, err = run("check", str(bad))
+    assert code == 1
+    assert f"{bad}:3:12: error: unknown op `sep_conv_3x4`" in err
+    assert f"{bad}:3:39: error: `h9` is not defined" in err
+    assert f"{bad}:1:10: error: genotype `t` has no `reduction` cell" in err
+    assert "Traceback" not in err
+
+
+def test_check_usage_error_exits_2() -> None:
+    assert run("check")[0] == 2
+    assert run("check", "--no-such-flag", "x.cell")[0] == 2
+
+
+@pytest.mark.parametrize("make", ["directory", "missing", "empty", "binary", "latin1", "huge"])
+def test_unusable_files_get_one_line_errors_quickly(tmp_path: Path, make: str) -> None:
+    path = tmp_path / "input.cell"
+    if make == "directory":
+        path = tmp_path / "cells"
+        path.mkdir()
+    elif make == "empty":
+        path.write_text("")
+    elif make == "binary":
+        path.write_bytes(b"genotype t\n\x00\x01\x02")
+    elif make == "latin1":
+        path.write_bytes("genotype café\n".encode("latin-1"))
+    elif make == "huge":
+        path.write_text("# padding\n" * 1_000_000)  # 10 MB
+    expected = {
+        "directory": "no .cell files in this directory",
+        "missing": "no such file",
+        "empty": "the file is empty",
+        "binary": "binary file",
+        "latin1": "not UTF-8 text",
+        "huge": "file is 10.0 MB",
+    }[make]
+    started = time.perf_counter()
+    code, _, err = run("check", str(path))
+    assert time.perf_counter() - started < 5
+    assert code == 1
+    first = err.splitlines()[0]
+    assert first.startswith(f"{path}: error: {expected}")
+    assert "Traceback" not in err
+
+
+def test_fmt_check_and_diff_change_nothing_and_exit_1(tmp_path: Path) -> None:
+    target = tmp_path / "messy.cell"
+    target.write_text(MESSY.read_text())
+    code, _, err = run("fmt", "--check", str(target))
+    assert code == 1 and f"would reformat {target}" in err
+    code, out, _ = run("fmt", "--diff", str(target))
+    assert code == 1 and out.startswith(f"--- {target} (current)") and "+genotype messy" in out
+    assert target.read_text() == MESSY.read_text()
+
+
+def test_fmt_rewrites_in_place_then_check_passes(tmp_path: Path) -> None:
+    target = tmp_path / "messy.cell"
+    target.write_text(MESSY.read_text())
+    os.chmod(target, 0o640)
+    assert run("fmt", str(target))[0] == 0
+    assert target.read_text() == (GOLDEN / "fmt" / "messy.expected.cell").read_text()
+    assert target.stat().st_mode & 0o777 == 0o640  # the rewrite keeps the file's permissions
+    assert run("fmt", "--check", str(tmp_path))[0] == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["messy.cell"]  # no temporary file left behind
+
+
+def test_fmt_leaves_a_file_with_errors_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "bad.cell"
+    original = "genotype   t\nnormal(h0,h1){ h2 = add(identity(h0), identity(h7)) return concat(h2) }\n"
+    target.write_text(original)
+    code, _, err = run("fmt", str(target))
+    assert code == 1 and "`h7` is not defined" in err
+    assert target.read_text() == original
+
+
+def test_fmt_stdout_prints_canonical_text() -> None:
+    code, out, _ = run("fmt", "--stdout", str(MESSY))
+    assert code == 0 and out == (GOLDEN / "fmt" / "messy.expected.cell").read_text()
+
+
+def test_fmt_check_on_shipped_genotypes_passes() -> None:
+    assert run("fmt", "--check", str(GENOTYPES))[0] == 0
+
+
+def test_hash_prints_the_structural_hash() -> None:
+    import nasc
+
+    code, out, _ = run("hash", str(GENOTYPES / "nasnet_a.cell"))
+    assert code == 0
+    assert out.strip() == nasc.structural_hash(nasc.load(GENOTYPES / "nasnet_a.cell"))
+    code, out, _ = run("hash", str(GENOTYPES / "nasnet_a.cell"), str(MESSY))
+    assert [line.split("  ")[1] for line in out.splitlines()] == [
+        str(GENOTYPES / "nasnet_a.cell"),
+        str(MESSY),
+    ]
+
+
+def test_python_dash_m_and_console_script_from_the_repository_root(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.cell"
+    bad.write_text("genotype t\nnormal(h0, h1) {\n  h2 = add(identity(h0), identity(h1)\n}\n")
+    module = subprocess.run(
+        [sys.executable, "-m", "nasc", "check", str(bad)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert module.returncode == 1
+    assert module.stderr.startswith(f"{bad}:3:38: error: expected `)` or `,` after this")
+    assert "Traceback" not in module.stderr
+    script = Path(sys.executable).with_name("nasc")
+    if script.exists():
+        ok = subprocess.run(
+            [str(script), "check", "genotypes/nasnet_a.cell"], cwd=ROOT, capture_output=True, text=True
+        )
+        assert ok.returncode == 0, ok.stderr
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for command in main.commands:
+        code, out, _ = run(command, "--help")
+        assert code == 0 and "Example" in out, command
