@@ -20,6 +20,9 @@ MAX_SOURCE_BYTES = 1 << 20
 def parse(text: str, filename: str | None = None) -> ir.Genotype:
     """Parse and check .cell text. Raises NascError carrying every diagnostic."""
     name = filename or "<input>"
+    # Universal newlines, as Python's text mode reads files: a lone \r is a line break, never part
+    # of a comment or a name (and so never something that could end a line in generated code).
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise NascError(
             [Diagnostic("the file is empty", None, name, hint="a .cell file starts with `genotype NAME`")],

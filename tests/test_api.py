@@ -63,3 +63,11 @@ def test_ir_nodes_are_frozen(nasnet_a_text: str) -> None:
     genotype = nasc.parse(nasnet_a_text)
     with pytest.raises(AttributeError):
         genotype.name = "x"  # type: ignore[misc]
+
+
+def test_carriage_returns_are_line_breaks_never_part_of_a_comment(nasnet_a_text: str) -> None:
+    assert nasc.parse(nasnet_a_text.replace("\n", "\r\n")) == nasc.parse(nasnet_a_text)
+    marker = "# The reference concatenates"
+    split = nasnet_a_text.replace(marker, "# one line\r" + marker, 1)
+    leading = nasc.parse(split).cell("normal").output.comments.leading
+    assert leading[0] == "# one line" and leading[1].startswith(marker)

@@ -62,6 +62,8 @@ TOKENS = st.sampled_from(
         "class",
         "\x00",
         "é",
+        "\r",
+        "# c\r",
     ]
 )
 
