@@ -1,0 +1,272 @@
+"""Emit: lowered cell graphs → one standalone PyTorch file, through the Jinja templates.
+
+Every name and number is computed here, in Python, into a view model; the templates only print.
+Names from the .cell file pass through one namespace per scope; strings are emitted with repr.
+The result is parsed back with `ast` before anyone can import it.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+import jinja2
+
+import nasc
+from nasc.compiler import ir
+from nasc.compiler.convention import NASNET, Convention
+from nasc.compiler.hashing import structural_hash
+from nasc.compiler.lower import CellGraph, Channels, lower
+from nasc.compiler.namespace import Namespace
+from nasc.compiler.presets import PRESETS, Preset
+
+# Helpers of templates/support.py.jinja that only some op families need.
+FAMILY_HELPERS = {"separable": {"same_conv"}, "conv": {"same_conv"}, "pool": {"same_pool"}}
+
+# Names the emitted module defines or imports at its top level.
+MODULE_NAMES = (
+    "annotations dataclass replace torch F Tensor nn NASC_VERSION GENOTYPE STRUCTURAL_HASH SOURCE_FILE METADATA "
+    "BatchNormConfig same_padding SameConv2d SamePool2d ReLUConvBN ConvBN FactorizedReduction DropPath "
+    "adjust_x2 match_output IdentityBranch PoolBranch SeparableBranch ConvBranch Preset PRESETS "
+    "DEFAULT_PRESET AuxHead create_model"
+).split()
+# Attributes every cell has, and nn.Module's own.
+CELL_ATTRIBUTES = (
+    "squeeze_x1 adjust_x2 drop_path out_channels stride training forward parameters buffers children modules "
+    "named_parameters named_buffers named_children named_modules state_dict load_state_dict to cuda cpu "
+    "train eval apply zero_grad register_buffer register_parameter add_module get_submodule dump_patches "
+    "call_super_init T_destination extra_repr half float double type requires_grad_ share_memory"
+).split()
+FORWARD_LOCALS = ("self", "x1", "x2")
+
+SAFE_FILE_LABEL = re.compile(r"[A-Za-z0-9._-]+\Z")
+
+
+@dataclass(frozen=True)
+class EmitOptions:
+    """What `nasc compile` was asked for: the default preset of the emitted file, optionally rescaled."""
+
+    preset: str = "cifar"
+    cells_per_stage: int | None = None
+    penultimate_filters: int | None = None
+    num_classes: int | None = None
+    source_file: str | None = None
+
+
+@dataclass
+class _OpView:
+    attr: str
+    construct: str
+    forward: str
+
+
+@dataclass
+class _BlockView:
+    comment: str
+    local: str
+    operands: list[_OpView]
+    init: str
+    forward: str
+    norm: str | None = None
+    channels: str = ""
+
+
+@dataclass
+class _OutputView:
+    attr: str
+    channels: str
+    stride: int
+
+
+@dataclass
+class _CellView:
+    kind: str
+    class_name: str
+    location: str
+    stride: int
+    h0: str
+    h1: str
+    blocks: list[_BlockView] = field(default_factory=list)
+    adapted_outputs: list[_OutputView] = field(default_factory=list)
+    output_terms: list[str] = field(default_factory=list)
+    final_channels: str = ""
+    out_channels: str = ""
+    out_channels_doc: str = ""
+
+
+def _py(value: object) -> str:
+    """A Python literal for a str/int/float/bool/None: repr, never the raw text (double-quoted where
+    repr allows it, as the project's formatter writes strings)."""
+    if isinstance(value, str):
+        literal = repr(value)
+        return f'"{literal[1:-1]}"' if literal.startswith("'") and '"' not in value else literal
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
+        return repr(value)
+    raise TypeError(f"cannot emit {type(value).__name__} as a literal")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("nasc", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["py"] = _py
+    return env
+
+
+def _channels_code(channels: Channels) -> str:
+    if channels.h1:
+        return "h1_channels"
+    return "filters" if channels.filters == 1 else f"{channels.filters} * filters"
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Genotype"
+
+
+def _cell_view(graph: CellGraph, class_name: str, label: str) -> _CellView:
+    env = _environment()
+    attributes = Namespace(CELL_ATTRIBUTES)
+    locals_ = Namespace((*MODULE_NAMES, *FORWARD_LOCALS))
+    local = {name: locals_.name(name) for name in graph.inputs}
+    channels = graph.state_channels()
+    line = graph.span.line if graph.span else None
+    view = _CellView(
+        kind=graph.kind,
+        class_name=class_name,
+        location=f"{label}:{line}" if line else label,
+        stride=graph.stride,
+        h0=local[graph.inputs[0]],
+        h1=local[graph.inputs[1]],
+    )
+    for block in graph.blocks:
+        operands = []
+        for op in block.operands:
+            attr = attributes.name(("op", op.attr), op.attr)
+            construct = str(env.get_template(op.spec.template).module.construct(op, _channels_code(op.in_channels)))
+            term = f"self.{attr}({local[op.state]})"
+            operands.append(_OpView(attr, construct, f"self.drop_path({term})" if op.spec.drop_path else term))
+        norm = attributes.name(("norm", block.target), block.norm_attr) if block.norm_attr else None
+        combine = env.get_template(f"combines/{block.combine.name}.jinja").module
+        block_view = _BlockView(
+            comment=f"{label}:{block.span.line}  {block.source}" if block.span else block.source,
+            local=locals_.name(block.target),
+            operands=operands,
+            init="",
+            forward="",
+            norm=norm,
+            channels=_channels_code(block.channels),
+        )
+        block_view.init = str(combine.init(block_view)).strip()
+        block_view.forward = str(combine.forward(block_view, [op.forward for op in operands])).strip()
+        local[block.target] = block_view.local
+        view.blocks.append(block_view)
+    view.final_channels = _channels_code(graph.final_channels)
+    for output in graph.outputs:
+        if output.adapter_attr:
+            attr = attributes.name(("out", output.member), output.adapter_attr)
+            view.adapted_outputs.append(_OutputView(attr, _channels_code(channels[output.member]), output.stride))
+            view.output_terms.append(f"self.{attr}({local[output.member]})")
+        else:
+            view.output_terms.append(local[output.member])
+    per_filter = graph.out_channels_per_filter
+    view.out_channels = f"{per_filter} * filters"
+    view.out_channels_doc = f"{per_filter}·F"
+    return view
+
+
+def _preset_args(preset: Preset) -> str:
+    return ", ".join(_py(getattr(preset, name)) for name in Preset.__dataclass_fields__)
+
+
+def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None,
+               convention: Convention = NASNET) -> str:
+    """The emitted module's source text. Deterministic: same input, same bytes."""
+    options = options or EmitOptions()
+    graphs = lower(genotype, convention)
+    module_names = Namespace(MODULE_NAMES)
+    class_names = {kind: module_names.name(("cell", kind), _camel(kind) + "Cell") for kind in graphs}
+    network_class = module_names.name("network", _camel(genotype.name))
+    source = options.source_file or genotype.filename
+    label = PurePath(source).name if source else genotype.name
+    if not SAFE_FILE_LABEL.match(label):
+        label = genotype.name
+
+    families = sorted({op.spec.family for g in graphs.values() for b in g.blocks for op in b.operands})
+    helpers = set().union(*(FAMILY_HELPERS.get(family, set()) for family in families))
+    env = _environment()
+    op_templates = [env.get_template(f"ops/{family}.jinja").module for family in families]
+
+    presets = [(name, _preset_args(preset)) for name, preset in PRESETS.items()]
+    default_preset = options.preset
+    normal_per_filter = graphs["normal"].out_channels_per_filter
+    base = PRESETS[options.preset]
+    if options.cells_per_stage or options.penultimate_filters or options.num_classes:
+        scaled = scale_preset(base, normal_per_filter, options.cells_per_stage, options.penultimate_filters,
+                              options.num_classes)
+        default_preset = f"{options.preset}-{scaled.cells_per_stage}@{scaled.filters * 4 * normal_per_filter}"
+        if options.num_classes:
+            default_preset += f"-{scaled.num_classes}"
+        presets.append((default_preset, _preset_args(scaled)))
+
+    context = {
+        "version": nasc.__version__,
+        "source_repr": _py(str(source) if source else "<memory>"),
+        "genotype_name": genotype.name,
+        "structural_hash": structural_hash(genotype),
+        "metadata": [(entry.key, entry.value) for entry in genotype.metadata],
+        "helpers": helpers,
+        "op_templates": op_templates,
+        "cells": [_cell_view(graphs[kind], class_names[kind], label) for kind in graphs],
+        "cell_class": env.get_template("cell.py.jinja").module.cell_class,
+        "network_class": network_class,
+        "normal_class": class_names["normal"],
+        "reduction_class": class_names["reduction"],
+        "normal_out_per_filter": normal_per_filter,
+        "presets": presets,
+        "default_preset": default_preset,
+        "default_classes": dict(PRESETS.items()).get(default_preset, base).num_classes
+        if default_preset in PRESETS else (options.num_classes or base.num_classes),
+        "preset_names": ", ".join(name for name, _ in presets),
+        "preset_summary": ", ".join(
+            f"{name} ({p.cells_per_stage} @ {p.filters * 4 * normal_per_filter})" for name, p in PRESETS.items()
+        ),
+    }
+    text = env.get_template("module.py.jinja").render(context)
+    try:
+        ast.parse(text)
+    except SyntaxError as error:  # a template bug, caught here rather than at the user's import
+        raise RuntimeError(f"nasc emitted invalid Python (line {error.lineno}): {error.msg}") from error
+    return text
+
+
+def scale_preset(base: Preset, normal_per_filter: int, cells_per_stage: int | None,
+                 penultimate_filters: int | None, num_classes: int | None) -> Preset:
+    """The paper's N @ P: N normal cells per stage, P filters in the penultimate layer (P = 4·k·F0 where
+    the normal cell outputs k·F channels)."""
+    from dataclasses import replace
+
+    changes: dict[str, int] = {}
+    if cells_per_stage is not None:
+        if cells_per_stage < 1:
+            raise ValueError("N (cells per stage) must be at least 1")
+        changes["cells_per_stage"] = cells_per_stage
+    if penultimate_filters is not None:
+        unit = 4 * normal_per_filter
+        if penultimate_filters < unit or penultimate_filters % unit:
+            raise ValueError(f"P = {penultimate_filters} is not a positive multiple of {unit}: this genotype's "
+                             f"normal cell outputs {normal_per_filter}·F and the last stage runs at 4·F0")
+        changes["filters"] = penultimate_filters // unit
+    if num_classes is not None:
+        if num_classes < 1:
+            raise ValueError("the number of classes must be at least 1")
+        changes["num_classes"] = num_classes
+    return replace(base, **changes)
