@@ -28,7 +28,8 @@ FAMILY_HELPERS = {"separable": {"same_conv"}, "conv": {"same_conv"}, "pool": {"s
 
 # Names the emitted module defines or imports at its top level.
 MODULE_NAMES = (
-    "annotations dataclass replace torch F Tensor nn NASC_VERSION GENOTYPE STRUCTURAL_HASH SOURCE_FILE METADATA "
+    "annotations dataclass replace torch F Tensor nn "
+    "NASC_VERSION GENOTYPE STRUCTURAL_HASH SOURCE_FILE METADATA "
     "BatchNormConfig same_padding SameConv2d SamePool2d ReLUConvBN ConvBN FactorizedReduction DropPath "
     "adjust_x2 match_output IdentityBranch PoolBranch SeparableBranch ConvBranch Preset PRESETS "
     "DEFAULT_PRESET AuxHead create_model"
@@ -151,9 +152,13 @@ def _cell_view(graph: CellGraph, class_name: str, label: str) -> _CellView:
         operands = []
         for op in block.operands:
             attr = attributes.name(("op", op.attr), op.attr)
-            construct = str(env.get_template(op.spec.template).module.construct(op, _channels_code(op.in_channels)))
+            construct = str(
+                env.get_template(op.spec.template).module.construct(op, _channels_code(op.in_channels))
+            )
             term = f"self.{attr}({local[op.state]})"
-            operands.append(_OpView(attr, construct, f"self.drop_path({term})" if op.spec.drop_path else term))
+            operands.append(
+                _OpView(attr, construct, f"self.drop_path({term})" if op.spec.drop_path else term)
+            )
         norm = attributes.name(("norm", block.target), block.norm_attr) if block.norm_attr else None
         combine = env.get_template(f"combines/{block.combine.name}.jinja").module
         block_view = _BlockView(
@@ -173,7 +178,9 @@ def _cell_view(graph: CellGraph, class_name: str, label: str) -> _CellView:
     for output in graph.outputs:
         if output.adapter_attr:
             attr = attributes.name(("out", output.member), output.adapter_attr)
-            view.adapted_outputs.append(_OutputView(attr, _channels_code(channels[output.member]), output.stride))
+            view.adapted_outputs.append(
+                _OutputView(attr, _channels_code(channels[output.member]), output.stride)
+            )
             view.output_terms.append(f"self.{attr}({local[output.member]})")
         else:
             view.output_terms.append(local[output.member])
@@ -187,8 +194,9 @@ def _preset_args(preset: Preset) -> str:
     return ", ".join(_py(getattr(preset, name)) for name in Preset.__dataclass_fields__)
 
 
-def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None,
-               convention: Convention = NASNET) -> str:
+def emit_torch(
+    genotype: ir.Genotype, options: EmitOptions | None = None, convention: Convention = NASNET
+) -> str:
     """The emitted module's source text. Deterministic: same input, same bytes."""
     options = options or EmitOptions()
     graphs = lower(genotype, convention)
@@ -210,8 +218,9 @@ def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None,
     normal_per_filter = graphs["normal"].out_channels_per_filter
     base = PRESETS[options.preset]
     if options.cells_per_stage or options.penultimate_filters or options.num_classes:
-        scaled = scale_preset(base, normal_per_filter, options.cells_per_stage, options.penultimate_filters,
-                              options.num_classes)
+        scaled = scale_preset(
+            base, normal_per_filter, options.cells_per_stage, options.penultimate_filters, options.num_classes
+        )
         default_preset = f"{options.preset}-{scaled.cells_per_stage}@{scaled.filters * 4 * normal_per_filter}"
         if options.num_classes:
             default_preset += f"-{scaled.num_classes}"
@@ -234,10 +243,12 @@ def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None,
         "presets": presets,
         "default_preset": default_preset,
         "default_classes": dict(PRESETS.items()).get(default_preset, base).num_classes
-        if default_preset in PRESETS else (options.num_classes or base.num_classes),
+        if default_preset in PRESETS
+        else (options.num_classes or base.num_classes),
         "preset_names": ", ".join(name for name, _ in presets),
         "preset_summary": ", ".join(
-            f"{name} ({p.cells_per_stage} @ {p.filters * 4 * normal_per_filter})" for name, p in PRESETS.items()
+            f"{name} ({p.cells_per_stage} @ {p.filters * 4 * normal_per_filter})"
+            for name, p in PRESETS.items()
         ),
     }
     text = env.get_template("module.py.jinja").render(context)
@@ -248,8 +259,13 @@ def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None,
     return text
 
 
-def scale_preset(base: Preset, normal_per_filter: int, cells_per_stage: int | None,
-                 penultimate_filters: int | None, num_classes: int | None) -> Preset:
+def scale_preset(
+    base: Preset,
+    normal_per_filter: int,
+    cells_per_stage: int | None,
+    penultimate_filters: int | None,
+    num_classes: int | None,
+) -> Preset:
     """The paper's N @ P: N normal cells per stage, P filters in the penultimate layer (P = 4·k·F0 where
     the normal cell outputs k·F channels)."""
     from dataclasses import replace
@@ -262,8 +278,10 @@ def scale_preset(base: Preset, normal_per_filter: int, cells_per_stage: int | No
     if penultimate_filters is not None:
         unit = 4 * normal_per_filter
         if penultimate_filters < unit or penultimate_filters % unit:
-            raise ValueError(f"P = {penultimate_filters} is not a positive multiple of {unit}: this genotype's "
-                             f"normal cell outputs {normal_per_filter}·F and the last stage runs at 4·F0")
+            raise ValueError(
+                f"P = {penultimate_filters} is not a positive multiple of {unit}: this genotype's "
+                f"normal cell outputs {normal_per_filter}·F and the last stage runs at 4·F0"
+            )
         changes["filters"] = penultimate_filters // unit
     if num_classes is not None:
         if num_classes < 1:

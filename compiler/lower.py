@@ -117,20 +117,30 @@ def lower_cell(cell: ir.Cell, convention: Convention = NASNET, filename: str | N
         # Every op maps its input to F channels, so `same` combines always agree and concat stacks.
         produced = [F for _ in operands]
         if combine.channels == "same" and len(set(produced)) != 1:
-            raise NascError([Diagnostic(f"`{block.combine}` needs operands of equal channels", block.span,
-                                        filename, hint="use `concat` to stack operands of different widths")])
+            raise NascError(
+                [
+                    Diagnostic(
+                        f"`{block.combine}` needs operands of equal channels",
+                        block.span,
+                        filename,
+                        hint="use `concat` to stack operands of different widths",
+                    )
+                ]
+            )
         block_channels = F if combine.channels == "same" else Channels(sum(c.filters for c in produced))
         channels[block.target] = block_channels
         norm = f"{block.target}_norm" if combine.normalization else None
-        blocks.append(BlockNode(block.target, combine, operands, block_channels, norm, format_block(block),
-                                block.span))
+        blocks.append(
+            BlockNode(block.target, combine, operands, block_channels, norm, format_block(block), block.span)
+        )
     final = blocks[-1].channels
     outputs = []
     for member in cell.output.members:
         member_stride = stride if member in cell.inputs else 1
         may_differ = member == h1 or channels[member] != final or member_stride > 1
-        outputs.append(OutputNode(member, channels[member], member_stride,
-                                  f"out_{member}" if may_differ else None))
+        outputs.append(
+            OutputNode(member, channels[member], member_stride, f"out_{member}" if may_differ else None)
+        )
     return CellGraph(cell.kind, stride, (h0, h1), tuple(blocks), tuple(outputs), final, cell.span)
 
 
@@ -154,7 +164,9 @@ class Module:
     in_channels: int
     out_channels: int
     stride: int
-    adapters: tuple[str, ...] = ()  # adapters inside an op: "1x1 conv" for identity, "1x1 projection" for pools
+    adapters: tuple[
+        str, ...
+    ] = ()  # adapters inside an op: "1x1 conv" for identity, "1x1 projection" for pools
 
 
 @dataclass(frozen=True)
@@ -169,13 +181,16 @@ class RealizedCell:
         return self.graph.out_channels_per_filter * self.filters
 
 
-def realize(graph: CellGraph, filters: int, x1_channels: int, x2_channels: int | None,
-            reduce_x2: bool) -> RealizedCell:
+def realize(
+    graph: CellGraph, filters: int, x1_channels: int, x2_channels: int | None, reduce_x2: bool
+) -> RealizedCell:
     """The modules one instance of the cell has, adapters included, with concrete numbers."""
     modules = [Module("squeeze_x1", "relu_conv_bn", x1_channels, filters, 1)]
     if x2_channels is None:
         h1_channels = x1_channels
-        modules.append(Module("adjust_x2", "identity (h1 is x1: the cell has no x2)", x1_channels, x1_channels, 1))
+        modules.append(
+            Module("adjust_x2", "identity (h1 is x1: the cell has no x2)", x1_channels, x1_channels, 1)
+        )
     elif reduce_x2:
         h1_channels = filters
         modules.append(Module("adjust_x2", "relu_factorized_reduction", x2_channels, filters, 2))
