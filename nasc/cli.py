@@ -187,3 +187,174 @@ def hash_command(files: tuple[str, ...]) -> None:
 
     if _each_genotype(files, show):
         sys.exit(1)
+
+
+# -- compiling --------------------------------------------------------------------------------------
+
+PRESET_NAMES = ("cifar", "mobile", "large")
+
+
+def _parse_scale(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """The paper's `N@P`: N normal cells per stage, P filters in the penultimate layer."""
+    if value is None:
+        return None
+    cells, _, filters = value.partition("@")
+    if not (cells.isdigit() and filters.isdigit()) or int(cells) < 1 or int(filters) < 1:
+        raise click.BadParameter(
+            f"{value!r} is not N@P, e.g. 6@768 (N cells per stage, P penultimate filters)"
+        )
+    return int(cells), int(filters)
+
+
+def _network_options(command: Callable) -> Callable:
+    """--preset, --scale and --num-classes, shared by every command that builds a network."""
+    command = click.option("--num-classes", type=click.IntRange(min=1), help="Classes of the classifier.")(
+        command
+    )
+    command = click.option(
+        "--scale",
+        callback=_parse_scale,
+        metavar="N@P",
+        help="N normal cells per stage, P penultimate filters (e.g. 6@768).",
+    )(command)
+    return click.option(
+        "--preset",
+        type=click.Choice(PRESET_NAMES),
+        default="cifar",
+        show_default=True,
+        help="Network skeleton and hyper-parameters of the reference.",
+    )(command)
+
+
+def _emit_options(path: str, preset: str, scale: tuple[int, int] | None, num_classes: int | None):
+    from nasc.compiler.emit_torch import EmitOptions
+
+    cells, filters = scale or (None, None)
+    return EmitOptions(
+        preset=preset,
+        cells_per_stage=cells,
+        penultimate_filters=filters,
+        num_classes=num_classes,
+        source_file=path,
+    )
+
+
+def _build(genotype, options, *, image_size: int | None = None):
+    """Emit, import and build the network of `options`; returns (source, module, model, image size)."""
+    from nasc.compiler.emit_torch import emit_torch
+    from nasc.runtime.build import import_source
+
+    try:
+        source = emit_torch(genotype, options)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    module = import_source(source)
+    preset = module.PRESETS[module.DEFAULT_PRESET]
+    size = image_size or preset.image_size
+    try:
+        model = module.create_model(module.DEFAULT_PRESET, image_size=size)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    return source, module, model, size
+
+
+def _load_one(path: str):
+    genotype = load(path)
+    return genotype
+
+
+@main.command(name="compile")
+@click.argument("file", type=click.Path())
+@click.option("--target", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option("-o", "--output", type=click.Path(), help="Output file (default: GENOTYPE.py / .onnx here).")
+@_network_options
+def compile_command(file: str, target: str, output: str | None, preset: str, scale, num_classes) -> None:
+    """Compile a .cell file into a standalone PyTorch module (or a verified ONNX model).
+
+    The module imports only torch and the standard library and offers
+    create_model(preset, num_classes=..., aux_head=...), PRESETS and the network class.
+
+    \b
+    Example:
+      nasc compile genotypes/nasnet_a.cell --target torch -o nasnet_a.py
+      nasc compile genotypes/nasnet_a.cell --preset mobile --scale 4@1056
+    """
+    genotype = _load_one(file)
+    options = _emit_options(file, preset, scale, num_classes)
+    if target == "onnx":
+        from nasc.runtime.onnx_export import export_command_body
+
+        export_command_body(genotype, options, output, image_size=None, opset=None, batch="1")
+        return
+    source, module, model, size = _build(genotype, options)
+    destination = output or f"{genotype.name}.py"
+    try:
+        atomic_write_text(destination, source)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {destination}: {error.strerror or error}") from None
+    from nasc.runtime.stats import count_parameters, measure
+
+    stats = measure(model, size)
+    classes = [
+        module.__dict__[name].__name__ for name in ("NormalCell", "ReductionCell") if name in module.__dict__
+    ]
+    network = type(model).__name__
+    click.echo(f"wrote {destination}: genotype {genotype.name}, classes {', '.join([*classes, network])}")
+    click.echo(
+        f"  preset {module.DEFAULT_PRESET}: {count_parameters(model):,} parameters, "
+        f"{stats.mult_adds:,} mult-adds at {size}x{size}, {len(model.cells)} cells"
+    )
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@_network_options
+@click.option(
+    "--image-size", type=click.IntRange(min=8), help="Input height and width (default: the preset's)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def stats(file: str, preset: str, scale, num_classes, image_size: int | None, as_json: bool) -> None:
+    """Parameters (with and without the aux head), conv + linear mult-adds, and a per-cell table.
+
+    \b
+    Example:
+      nasc stats genotypes/nasnet_a.cell --preset mobile
+    """
+    genotype = _load_one(file)
+    options = _emit_options(file, preset, scale, num_classes)
+    _, module, model, size = _build(genotype, options, image_size=image_size)
+    from nasc.runtime.stats import measure
+
+    try:
+        aux_model = module.create_model(module.DEFAULT_PRESET, image_size=size, aux_head=True)
+    except ValueError:
+        aux_model = None  # the image is too small for the aux head: report the network without it
+    figures = measure(model, size, aux_model)
+    if as_json:
+        import json
+
+        click.echo(
+            json.dumps(
+                {"genotype": genotype.name, "preset": module.DEFAULT_PRESET, **figures.to_dict()}, indent=2
+            )
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{genotype.name} · {module.DEFAULT_PRESET} · {size}x{size}")
+    for column in ("cell", "kind", "output (C×H×W)", "parameters", "mult-adds"):
+        table.add_column(column, justify="right" if column in ("parameters", "mult-adds") else "left")
+    for cell in figures.cells:
+        table.add_row(
+            cell.name,
+            cell.kind,
+            "×".join(map(str, cell.output_shape[1:])),
+            f"{cell.parameters:,}",
+            f"{cell.mult_adds:,}",
+        )
+    console = Console(width=100)
+    console.print(table)
+    with_aux = f"{figures.parameters_with_aux:,}" if figures.parameters_with_aux is not None else "n/a"
+    console.print(f"parameters: {figures.parameters:,} (with aux head: {with_aux})")
+    console.print(f"mult-adds (conv + linear): {figures.mult_adds:,}")

@@ -151,3 +151,78 @@ def test_every_command_has_help_with_an_example() -> None:
     for command in main.commands:
         code, out, _ = run(command, "--help")
         assert code == 0 and "Example" in out, command
+
+
+# -- compile and stats ---------------------------------------------------------------------------------
+
+
+def test_compile_writes_a_standalone_module_and_reports_it(tmp_path: Path) -> None:
+    out = tmp_path / "nasnet_a.py"
+    code, stdout, stderr = run(
+        "compile", str(GENOTYPES / "nasnet_a.cell"), "--preset", "mobile", "-o", str(out)
+    )
+    assert code == 0, stderr
+    assert f"wrote {out}" in stdout and "5,289,978 parameters" in stdout and "563,638,816 mult-adds" in stdout
+    assert 'DEFAULT_PRESET = "mobile"' in out.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["nasnet_a.py"]
+
+
+def test_compile_with_scale_and_classes_sets_the_default_preset(tmp_path: Path) -> None:
+    out = tmp_path / "small.py"
+    code, stdout, _ = run(
+        "compile", str(GENOTYPES / "nasnet_a.cell"), "--scale", "2@240", "--num-classes", "5", "-o", str(out)
+    )
+    assert code == 0 and "preset cifar-2@240-5: 160,400 parameters" in stdout
+    assert 'DEFAULT_PRESET = "cifar-2@240-5"' in out.read_text()
+    from nasc.runtime.build import import_source
+
+    model = import_source(out.read_text()).create_model()
+    assert model.preset.cells_per_stage == 2 and model.preset.filters == 10 and model.num_classes == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scale", "6@770"], "not a positive multiple of 24"),
+        (["--scale", "six@768"], "is not N@P"),
+        (["--preset", "huge"], "'huge' is not one of"),
+    ],
+)
+def test_compile_rejects_bad_network_options_with_usage_errors(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    code, _, err = run("compile", str(GENOTYPES / "nasnet_a.cell"), "-o", str(tmp_path / "x.py"), *args)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "x.py").exists()
+
+
+def test_compile_to_an_unwritable_place_is_one_clear_error(tmp_path: Path) -> None:
+    code, _, err = run("compile", str(GENOTYPES / "nasnet_a.cell"), "-o", str(tmp_path / "missing" / "x.py"))
+    assert code == 1 and "cannot write" in err and "Traceback" not in err
+
+
+def test_compile_reports_cell_errors_without_writing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.cell"
+    bad.write_text("genotype t\nnormal(h0, h1) { h2 = add(identity(h0), foo(h1)) return concat(h2) }\n")
+    code, _, err = run("compile", str(bad), "-o", str(tmp_path / "x.py"))
+    assert code == 1 and f"{bad}:2:41: error: unknown op `foo`" in err
+    assert not (tmp_path / "x.py").exists()
+
+
+def test_stats_json_has_the_reference_figures() -> None:
+    import json
+
+    code, out, _ = run("stats", str(GENOTYPES / "nasnet_a.cell"), "--preset", "mobile", "--json")
+    assert code == 0
+    figures = json.loads(out)
+    assert figures["parameters"] == 5_289_978 and figures["parameters_with_aux"] == 7_701_218
+    assert figures["mult_adds"] == 563_638_816
+    assert len(figures["cells"]) == 16 and figures["cells"][-1]["output_shape"] == [1, 1056, 7, 7]
+    assert sum(c["parameters"] for c in figures["cells"]) < figures["parameters"]
+
+
+def test_stats_table_for_people() -> None:
+    code, out, _ = run("stats", str(GENOTYPES / "nasnet_a.cell"))
+    assert code == 0
+    assert "parameters: 3,346,538 (with aux head: 4,978,036)" in out
+    assert "cells.19" in out and "NormalCell" in out

@@ -1,0 +1,103 @@
+"""Counting a built network: parameters, conv + linear mult-adds, and a per-cell table.
+
+Measured on the real module with forward hooks (batch 1), so the figures are those of the code a
+user runs, not of a model of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class CellStats:
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    parameters: int
+    mult_adds: int
+
+
+@dataclass(frozen=True)
+class NetworkStats:
+    parameters: int
+    parameters_with_aux: int | None
+    mult_adds: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    cells: tuple[CellStats, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _layer_mult_adds(layer: nn.Module, output: torch.Tensor) -> int:
+    if isinstance(layer, nn.Conv2d):
+        kh, kw = layer.kernel_size
+        return output[0].numel() * (layer.in_channels // layer.groups) * kh * kw
+    if isinstance(layer, nn.Linear):
+        return (output.numel() // output.shape[0]) * layer.in_features
+    return 0
+
+
+def measure(model: nn.Module, image_size: int, aux_model: nn.Module | None = None) -> NetworkStats:
+    """Parameters (without aux head; with it when `aux_model` is given), and mult-adds of one
+    eval-mode forward pass at batch 1, in total and per cell."""
+    counter = {"total": 0}
+    per_cell: dict[str, int] = {}
+    owner: dict[nn.Module, str] = {}
+    for index, cell in enumerate(model.cells):
+        for sub in cell.modules():
+            owner[sub] = f"cells.{index}"
+
+    def hook(layer: nn.Module, _inputs, output: torch.Tensor) -> None:
+        macs = _layer_mult_adds(layer, output)
+        counter["total"] += macs
+        if layer in owner:
+            per_cell[owner[layer]] = per_cell.get(owner[layer], 0) + macs
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles += [
+        cell.register_forward_hook(
+            lambda _m, _i, out, key=f"cells.{i}": shapes.__setitem__(key, tuple(out.shape))
+        )
+        for i, cell in enumerate(model.cells)
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            x = torch.zeros(1, 3, image_size, image_size)
+            logits = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    cells = tuple(
+        CellStats(
+            f"cells.{i}",
+            type(cell).__name__,
+            shapes[f"cells.{i}"],
+            count_parameters(cell),
+            per_cell.get(f"cells.{i}", 0),
+        )
+        for i, cell in enumerate(model.cells)
+    )
+    return NetworkStats(
+        parameters=count_parameters(model),
+        parameters_with_aux=count_parameters(aux_model) if aux_model is not None else None,
+        mult_adds=counter["total"],
+        input_shape=(1, 3, image_size, image_size),
+        output_shape=tuple(logits.shape),
+        cells=cells,
+    )
