@@ -82,6 +82,7 @@ class SamePool2d(nn.Module):
     def __init__(self, mode: str, kernel_size: int, stride: int) -> None:
         super().__init__()
         self.mode, self.kernel_size, self.stride = mode, kernel_size, stride
+        self._pixel_counts: dict[tuple, Tensor] = {}  # per input size: real pixels under each window
 
     def forward(self, x: Tensor) -> Tensor:
         k, s = self.kernel_size, self.stride
@@ -95,8 +96,12 @@ class SamePool2d(nn.Module):
         if self.mode == "max":
             return F.max_pool2d(F.pad(x, pads, value=float("-inf")), k, s)
         # The asymmetric padding is explicit here, so divide by the count of real pixels ourselves.
-        ones = torch.ones((1, 1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
-        return F.avg_pool2d(F.pad(x, pads), k, s) / F.avg_pool2d(F.pad(ones, pads), k, s)
+        key = (*x.shape[-2:], x.dtype, x.device)
+        counts = self._pixel_counts.get(key)
+        if counts is None:
+            ones = torch.ones((1, 1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
+            counts = self._pixel_counts[key] = F.avg_pool2d(F.pad(ones, pads), k, s)
+        return F.avg_pool2d(F.pad(x, pads), k, s) / counts
 
 
 class ReLUConvBN(nn.Module):

@@ -1,0 +1,155 @@
+"""Compiled NASNet-A vs the hand-written peers, side by side in one process (ratios, not absolutes).
+
+    python bench/bench_torch.py [--repeats 20] [--skip-large] [--skip-memory]
+
+- eager forward, batch 1 and 16, mobile @224: nasc vs pretrainedmodels nasnetamobile
+- eager forward, batch 1, large @331: nasc vs timm nasnetalarge
+- one training step (forward, backward, SGD), batch 8, mobile @224
+- peak resident memory of each of those, each in a fresh subprocess
+- `nasc compile` in process (parse + check + lower + emit) for NASNet-A
+
+Measurements alternate between the two models round by round, so drift hits both alike; each
+figure is the median of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build(which: str, preset: str):
+    import torch
+
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(0)
+    if which == "nasc":
+        import nasc
+        from nasc.runtime.build import compile_module
+
+        module = compile_module(nasc.load(ROOT / "genotypes" / "nasnet_a.cell"))
+        return module.create_model(preset)
+    if preset == "mobile":
+        import pretrainedmodels
+
+        return pretrainedmodels.nasnetamobile(num_classes=1000, pretrained=None)
+    import timm
+
+    return timm.create_model("nasnetalarge", pretrained=False)
+
+
+def task(model, kind: str, batch: int, size: int):
+    import torch
+
+    x = torch.randn(batch, 3, size, size)
+    if kind == "forward":
+        model.eval()
+
+        def step() -> None:
+            with torch.no_grad():
+                model(x)
+
+        return step
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    target = torch.randint(0, 1000, (batch,))
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        torch.nn.functional.cross_entropy(logits, target).backward()
+        optimizer.step()
+
+    return train_step
+
+
+CASES = [  # (name, preset, kind, batch, image size)
+    ("mobile forward b1", "mobile", "forward", 1, 224),
+    ("mobile forward b16", "mobile", "forward", 16, 224),
+    ("mobile train step b8", "mobile", "train", 8, 224),
+    ("large forward b1", "large", "forward", 1, 331),
+]
+
+
+def time_case(preset: str, kind: str, batch: int, size: int, repeats: int) -> dict[str, float]:
+    steps = {which: task(build(which, preset), kind, batch, size) for which in ("nasc", "peer")}
+    for step in steps.values():  # warm up: allocator, kernels, lazy init
+        step()
+        step()
+    samples: dict[str, list[float]] = {"nasc": [], "peer": []}
+    for _ in range(repeats):
+        for which, step in steps.items():
+            start = time.perf_counter()
+            step()
+            samples[which].append(time.perf_counter() - start)
+    return {which: statistics.median(values) for which, values in samples.items()}
+
+
+def peak_memory(which: str, preset: str, kind: str, batch: int, size: int) -> float:
+    """Peak RSS (MiB) of a fresh process that builds the model and runs the task three times."""
+    here = str(Path(__file__).parent)
+    code = (
+        f"import resource, sys; sys.path.insert(0, {here!r}); import bench_torch as b\n"
+        f"step = b.task(b.build({which!r}, {preset!r}), {kind!r}, {batch}, {size})\n"
+        "for _ in range(3): step()\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def compile_time(repeats: int = 50) -> float:
+    import nasc
+    from nasc.compiler.emit_torch import emit_torch
+
+    text = (ROOT / "genotypes" / "nasnet_a.cell").read_text()
+    emit_torch(nasc.parse(text))  # templates load once per process
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        emit_torch(nasc.parse(text, "nasnet_a.cell"))
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    import torch
+
+    results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cases": []}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats} rounds")
+    print(f"{'case':24s} {'nasc ms':>9s} {'peer ms':>9s} {'ratio':>6s} {'nasc MiB':>9s} {'peer MiB':>9s}")
+    for name, preset, kind, batch, size in CASES:
+        if args.skip_large and preset == "large":
+            continue
+        repeats = max(3, args.repeats // 4) if preset == "large" or batch > 8 else args.repeats
+        times = time_case(preset, kind, batch, size, repeats)
+        memory = ({} if args.skip_memory else
+                  {which: peak_memory(which, preset, kind, batch, size) for which in ("nasc", "peer")})
+        ratio = times["nasc"] / times["peer"]
+        results["cases"].append({"case": name, "seconds": times, "ratio": ratio, "peak_rss_mib": memory})
+        mem = f"{memory['nasc']:9.0f} {memory['peer']:9.0f}" if memory else ""
+        print(f"{name:24s} {1e3 * times['nasc']:9.1f} {1e3 * times['peer']:9.1f} {ratio:6.2f} {mem}")
+    seconds = compile_time()
+    results["compile_ms"] = 1e3 * seconds
+    print(f"nasc compile (parse + check + lower + emit) of NASNet-A: {1e3 * seconds:.1f} ms")
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
