@@ -138,8 +138,11 @@ def main() -> None:
             continue
         repeats = max(3, args.repeats // 4) if preset == "large" or batch > 8 else args.repeats
         times = time_case(preset, kind, batch, size, repeats)
-        memory = ({} if args.skip_memory else
-                  {which: peak_memory(which, preset, kind, batch, size) for which in ("nasc", "peer")})
+        memory = (
+            {}
+            if args.skip_memory
+            else {which: peak_memory(which, preset, kind, batch, size) for which in ("nasc", "peer")}
+        )
         ratio = times["nasc"] / times["peer"]
         results["cases"].append({"case": name, "seconds": times, "ratio": ratio, "peak_rss_mib": memory})
         mem = f"{memory['nasc']:9.0f} {memory['peer']:9.0f}" if memory else ""
