@@ -95,13 +95,18 @@ def time_case(preset: str, kind: str, batch: int, size: int, repeats: int) -> di
 
 
 def peak_memory(which: str, preset: str, kind: str, batch: int, size: int) -> float:
-    """Peak RSS (MiB) of a fresh process that builds the model and runs the task three times."""
+    """Memory (MiB) the task needs above the resident model: peak RSS while running it three times
+    minus RSS before, in a fresh process that built the model (peak reset via /proc/self/clear_refs,
+    so imports and the peers' heavier dependencies do not count)."""
     here = str(Path(__file__).parent)
     code = (
-        f"import resource, sys; sys.path.insert(0, {here!r}); import bench_torch as b\n"
+        f"import sys; sys.path.insert(0, {here!r}); import bench_torch as b\n"
         f"step = b.task(b.build({which!r}, {preset!r}), {kind!r}, {batch}, {size})\n"
+        "kib = lambda key: int(dict(l.split(':', 1) for l in open('/proc/self/status'))[key].split()[0])\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "before = kib('VmRSS')\n"
         "for _ in range(3): step()\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "print((kib('VmHWM') - before) / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -132,7 +137,7 @@ def main() -> None:
 
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cases": []}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats} rounds")
-    print(f"{'case':24s} {'nasc ms':>9s} {'peer ms':>9s} {'ratio':>6s} {'nasc MiB':>9s} {'peer MiB':>9s}")
+    print(f"{'case':24s} {'nasc ms':>9s} {'peer ms':>9s} {'ratio':>6s} {'nasc +MiB':>9s} {'peer +MiB':>9s}")
     for name, preset, kind, batch, size in CASES:
         if args.skip_large and preset == "large":
             continue
