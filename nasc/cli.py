@@ -282,9 +282,7 @@ def compile_command(file: str, target: str, output: str | None, preset: str, sca
     genotype = _load_one(file)
     options = _emit_options(file, preset, scale, num_classes)
     if target == "onnx":
-        from nasc.runtime.onnx_export import export_command_body
-
-        export_command_body(genotype, options, output, image_size=None, opset=None, batch="1")
+        _export(genotype, options, output or f"{genotype.name}.onnx", image_size=None, opset=None, batch="1")
         return
     source, module, model, size = _build(genotype, options)
     destination = output or f"{genotype.name}.py"
@@ -358,3 +356,133 @@ def stats(file: str, preset: str, scale, num_classes, image_size: int | None, as
     with_aux = f"{figures.parameters_with_aux:,}" if figures.parameters_with_aux is not None else "n/a"
     console.print(f"parameters: {figures.parameters:,} (with aux head: {with_aux})")
     console.print(f"mult-adds (conv + linear): {figures.mult_adds:,}")
+
+
+def _export(genotype, options, output: str, *, image_size: int | None, opset: int | None, batch: str) -> None:
+    from nasc.runtime.onnx_export import ExportError, export_onnx
+
+    click.echo(
+        f"exporting {genotype.name} ({options.preset}) to ONNX and checking it in onnxruntime ...", err=True
+    )
+    try:
+        report = export_onnx(genotype, options, output, image_size=image_size, opset=opset, batch=batch)
+    except ExportError as error:
+        raise click.ClickException(str(error)) from None
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    ops = ", ".join(f"{name} {count}" for name, count in report.op_mix)
+    click.echo(
+        f"wrote {report.path}: opset {report.opset}, batch {report.batch}, "
+        f"{report.image_size}x{report.image_size}, {report.nodes} nodes, {report.size_bytes / 1e6:.1f} MB"
+    )
+    click.echo(
+        f"  onnxruntime ({report.provider}) vs PyTorch: max abs diff {report.max_abs_diff:.2e}, "
+        f"max rel diff {report.max_rel_diff:.2e}"
+    )
+    click.echo(f"  graph: {'static shapes' if report.static_graph else 'dynamic shapes'}; ops: {ops}")
+    click.echo(
+        f"  provenance: genotype {report.metadata['genotype']}, hash {report.metadata['structural_hash'][:12]}, "
+        f"preset {report.metadata['preset']} ({report.metadata['scale']})"
+    )
+
+
+def _parse_batch(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if value != "dynamic" and not (value.isdigit() and int(value) >= 1):
+        raise click.BadParameter(f"{value!r} is neither a positive number nor 'dynamic'")
+    return value
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option(
+    "--onnx", "as_onnx", is_flag=True, required=True, help="Export to ONNX (the one format so far)."
+)
+@click.option("-o", "--output", type=click.Path(), help="Output file (default: GENOTYPE_PRESET.onnx here).")
+@_network_options
+@click.option(
+    "--image-size", type=click.IntRange(min=8), help="Input height and width (default: the preset's)."
+)
+@click.option("--opset", type=int, help="ONNX opset (default: torch.onnx's).")
+@click.option(
+    "--batch",
+    default="1",
+    show_default=True,
+    callback=_parse_batch,
+    metavar="N|dynamic",
+    help="Fixed batch size, or 'dynamic' for a variable first axis.",
+)
+def export(
+    file: str,
+    as_onnx: bool,
+    output: str | None,
+    preset: str,
+    scale,
+    num_classes,
+    image_size: int | None,
+    opset: int | None,
+    batch: str,
+) -> None:
+    """Export to ONNX, verified: onnx checker, shape inference, and onnxruntime against PyTorch.
+
+    Fails (exit 1, no file written) if onnxruntime and PyTorch differ by more than 1e-4 relative.
+    The model's metadata carries the genotype, its hash, the preset and the .cell source.
+
+    \b
+    Example:
+      nasc export genotypes/nasnet_a.cell --onnx --preset mobile -o nasnet_a_mobile.onnx
+    """
+    genotype = _load_one(file)
+    options = _emit_options(file, preset, scale, num_classes)
+    _export(
+        genotype,
+        options,
+        output or f"{genotype.name}_{preset}.onnx",
+        image_size=image_size,
+        opset=opset,
+        batch=batch,
+    )
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+def show(file: str) -> None:
+    """Show where a model came from: the provenance in an exported .onnx, or a .cell's summary.
+
+    \b
+    Examples:
+      nasc show nasnet_a_mobile.onnx
+      nasc show genotypes/nasnet_a.cell
+    """
+    if file.endswith(".onnx"):
+        from nasc.runtime.onnx_export import read_metadata
+
+        if not os.path.isfile(file):
+            raise NascError([Diagnostic("no such file", None, file)])
+        try:
+            metadata = read_metadata(file)
+        except Exception as error:
+            raise click.ClickException(
+                f"{file} is not a readable ONNX model: {str(error).splitlines()[0]}"
+            ) from None
+        if not metadata:
+            raise click.ClickException(f"{file} carries no nasc provenance (it was not exported by nasc)")
+        source = metadata.pop("cell_source", "")
+        for key, value in metadata.items():
+            click.echo(f"{key}: {value}")
+        click.echo("cell source:")
+        click.echo("".join(f"  | {line}\n" for line in source.splitlines()), nl=False)
+        return
+    genotype = _load_one(file)
+    click.echo(f"genotype {genotype.name} ({file})")
+    click.echo(f"structural hash: {nasc.structural_hash(genotype)}")
+    for entry in genotype.metadata:
+        click.echo(f"  {entry.key} = {entry.value!r}")
+    for cell in genotype.cells:
+        click.echo(f"{cell.kind}: {len(cell.blocks)} blocks, output concat({', '.join(cell.output.members)})")
+    _, module, model, size = _build(genotype, _emit_options(file, "cifar", None, None))
+    from nasc.runtime.stats import measure
+
+    figures = measure(model, size)
+    click.echo(
+        f"cifar preset: {figures.parameters:,} parameters, {figures.mult_adds:,} mult-adds at {size}x{size}"
+    )
