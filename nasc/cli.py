@@ -380,9 +380,10 @@ def _export(genotype, options, output: str, *, image_size: int | None, opset: in
         f"max rel diff {report.max_rel_diff:.2e}"
     )
     click.echo(f"  graph: {'static shapes' if report.static_graph else 'dynamic shapes'}; ops: {ops}")
+    meta = report.metadata
     click.echo(
-        f"  provenance: genotype {report.metadata['genotype']}, hash {report.metadata['structural_hash'][:12]}, "
-        f"preset {report.metadata['preset']} ({report.metadata['scale']})"
+        f"  provenance: genotype {meta['genotype']}, hash {meta['structural_hash'][:12]}, "
+        f"preset {meta['preset']} ({meta['scale']})"
     )
 
 
@@ -479,7 +480,7 @@ def show(file: str) -> None:
         click.echo(f"  {entry.key} = {entry.value!r}")
     for cell in genotype.cells:
         click.echo(f"{cell.kind}: {len(cell.blocks)} blocks, output concat({', '.join(cell.output.members)})")
-    _, module, model, size = _build(genotype, _emit_options(file, "cifar", None, None))
+    _, _, model, size = _build(genotype, _emit_options(file, "cifar", None, None))
     from nasc.runtime.stats import measure
 
     figures = measure(model, size)
