@@ -1,0 +1,707 @@
+"""`nasc train`: compile a genotype in process, train it with the paper's recipe, and keep every
+artifact safe: atomic checkpoints each epoch, bit-for-bit resume on the CPU, a clean stop on NaN or
+Ctrl-C, and DistributedDataParallel under torchrun.
+
+Files under --out: checkpoint.pt (latest), best.pt (best validation accuracy), metrics.jsonl (one
+line per epoch), curves.png, model.py (the compiled module the checkpoints load into), config.json,
+result.json (final test accuracy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+import nasc
+from nasc.compiler import ir
+from nasc.compiler.emit_torch import EmitOptions, emit_torch
+from nasc.fileio import atomic_write_bytes, atomic_write_text
+from nasc.runtime.build import import_source
+from nasc.runtime.data import DataSplits, collate, load_dataset
+from nasc.runtime.optim import ExponentialMovingAverage, RMSpropTF, parameter_groups
+
+CHECKPOINT_FORMAT = "nasc-checkpoint-1"
+
+
+class TrainingError(Exception):
+    """A user-facing problem (bad options, unusable out dir, no checkpoint): one clear line."""
+
+
+class NonFiniteLoss(TrainingError):
+    pass
+
+
+class _StopRequested(Exception):
+    """Ctrl-C was pressed: stop at the next step boundary, where the state is whole."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe of the paper (appendix A.6, A.7; Inception-v3's schedule for ImageNet)."""
+
+    optimizer: str  # "sgd" (momentum) or "rmsprop_tf"
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: str  # "cosine" (single period) or "exponential" (staircase)
+    label_smoothing: float
+    aux_weight: float
+    ema_decay: float | None
+    decay_rate: float = 0.94
+    decay_epochs: float = 2.0
+
+
+RECIPES = {
+    "cifar": Recipe(
+        "sgd",
+        lr=0.025,
+        momentum=0.9,
+        weight_decay=5e-4,
+        schedule="cosine",
+        label_smoothing=0.0,
+        aux_weight=0.4,
+        ema_decay=None,
+    ),
+    "imagenet": Recipe(
+        "rmsprop_tf",
+        lr=0.045,
+        momentum=0.9,
+        weight_decay=4e-5,
+        schedule="exponential",
+        label_smoothing=0.1,
+        aux_weight=0.4,
+        ema_decay=0.9999,
+    ),
+}
+
+# What each dataset trains by default: the full networks for real data, a small NASNet (the search's
+# N = 2 proxy) for the embedded digits, so that it trains in minutes on two cores.
+DATASET_DEFAULTS = {
+    "digits": {
+        "recipe": "cifar",
+        "preset": "cifar",
+        "scale": (2, 192),
+        "image_size": 16,
+        "epochs": 15,
+        "batch_size": 32,
+        "lr": 0.05,
+    },
+    "cifar10": {
+        "recipe": "cifar",
+        "preset": "cifar",
+        "scale": None,
+        "image_size": 32,
+        "epochs": 600,
+        "batch_size": 32,
+        "lr": None,
+    },
+    "imagefolder": {
+        "recipe": "imagenet",
+        "preset": "mobile",
+        "scale": None,
+        "image_size": 224,
+        "epochs": 100,
+        "batch_size": 32,
+        "lr": None,
+    },
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. None means: the dataset's or the recipe's default."""
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    out: str = "runs/train"
+    preset: str | None = None
+    scale: tuple[int, int] | None = None
+    num_classes: int | None = None
+    image_size: int | None = None
+    recipe: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    aux_weight: float | None = None
+    aux_head: bool = True
+    ema_decay: float | None = None
+    drop_path_keep_prob: float | None = None
+    cutout: int = 0
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    channels_last: bool = False
+    amp: bool = False
+    resume: bool = False
+    quiet: bool = False
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every default filled in from the dataset and the recipe."""
+        if self.dataset not in DATASET_DEFAULTS:
+            raise TrainingError(f"unknown dataset {self.dataset!r}; choose {', '.join(DATASET_DEFAULTS)}")
+        defaults = DATASET_DEFAULTS[self.dataset]
+        recipe_name = self.recipe or defaults["recipe"]
+        if recipe_name not in RECIPES:
+            raise TrainingError(f"unknown recipe {recipe_name!r}; choose {', '.join(RECIPES)}")
+        recipe = RECIPES[recipe_name]
+
+        def pick(value, fallback):
+            return fallback if value is None else value
+
+        return dataclasses.replace(
+            self,
+            recipe=recipe_name,
+            preset=pick(self.preset, defaults["preset"]),
+            scale=self.scale if self.scale is not None else defaults["scale"],
+            image_size=pick(self.image_size, defaults["image_size"]),
+            epochs=pick(self.epochs, defaults["epochs"]),
+            batch_size=pick(self.batch_size, defaults["batch_size"]),
+            lr=pick(self.lr, pick(defaults["lr"], recipe.lr)),
+            momentum=pick(self.momentum, recipe.momentum),
+            weight_decay=pick(self.weight_decay, recipe.weight_decay),
+            label_smoothing=pick(self.label_smoothing, recipe.label_smoothing),
+            aux_weight=pick(self.aux_weight, recipe.aux_weight),
+            ema_decay=pick(self.ema_decay, recipe.ema_decay),
+        )
+
+
+@dataclass
+class TrainResult:
+    out: str
+    epochs: int
+    steps: int
+    test_accuracy: float | None
+    test_loss: float | None
+    best_val_accuracy: float
+    final_val_accuracy: float
+    parameters: int
+    seconds: float
+    images_per_second: float
+    stopped: str | None = None  # None: finished; "interrupted"
+    history: list[dict] = field(default_factory=list)
+
+
+# -- distributed ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def _distributed(device: torch.device) -> Distributed:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _all_sum(values: list[float], env: Distributed, device: torch.device) -> list[float]:
+    if not env.active:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+# -- the run -------------------------------------------------------------------------------------------
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: no CUDA device is available here")
+    if name not in ("cpu", "cuda"):
+        raise TrainingError(f"--device must be auto, cpu or cuda, not {name!r}")
+    return torch.device(name)
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _epoch_order(size: int, seed: int, epoch: int, env: Distributed) -> list[int]:
+    """This rank's sample order for an epoch: a permutation fixed by (seed, epoch), sharded by rank
+    and padded so every rank runs the same number of steps (as DistributedSampler does)."""
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+    per_rank = math.ceil(size / env.world)
+    order += order[: per_rank * env.world - size]
+    return order[env.rank :: env.world]
+
+
+class Trainer:
+    def __init__(self, genotype: ir.Genotype, config: TrainConfig, data: DataSplits | None = None) -> None:
+        self.config = config = config.resolved()
+        self.genotype = genotype
+        self.device = _device(config.device)
+        if (config.amp or config.channels_last) and self.device.type != "cuda":
+            raise TrainingError("--amp and --channels-last are for CUDA devices; this run is on the CPU")
+        self.env = _distributed(self.device)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.env.local_rank)
+            torch.cuda.set_device(self.device)
+        self.out = Path(config.out)
+        self.data = data or load_dataset(
+            config.dataset, config.data_dir, image_size=config.image_size, cutout=config.cutout
+        )
+        cells, filters = config.scale or (None, None)
+        self.options = EmitOptions(
+            preset=config.preset,
+            cells_per_stage=cells,
+            penultimate_filters=filters,
+            num_classes=config.num_classes or self.data.num_classes,
+            source_file=genotype.filename,
+        )
+        try:
+            self.source = emit_torch(genotype, self.options)
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
+        self.module = import_source(self.source)
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
+        self.aux_head = config.aux_head and config.aux_weight > 0
+        model = self._create_model(self.aux_head)
+        if model is None:
+            self.aux_head = False
+            model = self._create_model(False)
+        self.model = model.to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ddp = (
+            nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            if self.env.active
+            else self.model
+        )
+        self.steps_per_epoch = max(1, len(self.data.train) // self.env.world // config.batch_size)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.optimizer = self._optimizer()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.ema = ExponentialMovingAverage(self.model, config.ema_decay) if config.ema_decay else None
+        self.scaler = torch.amp.GradScaler("cuda") if config.amp else None
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.best_val_accuracy = -1.0
+        self.history: list[dict] = []
+        self._stop_requested = False
+
+    def _create_model(self, aux_head: bool) -> nn.Module | None:
+        try:
+            return self.module.create_model(
+                self.module.DEFAULT_PRESET,
+                aux_head=aux_head,
+                drop_path_keep_prob=self.config.drop_path_keep_prob,
+                image_size=self.data.image_size,
+            )
+        except ValueError as error:
+            if aux_head and "aux head" in str(error):
+                return None  # the images are too small for the aux head: train without it
+            raise TrainingError(str(error)) from None
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        config, recipe = self.config, RECIPES[self.config.recipe]
+        groups = parameter_groups(self.model, config.weight_decay)
+        if recipe.optimizer == "rmsprop_tf":
+            return RMSpropTF(groups, lr=config.lr, decay=0.9, momentum=config.momentum, eps=1.0)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+
+    def _lr_factor(self, step: int) -> float:
+        recipe = RECIPES[self.config.recipe]
+        if recipe.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
+        return recipe.decay_rate ** (step // max(1, round(recipe.decay_epochs * self.steps_per_epoch)))
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+
+    def _checkpoint(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": dataclasses.asdict(self.config),
+            "structural_hash": nasc.structural_hash(self.genotype),
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step,
+            "best_val_accuracy": self.best_val_accuracy,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "rng": _rng_state(),
+        }
+
+    def save(self, name: str = "checkpoint.pt") -> None:
+        if not self.env.main:
+            return
+        buffer = io.BytesIO()
+        torch.save(self._checkpoint(), buffer)
+        atomic_write_bytes(self.out / name, buffer.getvalue())
+
+    def restore(self) -> None:
+        path = self.out / "checkpoint.pt"
+        if not path.is_file():
+            raise TrainingError(f"nothing to resume: {path} does not exist")
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise TrainingError(f"{path} is not a nasc training checkpoint")
+        if state["structural_hash"] != nasc.structural_hash(self.genotype):
+            raise TrainingError(
+                f"{path} was trained from another architecture (structural hash "
+                f"{state['structural_hash'][:12]}); resume with the same .cell file"
+            )
+        saved = state["config"]
+        for key in ("dataset", "preset", "scale", "epochs", "batch_size", "recipe", "image_size", "seed"):
+            before, now = json.dumps(saved.get(key)), json.dumps(getattr(self.config, key))  # tuples = lists
+            if before != now:
+                raise TrainingError(f"--resume with different settings: {key} was {before}, now {now}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema and state["ema"]:
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+        self.best_val_accuracy = state["best_val_accuracy"]
+        _set_rng_state(state["rng"])
+        # Metrics written after this checkpoint (a crash between the two) would be replayed: drop them.
+        metrics = self.out / "metrics.jsonl"
+        if metrics.is_file():
+            kept = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            self.history = [row for row in kept if row["epoch"] < self.epoch]
+            if self.env.main:
+                atomic_write_text(metrics, "".join(json.dumps(row) + "\n" for row in self.history))
+
+    # -- steps ------------------------------------------------------------------------------------------
+
+    def _batches(self, dataset, order: list[int], start: int, batch_size: int) -> Iterator:
+        batches = [
+            order[i : i + batch_size]
+            for i in range(start * batch_size, len(order) - batch_size + 1, batch_size)
+        ]
+        if self.config.workers > 0:
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_sampler=batches, num_workers=self.config.workers, collate_fn=collate
+            )
+            yield from loader
+        else:
+            for batch in batches:
+                yield collate([dataset[i] for i in batch])
+
+    def _to_device(self, images: torch.Tensor, labels: torch.Tensor):
+        images = images.to(self.device, non_blocking=True)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, labels.to(self.device, non_blocking=True)
+
+    def _loss(self, images, labels):
+        with torch.autocast("cuda", enabled=self.config.amp):
+            out = self.ddp(images)
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            criterion = nn.functional.cross_entropy
+            loss = criterion(logits, labels, label_smoothing=self.config.label_smoothing)
+            if aux is not None:
+                loss = loss + self.config.aux_weight * criterion(
+                    aux, labels, label_smoothing=self.config.label_smoothing
+                )
+        return loss, logits
+
+    def train_epoch(self, progress) -> dict:
+        config = self.config
+        self.ddp.train()
+        order = _epoch_order(len(self.data.train), config.seed, self.epoch, self.env)
+        totals = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+        started, images_seen = time.perf_counter(), 0
+        task = progress.add_task(
+            f"epoch {self.epoch + 1}/{config.epochs}",
+            total=self.steps_per_epoch,
+            completed=self.batch_in_epoch,
+            metrics="",
+        )
+        batches = self._batches(self.data.train, order, self.batch_in_epoch, config.batch_size)
+        while self.batch_in_epoch < self.steps_per_epoch:
+            # Stop only between steps, before the next batch draws its augmentation: the checkpoint
+            # then holds exactly the state an uninterrupted run has here. All ranks stop together.
+            (stop,) = _all_sum([float(self._stop_requested)], self.env, self.device)
+            if stop:
+                raise _StopRequested
+            images, labels = next(batches)
+            images, labels = self._to_device(images, labels)
+            # Progress after this step: the last step trains at the schedule's final keep probability.
+            self.model.set_drop_path_progress((self.step + 1) / self.total_steps)
+            loss, logits = self._loss(images, labels)
+            (check,) = _all_sum([loss.item()], self.env, self.device)
+            if not math.isfinite(check):
+                raise NonFiniteLoss(
+                    f"the loss became {check} at step {self.step} (epoch {self.epoch + 1}); "
+                    f"stopped. The last good checkpoint is kept in {self.out / 'checkpoint.pt'}; "
+                    "try a lower --lr"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+            self.scheduler.step()
+            if self.ema:
+                self.ema.update(self.model)
+            self.step += 1
+            self.batch_in_epoch += 1
+            totals["loss"] += loss.item() * len(labels)
+            totals["correct"] += (logits.argmax(1) == labels).sum().item()
+            totals["count"] += len(labels)
+            images_seen += len(labels) * self.env.world
+            rate = images_seen / max(time.perf_counter() - started, 1e-9)
+            progress.update(
+                task,
+                advance=1,
+                metrics=f"loss {totals['loss'] / totals['count']:.3f} · "
+                f"acc {totals['correct'] / totals['count']:.3f} · {rate:,.0f} img/s",
+            )
+        progress.remove_task(task)
+        loss_sum, correct, count = _all_sum(
+            [totals["loss"], totals["correct"], totals["count"]], self.env, self.device
+        )
+        seconds = time.perf_counter() - started
+        return {
+            "train_loss": loss_sum / max(count, 1),
+            "train_accuracy": correct / max(count, 1),
+            "images_per_second": images_seen / max(seconds, 1e-9),
+            "epoch_seconds": seconds,
+        }
+
+    @torch.no_grad()
+    def evaluate(self, dataset) -> tuple[float, float]:
+        """(loss, accuracy) on a split, with the EMA weights when the recipe keeps them."""
+        model = self.ema.model if self.ema else self.model
+        model.eval()
+        order = list(range(len(dataset)))[self.env.rank :: self.env.world]
+        loss_sum = correct = count = 0.0
+        batch = max(64, 2 * self.config.batch_size)
+        for start in range(0, len(order), batch):
+            images, labels = collate([dataset[i] for i in order[start : start + batch]])
+            images, labels = self._to_device(images, labels)
+            with torch.autocast("cuda", enabled=self.config.amp):
+                logits = model(images)
+            loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
+            correct += (logits.argmax(1) == labels).sum().item()
+            count += len(labels)
+        loss_sum, correct, count = _all_sum([loss_sum, correct, count], self.env, self.device)
+        return loss_sum / max(count, 1), correct / max(count, 1)
+
+    # -- artifacts --------------------------------------------------------------------------------------
+
+    def _record(self, row: dict) -> None:
+        self.history.append(row)
+        if not self.env.main:
+            return
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        plot_curves(self.history, self.out / "curves.png", f"{self.genotype.name} on {self.config.dataset}")
+
+    def _prepare_out(self) -> None:
+        if not self.env.main:
+            return
+        if self.out.exists() and not self.out.is_dir():
+            raise TrainingError(f"--out {self.out} exists and is not a directory")
+        if not self.config.resume and (self.out / "checkpoint.pt").exists():
+            raise TrainingError(
+                f"{self.out} already holds a training run; continue it with --resume or choose another --out"
+            )
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TrainingError(f"cannot create {self.out}: {error.strerror or error}") from None
+        if not self.config.resume:
+            (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        atomic_write_text(self.out / "model.py", self.source)
+        config = dataclasses.asdict(self.config)
+        atomic_write_text(self.out / "config.json", json.dumps(config, indent=2, default=str) + "\n")
+
+    def request_stop(self) -> None:
+        """Ask the run to save and stop at the next step boundary (what Ctrl-C does)."""
+        self._stop_requested = True
+
+    @contextlib.contextmanager
+    def _stop_on_ctrl_c(self):
+        """The first Ctrl-C asks for a clean stop; a second one interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(_signum, _frame) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self.request_stop()
+            if self.env.main and not self.config.quiet:
+                print(
+                    "\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", flush=True
+                )
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def run(self) -> TrainResult:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._prepare_out()
+        if self.env.active:
+            dist.barrier()
+        if self.config.resume:
+            self.restore()
+        started = time.perf_counter()
+        stopped = None
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            TimeElapsedColumn(),
+            disable=self.config.quiet or not self.env.main,
+            transient=True,
+        )
+        rates = []
+        with progress, self._stop_on_ctrl_c():
+            try:
+                while self.epoch < self.config.epochs:
+                    row = self.train_epoch(progress)
+                    val_loss, val_accuracy = self.evaluate(self.data.val)
+                    rates.append(row["images_per_second"])
+                    self.best_val_accuracy = max(self.best_val_accuracy, val_accuracy)
+                    row = {
+                        "epoch": self.epoch,
+                        "step": self.step,
+                        **row,
+                        "val_loss": val_loss,
+                        "val_accuracy": val_accuracy,
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "drop_path_keep_prob_last_cell": self.model.drop_path_keep_probs()[-1],
+                    }
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    self._record(row)
+                    self.save()
+                    if val_accuracy >= self.best_val_accuracy:
+                        self.save("best.pt")
+                    if not self.config.quiet and self.env.main:
+                        progress.console.print(
+                            f"epoch {self.epoch}/{self.config.epochs}: train loss {row['train_loss']:.3f} "
+                            f"acc {row['train_accuracy']:.3f} · val loss {val_loss:.3f} "
+                            f"acc {val_accuracy:.3f} · {row['images_per_second']:,.0f} img/s"
+                        )
+            except _StopRequested:
+                self.save()  # mid-epoch: --resume continues at the next batch
+                stopped = "interrupted"
+        test_loss = test_accuracy = None
+        if stopped is None:
+            test_loss, test_accuracy = self.evaluate(self.data.test)
+        result = TrainResult(
+            out=str(self.out),
+            epochs=self.epoch,
+            steps=self.step,
+            test_accuracy=test_accuracy,
+            test_loss=test_loss,
+            best_val_accuracy=self.best_val_accuracy,
+            final_val_accuracy=self.history[-1]["val_accuracy"] if self.history else float("nan"),
+            parameters=sum(p.numel() for p in self.model.parameters()),
+            seconds=time.perf_counter() - started,
+            images_per_second=float(np.median(rates)) if rates else 0.0,
+            stopped=stopped,
+            history=self.history,
+        )
+        if self.env.main and stopped is None:
+            summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}
+            summary.update(
+                genotype=self.genotype.name,
+                structural_hash=nasc.structural_hash(self.genotype),
+                dataset=self.config.dataset,
+                preset=self.module.DEFAULT_PRESET,
+                aux_head=self.aux_head,
+            )
+            atomic_write_text(self.out / "result.json", json.dumps(summary, indent=2) + "\n")
+        return result
+
+
+def plot_curves(history: list[dict], path: Path, title: str) -> None:
+    """Loss and accuracy per epoch, train and validation, as a PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] + 1 for row in history]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_axis.plot(epochs, [r["train_loss"] for r in history], label="train")
+    loss_axis.plot(epochs, [r["val_loss"] for r in history], label="validation")
+    loss_axis.set(xlabel="epoch", ylabel="loss", title="loss")
+    accuracy_axis.plot(epochs, [r["train_accuracy"] for r in history], label="train")
+    accuracy_axis.plot(epochs, [r["val_accuracy"] for r in history], label="validation")
+    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def train(genotype: ir.Genotype, config: TrainConfig, data: DataSplits | None = None) -> TrainResult:
+    """Train a genotype; the one entry point for `nasc train` and the search's children."""
+    trainer = Trainer(genotype, config, data)
+    try:
+        return trainer.run()
+    finally:
+        if trainer.env.active and dist.is_initialized():
+            dist.destroy_process_group()
