@@ -153,6 +153,7 @@ class TrainConfig:
     amp: bool = False
     resume: bool = False
     quiet: bool = False
+    artifacts: bool = True  # False: write nothing (search children keep only their result)
 
     def resolved(self) -> TrainConfig:
         """A copy with every default filled in from the dataset and the recipe."""
@@ -373,7 +374,7 @@ class Trainer:
         }
 
     def save(self, name: str = "checkpoint.pt") -> None:
-        if not self.env.main:
+        if not self.env.main or not self.config.artifacts:
             return
         buffer = io.BytesIO()
         torch.save(self._checkpoint(), buffer)
@@ -538,7 +539,7 @@ class Trainer:
 
     def _record(self, row: dict) -> None:
         self.history.append(row)
-        if not self.env.main:
+        if not self.env.main or not self.config.artifacts:
             return
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
@@ -547,7 +548,7 @@ class Trainer:
         plot_curves(self.history, self.out / "curves.png", f"{self.genotype.name} on {self.config.dataset}")
 
     def _prepare_out(self) -> None:
-        if not self.env.main:
+        if not self.env.main or not self.config.artifacts:
             return
         if self.out.exists() and not self.out.is_dir():
             raise TrainingError(f"--out {self.out} exists and is not a directory")
@@ -572,8 +573,9 @@ class Trainer:
     @contextlib.contextmanager
     def _stop_on_ctrl_c(self):
         """The first Ctrl-C asks for a clean stop; a second one interrupts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield  # not ours to handle (a search child ignores Ctrl-C: its parent stops it)
             return
 
         def handler(_signum, _frame) -> None:
@@ -658,7 +660,7 @@ class Trainer:
             stopped=stopped,
             history=self.history,
         )
-        if self.env.main and stopped is None:
+        if self.env.main and stopped is None and self.config.artifacts:
             summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}
             summary.update(
                 genotype=self.genotype.name,

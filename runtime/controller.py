@@ -1,0 +1,192 @@
+"""Search strategies: the paper's LSTM controller trained with PPO (or REINFORCE), and random search.
+
+The controller (paper §3, appendix A.2): a one-layer LSTM with 100 hidden units reads, at each
+step, the embedding of the previous decision and emits a softmax over the next one: per block, input
+1, input 2, op 1, op 2, combine, for the normal cell and then the reduction cell (2 × 5B decisions).
+Input choices grow with the block index (2 + b). Weights start uniform in (−0.1, 0.1).
+
+Training (PPO, appendix A.2): after every minibatch of 20 results, a few epochs of clipped-ratio
+updates with Adam (lr 0.00035), entropy bonus 0.00001, advantage = reward − baseline, where the
+baseline is an exponential moving average of rewards (decay 0.95).
+
+Stale results. Children finish out of order and the policy moves on while they train. Each sample
+keeps the log-probability it had under the policy that drew it; PPO's ratio π_now(a)/π_then(a) is
+taken against that stored value and clipped to [1 − ε, 1 + ε], so a result from an older policy
+pulls the current one at most that far. REINFORCE has no such correction; it uses the current
+log-probability (the on-policy approximation the original NAS work made).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nasc.compiler.space import SearchSpace
+
+
+@dataclass
+class Sample:
+    choices: list[int]
+    log_prob: float  # under the policy that drew it
+    policy_version: int
+
+
+class LSTMController(nn.Module):
+    def __init__(self, space: SearchSpace, hidden: int = 100, init_range: float = 0.1) -> None:
+        super().__init__()
+        self.space = space
+        self.decisions = space.decisions()
+        self.hidden = hidden
+        self.lstm = nn.LSTMCell(hidden, hidden)
+        # One softmax head per kind of decision in each cell; inputs by block (their range grows).
+        heads: dict[str, nn.Linear] = {}
+        embeddings: dict[str, nn.Embedding] = {}
+        for decision in self.decisions:
+            key = self._key(decision)
+            if key not in heads:
+                heads[key] = nn.Linear(hidden, decision.choices)
+                embeddings[key] = nn.Embedding(decision.choices, hidden)
+        self.heads = nn.ModuleDict(heads)
+        self.embeddings = nn.ModuleDict(embeddings)
+        self.start = nn.Parameter(torch.zeros(1, hidden))
+        for parameter in self.parameters():
+            nn.init.uniform_(parameter, -init_range, init_range)
+
+    @staticmethod
+    def _key(decision) -> str:
+        return f"{decision.cell}_{decision.role}_{decision.block}" if decision.role == "input" else \
+            f"{decision.cell}_{decision.role}"
+
+    def forward(self, batch: int, choices: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample `batch` sequences (choices None) or score given ones (B × D). Returns the choices,
+        their summed log-probability and the summed entropy of the softmaxes, per sequence."""
+        h = c = torch.zeros(batch, self.hidden)
+        step_input = self.start.expand(batch, -1)
+        taken, log_probs, entropies = [], [], []
+        for index, decision in enumerate(self.decisions):
+            key = self._key(decision)
+            h, c = self.lstm(step_input, (h, c))
+            logits = self.heads[key](h)
+            log_softmax = torch.log_softmax(logits, dim=-1)
+            if choices is None:
+                with torch.no_grad():
+                    choice = torch.multinomial(log_softmax.exp(), 1, generator=generator).squeeze(1)
+            else:
+                choice = choices[:, index]
+            taken.append(choice)
+            log_probs.append(log_softmax.gather(1, choice.unsqueeze(1)).squeeze(1))
+            entropies.append(-(log_softmax.exp() * log_softmax).sum(-1))
+            step_input = self.embeddings[key](choice)
+        return torch.stack(taken, 1), torch.stack(log_probs, 1).sum(1), torch.stack(entropies, 1).sum(1)
+
+
+class RandomStrategy:
+    """Random search: the same decisions, each uniform."""
+
+    name = "random"
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        self.space = space
+        self.generator = torch.Generator().manual_seed(seed)
+        self.version = 0
+
+    def sample(self) -> Sample:
+        choices = [int(torch.randint(d.choices, (), generator=self.generator)) for d in self.space.decisions()]
+        log_prob = -sum(math.log(d.choices) for d in self.space.decisions())
+        return Sample(choices, log_prob, self.version)
+
+    def observe(self, sample: Sample, reward: float) -> bool:
+        return False
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "version": self.version}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.version = state["version"]
+
+
+class ControllerStrategy:
+    """The LSTM controller trained with PPO (default) or REINFORCE on minibatches of results."""
+
+    def __init__(self, space: SearchSpace, algorithm: str = "ppo", seed: int = 0, lr: float = 0.00035,
+                 entropy_weight: float = 0.00001, baseline_decay: float = 0.95, minibatch: int = 20,
+                 clip: float = 0.2, ppo_epochs: int = 4) -> None:
+        if algorithm not in ("ppo", "reinforce"):
+            raise ValueError(f"unknown algorithm {algorithm!r}")
+        self.name = algorithm
+        self.space = space
+        torch.manual_seed(seed)
+        self.controller = LSTMController(space)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.entropy_weight, self.baseline_decay = entropy_weight, baseline_decay
+        self.minibatch, self.clip, self.ppo_epochs = minibatch, clip, ppo_epochs
+        self.baseline: float | None = None
+        self.buffer: list[tuple[list[int], float, float]] = []  # (choices, log_prob then, advantage)
+        self.version = 0
+
+    def sample(self) -> Sample:
+        with torch.no_grad():
+            choices, log_prob, _ = self.controller(1, generator=self.generator)
+        return Sample(choices[0].tolist(), float(log_prob[0]), self.version)
+
+    def observe(self, sample: Sample, reward: float) -> bool:
+        """Take one result; update the policy when a minibatch is full. Returns whether it updated."""
+        if self.baseline is None:
+            self.baseline = reward
+        advantage = reward - self.baseline
+        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+        self.buffer.append((sample.choices, sample.log_prob, advantage))
+        if len(self.buffer) < self.minibatch:
+            return False
+        self._update()
+        self.buffer.clear()
+        self.version += 1
+        return True
+
+    def _update(self) -> None:
+        choices = torch.tensor([c for c, _, _ in self.buffer])
+        old_log_prob = torch.tensor([lp for _, lp, _ in self.buffer])
+        advantage = torch.tensor([a for _, _, a in self.buffer])
+        epochs = self.ppo_epochs if self.name == "ppo" else 1
+        for _ in range(epochs):
+            _, log_prob, entropy = self.controller(len(choices), choices)
+            if self.name == "ppo":
+                ratio = torch.exp(log_prob - old_log_prob)
+                clipped = torch.clamp(ratio, 1 - self.clip, 1 + self.clip)
+                objective = torch.min(ratio * advantage, clipped * advantage)
+            else:
+                objective = log_prob * advantage
+            loss = -objective.mean() - self.entropy_weight * entropy.mean()
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+
+    def state_dict(self) -> dict:
+        return {"controller": self.controller.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(), "baseline": self.baseline, "buffer": list(self.buffer),
+                "version": self.version}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.controller.load_state_dict(state["controller"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.baseline, self.buffer, self.version = state["baseline"], list(state["buffer"]), state["version"]
+
+
+def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> RandomStrategy | ControllerStrategy:
+    if name == "random":
+        return RandomStrategy(space, seed)
+    return ControllerStrategy(space, name, seed, **options)
+
+
+def serialize(state: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
