@@ -58,11 +58,15 @@ class LSTMController(nn.Module):
 
     @staticmethod
     def _key(decision) -> str:
-        return f"{decision.cell}_{decision.role}_{decision.block}" if decision.role == "input" else \
-            f"{decision.cell}_{decision.role}"
+        return (
+            f"{decision.cell}_{decision.role}_{decision.block}"
+            if decision.role == "input"
+            else f"{decision.cell}_{decision.role}"
+        )
 
-    def forward(self, batch: int, choices: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, batch: int, choices: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample `batch` sequences (choices None) or score given ones (B × D). Returns the choices,
         their summed log-probability and the summed entropy of the softmaxes, per sequence."""
         h = c = torch.zeros(batch, self.hidden)
@@ -96,7 +100,9 @@ class RandomStrategy:
         self.version = 0
 
     def sample(self) -> Sample:
-        choices = [int(torch.randint(d.choices, (), generator=self.generator)) for d in self.space.decisions()]
+        choices = [
+            int(torch.randint(d.choices, (), generator=self.generator)) for d in self.space.decisions()
+        ]
         log_prob = -sum(math.log(d.choices) for d in self.space.decisions())
         return Sample(choices, log_prob, self.version)
 
@@ -114,9 +120,18 @@ class RandomStrategy:
 class ControllerStrategy:
     """The LSTM controller trained with PPO (default) or REINFORCE on minibatches of results."""
 
-    def __init__(self, space: SearchSpace, algorithm: str = "ppo", seed: int = 0, lr: float = 0.00035,
-                 entropy_weight: float = 0.00001, baseline_decay: float = 0.95, minibatch: int = 20,
-                 clip: float = 0.2, ppo_epochs: int = 4) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        algorithm: str = "ppo",
+        seed: int = 0,
+        lr: float = 0.00035,
+        entropy_weight: float = 0.00001,
+        baseline_decay: float = 0.95,
+        minibatch: int = 20,
+        clip: float = 0.2,
+        ppo_epochs: int = 4,
+    ) -> None:
         if algorithm not in ("ppo", "reinforce"):
             raise ValueError(f"unknown algorithm {algorithm!r}")
         self.name = algorithm
@@ -169,9 +184,14 @@ class ControllerStrategy:
             self.optimizer.step()
 
     def state_dict(self) -> dict:
-        return {"controller": self.controller.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "baseline": self.baseline, "buffer": list(self.buffer),
-                "version": self.version}
+        return {
+            "controller": self.controller.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "baseline": self.baseline,
+            "buffer": list(self.buffer),
+            "version": self.version,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.controller.load_state_dict(state["controller"])
@@ -180,7 +200,9 @@ class ControllerStrategy:
         self.baseline, self.buffer, self.version = state["baseline"], list(state["buffer"]), state["version"]
 
 
-def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> RandomStrategy | ControllerStrategy:
+def make_strategy(
+    name: str, space: SearchSpace, seed: int = 0, **options
+) -> RandomStrategy | ControllerStrategy:
     if name == "random":
         return RandomStrategy(space, seed)
     return ControllerStrategy(space, name, seed, **options)

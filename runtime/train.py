@@ -573,8 +573,10 @@ class Trainer:
     @contextlib.contextmanager
     def _stop_on_ctrl_c(self):
         """The first Ctrl-C asks for a clean stop; a second one interrupts at once."""
-        if (threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        if (
+            threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
             yield  # not ours to handle (a search child ignores Ctrl-C: its parent stops it)
             return
 
