@@ -47,6 +47,10 @@ class _NascGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader went away (`nasc diff a b | head`): stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
         except Exception as error:  # an internal bug: say so plainly; NASC_DEBUG=1 shows the traceback
             if os.environ.get("NASC_DEBUG"):
                 raise
@@ -730,3 +734,100 @@ def top_command(directory: str, k: int) -> None:
             f"{rank:>4} {row['reward']:8.4f} {row['step']:>6} {row['hash'][:8]} {row['times_sampled']:>7}  "
             f"{Path(directory) / row['file']}"
         )
+
+
+# -- review -------------------------------------------------------------------------------------------
+
+DOT_INSTALL_HINT = (
+    "install Graphviz: `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` "
+    "(macOS), `conda install graphviz`; or write DOT text with -o FILE.dot"
+)
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option(
+    "-o", "--output", type=click.Path(), help="OUT.svg, OUT.png or OUT.dot (default: GENOTYPE.svg)."
+)
+@click.option("--cell", "cells", default="all", show_default=True, help="normal, reduction or all.")
+@click.option(
+    "--lowered",
+    is_flag=True,
+    help="Also show what the compiler inserts: squeeze, x2 adjustment, "
+    "strides, 1x1 adapters, factorized reductions.",
+)
+def viz(file: str, output: str | None, cells: str, lowered: bool) -> None:
+    """Draw the cells like the paper's Figure 4 (Graphviz).
+
+    \b
+    Examples:
+      nasc viz genotypes/nasnet_a.cell -o nasnet_a.svg
+      nasc viz genotypes/nasnet_a.cell --cell reduction --lowered -o reduction.png
+    """
+    import shutil
+    import subprocess
+
+    from nasc.compiler.viz import to_dot
+
+    genotype = _load_one(file)
+    destination = output or f"{genotype.name}.svg"
+    suffix = Path(destination).suffix.lower()
+    if suffix not in (".svg", ".png", ".dot", ".gv"):
+        raise click.UsageError(f"cannot tell the format of {destination}: use .svg, .png or .dot")
+    try:
+        dot_text = to_dot(genotype, cells, lowered)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    if suffix in (".dot", ".gv"):
+        data = dot_text.encode()
+    else:
+        dot = shutil.which("dot")
+        if dot is None:
+            raise click.ClickException(f"the `dot` program (Graphviz) is not installed; {DOT_INSTALL_HINT}")
+        rendered = subprocess.run(
+            [dot, f"-T{suffix[1:]}"], input=dot_text.encode(), capture_output=True, timeout=60
+        )
+        if rendered.returncode != 0:
+            reason = rendered.stderr.decode(errors="replace").strip().splitlines()
+            raise click.ClickException(f"dot failed: {reason[0] if reason else 'no output'}")
+        data = rendered.stdout
+    from nasc.fileio import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(destination, data)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {destination}: {error.strerror or error}") from None
+    click.echo(f"wrote {destination}")
+
+
+@main.command(name="diff")
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="The changes as JSON.")
+def diff_command(a: str, b: str, as_json: bool) -> None:
+    """Semantic difference of two genotypes (state names and block order do not matter).
+
+    Exit status: 0 the same architecture, 1 different, 2 an error (as diff).
+
+    \b
+    Example:
+      nasc diff genotypes/nasnet_a.cell runs/demo/best.cell
+    """
+    from nasc.compiler.diff import diff
+
+    try:
+        first, second = load(a), load(b)
+    except NascError as error:
+        _report(error)
+        sys.exit(2)
+    changes = diff(first, second)
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"same": not changes, "changes": [c.to_dict() for c in changes]}, indent=2))
+    elif not changes:
+        click.echo(f"{a} and {b}: the same architecture")
+    else:
+        for change in changes:
+            click.echo(change.text)
+    sys.exit(1 if changes else 0)

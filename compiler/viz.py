@@ -1,0 +1,138 @@
+"""Pictures of cells in the style of the paper's Figure 4, as Graphviz DOT text.
+
+Inputs at the bottom, each op a box coloured by kind, combines as ellipses, the output concat at the
+top. `lowered=True` adds what the compiler inserts under the NASNet convention: the squeeze of x1,
+the adjustment of x2, strides, the 1x1 adapters inside identity and pools, and the factorized
+reductions of output members. Every label is built from checked identifiers and registry names,
+and quoted for DOT.
+"""
+
+from __future__ import annotations
+
+from nasc.compiler import ir
+from nasc.compiler.lower import CellGraph, lower
+
+FAMILY_COLOURS = {"separable": "#fde58c", "conv": "#f7b77b", "pool": "#a9d3f5", "identity": "#dddddd"}
+COMBINE_COLOUR = "#9ed99e"
+OUTPUT_COLOUR = "#f4b6c2"
+INPUT_COLOUR = "#ffffff"
+ADAPTER_COLOUR = "#e7d3f5"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _cell_lines(cell: ir.Cell, graph: CellGraph, lowered: bool, prefix: str) -> list[str]:
+    title = f"{cell.kind} cell" + (f" (stride {graph.stride})" if graph.stride > 1 else "")
+    lines = [
+        f"  subgraph {_quote('cluster_' + cell.kind)} {{",
+        f"    label={_quote(title)};",
+        '    fontsize=16; style=rounded; color="#999999";',
+    ]
+
+    def node(name: str, label: str, **attributes: str) -> None:
+        extra = "".join(f", {key}={_quote(value)}" for key, value in attributes.items())
+        lines.append(f"    {_quote(prefix + name)} [label={_quote(label)}{extra}];")
+
+    def edge(a: str, b: str, label: str | None = None) -> None:
+        tail = f" [label={_quote(label)}, fontsize=10]" if label else ""
+        lines.append(f"    {_quote(prefix + a)} -> {_quote(prefix + b)}{tail};")
+
+    h0, h1 = cell.inputs
+    if lowered:
+        node("x1", "x1 (cell below)", shape="box", style="filled", fillcolor=INPUT_COLOUR)
+        node("x2", "x2 (two cells below)", shape="box", style="filled", fillcolor=INPUT_COLOUR)
+        node(
+            "squeeze",
+            "squeeze: ReLU, 1x1 conv to F, BN",
+            shape="box",
+            style="filled,dashed",
+            fillcolor=ADAPTER_COLOUR,
+        )
+        node(
+            "adjust",
+            "adjust x2: factorized reduction if larger,\n1x1 conv if wider; x1 itself if absent",
+            shape="box",
+            style="filled,dashed",
+            fillcolor=ADAPTER_COLOUR,
+        )
+        edge("x1", "squeeze")
+        edge("x2", "adjust")
+    node(h0, f"{h0}", shape="box", style="filled", fillcolor=INPUT_COLOUR)
+    node(h1, f"{h1}", shape="box", style="filled", fillcolor=INPUT_COLOUR)
+    if lowered:
+        edge("squeeze", h0)
+        edge("adjust", h1)
+    lines.append(f"    {{rank=same; {_quote(prefix + h0)}; {_quote(prefix + h1)};}}")
+    for block in graph.blocks:
+        for op in block.operands:
+            label = op.spec.name
+            if lowered:
+                if op.stride > 1:
+                    label += f"\nstride {op.stride}"
+                if op.spec.family == "identity":
+                    label += "\nReLU, 1x1 conv, BN" + (" (strided)" if op.stride > 1 else " if C ≠ F")
+                elif op.spec.family == "pool" and op.in_channels.h1:
+                    label += "\n+ 1x1 conv, BN if C(h1) ≠ F"
+                elif op.in_channels.filters > 1:
+                    label += f"\n{op.in_channels.describe()} → F"
+            node(op.attr, label, shape="box", style="filled", fillcolor=FAMILY_COLOURS[op.spec.family])
+            edge(op.state, op.attr)
+        # The combine node is the block's state: later ops read from it.
+        node(
+            block.target,
+            f"{block.combine.name}\n{block.target}",
+            shape="ellipse",
+            style="filled",
+            fillcolor=COMBINE_COLOUR,
+        )
+        for op in block.operands:
+            edge(op.attr, block.target)
+    node(
+        "output",
+        f"concat\n({', '.join(o.member for o in graph.outputs)})",
+        shape="ellipse",
+        style="filled",
+        fillcolor=OUTPUT_COLOUR,
+    )
+    for output in graph.outputs:
+        source = output.member
+        if lowered and output.adapter_attr:
+            reduce = f"out_{output.member}"
+            condition = f"stride {output.stride}" if output.stride > 1 else "if its shape differs"
+            node(
+                reduce,
+                f"factorized reduction\n({condition})",
+                shape="box",
+                style="filled,dashed",
+                fillcolor=ADAPTER_COLOUR,
+            )
+            edge(source, reduce)
+            source = reduce
+        edge(source, "output")
+    lines.append("  }")
+    return lines
+
+
+def to_dot(genotype: ir.Genotype, cells: str = "all", lowered: bool = False) -> str:
+    """DOT text for the chosen cells ("all", or one kind)."""
+    graphs = lower(genotype)
+    chosen = [cell for cell in genotype.cells if cells in ("all", cell.kind)]
+    if not chosen:
+        raise ValueError(
+            f"genotype {genotype.name} has no {cells!r} cell; it has "
+            f"{', '.join(c.kind for c in genotype.cells)}"
+        )
+    lines = [
+        f"digraph {_quote(genotype.name)} {{",
+        "  rankdir=BT;",
+        "  compound=true;",
+        '  node [fontname="Helvetica", fontsize=12];',
+        '  edge [color="#555555"];',
+        f"  label={_quote(f'{genotype.name}' + (' (lowered)' if lowered else ''))}; labelloc=t; fontsize=18;",
+    ]
+    for cell in chosen:
+        lines += _cell_lines(cell, graphs[cell.kind], lowered, prefix=f"{cell.kind}.")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
