@@ -134,3 +134,12 @@ def test_state_names_never_shadow_what_the_code_uses() -> None:
     assert not assigned & {"torch", "F", "nn", "Tensor", "self", "x1", "x2", "print"}
     # every distinct state got a distinct local
     assert {"print_2", "F_2", "filters", "out_channels"} <= assigned
+
+
+def test_emitted_presets_are_the_compilers_presets() -> None:
+    from nasc.compiler.presets import PRESETS, Preset
+
+    module = import_source(nasnet_a_source())
+    assert list(module.Preset.__dataclass_fields__) == list(Preset.__dataclass_fields__)
+    for name, preset in PRESETS.items():
+        assert vars(module.PRESETS[name]) == vars(preset)
