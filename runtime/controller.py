@@ -18,6 +18,7 @@ log-probability (the on-policy approximation the original NAS work made).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from dataclasses import dataclass
@@ -41,18 +42,20 @@ class LSTMController(nn.Module):
         self.space = space
         self.decisions = space.decisions()
         self.hidden = hidden
-        self.lstm = nn.LSTMCell(hidden, hidden)
+        self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
         # One softmax head per kind of decision in each cell; inputs by block (their range grows).
         heads: dict[str, nn.Linear] = {}
         embeddings: dict[str, nn.Embedding] = {}
-        for decision in self.decisions:
-            key = self._key(decision)
+        self.keys = [self._key(decision) for decision in self.decisions]
+        for key, decision in zip(self.keys, self.decisions, strict=True):
             if key not in heads:
                 heads[key] = nn.Linear(hidden, decision.choices)
                 embeddings[key] = nn.Embedding(decision.choices, hidden)
         self.heads = nn.ModuleDict(heads)
         self.embeddings = nn.ModuleDict(embeddings)
-        self.start = nn.Parameter(torch.zeros(1, hidden))
+        self.start = nn.Parameter(torch.zeros(1, 1, hidden))
+        # Decisions grouped by head, so scoring runs one head call per group, not one per decision.
+        self.groups = {key: [i for i, k in enumerate(self.keys) if k == key] for key in heads}
         for parameter in self.parameters():
             nn.init.uniform_(parameter, -init_range, init_range)
 
@@ -64,29 +67,41 @@ class LSTMController(nn.Module):
             else f"{decision.cell}_{decision.role}"
         )
 
-    def forward(
-        self, batch: int, choices: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample `batch` sequences (choices None) or score given ones (B × D). Returns the choices,
-        their summed log-probability and the summed entropy of the softmaxes, per sequence."""
-        h = c = torch.zeros(batch, self.hidden)
-        step_input = self.start.expand(batch, -1)
-        taken, log_probs, entropies = [], [], []
-        for index, decision in enumerate(self.decisions):
-            key = self._key(decision)
-            h, c = self.lstm(step_input, (h, c))
-            logits = self.heads[key](h)
-            log_softmax = torch.log_softmax(logits, dim=-1)
-            if choices is None:
-                with torch.no_grad():
-                    choice = torch.multinomial(log_softmax.exp(), 1, generator=generator).squeeze(1)
-            else:
-                choice = choices[:, index]
-            taken.append(choice)
-            log_probs.append(log_softmax.gather(1, choice.unsqueeze(1)).squeeze(1))
-            entropies.append(-(log_softmax.exp() * log_softmax).sum(-1))
+    @torch.no_grad()
+    def sample(
+        self, batch: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw `batch` sequences of decisions; returns them (B × D) and their log-probabilities."""
+        state = None
+        step_input = self.start.expand(batch, 1, -1)
+        taken, log_probs = [], []
+        for key in self.keys:
+            output, state = self.lstm(step_input, state)
+            log_softmax = torch.log_softmax(self.heads[key](output[:, 0]), dim=-1)
+            choice = torch.multinomial(log_softmax.exp(), 1, generator=generator)
+            taken.append(choice[:, 0])
+            log_probs.append(log_softmax.gather(1, choice)[:, 0])
             step_input = self.embeddings[key](choice)
-        return torch.stack(taken, 1), torch.stack(log_probs, 1).sum(1), torch.stack(entropies, 1).sum(1)
+        return torch.stack(taken, 1), torch.stack(log_probs, 1).sum(1)
+
+    def score(self, choices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability and entropy (summed over decisions) of given sequences (B × D), with
+        gradients: the whole sequence in one LSTM call, since every input is known."""
+        batch = choices.shape[0]
+        inputs = torch.empty(batch, len(self.keys), self.hidden)
+        inputs[:, 0] = self.start[:, 0]
+        for key, positions in self.groups.items():
+            following = [p + 1 for p in positions if p + 1 < len(self.keys)]
+            if following:
+                inputs[:, following] = self.embeddings[key](choices[:, [p - 1 for p in following]])
+        outputs, _ = self.lstm(inputs)
+        log_prob = torch.zeros(batch)
+        entropy = torch.zeros(batch)
+        for key, positions in self.groups.items():
+            log_softmax = torch.log_softmax(self.heads[key](outputs[:, positions]), dim=-1)
+            log_prob = log_prob + log_softmax.gather(2, choices[:, positions].unsqueeze(2)).sum((1, 2))
+            entropy = entropy - (log_softmax.exp() * log_softmax).sum((1, 2))
+        return log_prob, entropy
 
 
 class RandomStrategy:
@@ -144,12 +159,19 @@ class ControllerStrategy:
         self.minibatch, self.clip, self.ppo_epochs = minibatch, clip, ppo_epochs
         self.baseline: float | None = None
         self.buffer: list[tuple[list[int], float, float]] = []  # (choices, log_prob then, advantage)
+        self.ready: list[Sample] = []  # drawn from the current policy, not yet handed out
         self.version = 0
 
     def sample(self) -> Sample:
-        with torch.no_grad():
-            choices, log_prob, _ = self.controller(1, generator=self.generator)
-        return Sample(choices[0].tolist(), float(log_prob[0]), self.version)
+        # The policy only changes at an update, so draw a minibatch's worth at once: one LSTM pass
+        # for many architectures. Draws made under an older version are discarded at the update.
+        if not self.ready:
+            choices, log_prob = self.controller.sample(self.minibatch, self.generator)
+            self.ready = [
+                Sample(c, float(lp), self.version)
+                for c, lp in zip(choices.tolist(), log_prob.tolist(), strict=True)
+            ][::-1]
+        return self.ready.pop()
 
     def observe(self, sample: Sample, reward: float) -> bool:
         """Take one result; update the policy when a minibatch is full. Returns whether it updated."""
@@ -162,6 +184,7 @@ class ControllerStrategy:
             return False
         self._update()
         self.buffer.clear()
+        self.ready.clear()
         self.version += 1
         return True
 
@@ -171,7 +194,7 @@ class ControllerStrategy:
         advantage = torch.tensor([a for _, _, a in self.buffer])
         epochs = self.ppo_epochs if self.name == "ppo" else 1
         for _ in range(epochs):
-            _, log_prob, entropy = self.controller(len(choices), choices)
+            log_prob, entropy = self.controller.score(choices)
             if self.name == "ppo":
                 ratio = torch.exp(log_prob - old_log_prob)
                 clipped = torch.clamp(ratio, 1 - self.clip, 1 + self.clip)
@@ -190,6 +213,7 @@ class ControllerStrategy:
             "generator": self.generator.get_state(),
             "baseline": self.baseline,
             "buffer": list(self.buffer),
+            "ready": [dataclasses.asdict(sample) for sample in self.ready],
             "version": self.version,
         }
 
@@ -198,6 +222,7 @@ class ControllerStrategy:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.baseline, self.buffer, self.version = state["baseline"], list(state["buffer"]), state["version"]
+        self.ready = [Sample(**sample) for sample in state["ready"]]
 
 
 def make_strategy(

@@ -4,6 +4,7 @@ failures are recorded."""
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import signal
@@ -14,12 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 import nasc
 from nasc.cli import main
 from nasc.compiler.space import NASNET_SPACE
-from nasc.runtime.controller import make_strategy
+from nasc.runtime.controller import make_strategy, serialize
 from nasc.runtime.search import ChildJob, LocalExecutor, Search, SearchConfig, read_ledger
 
 from .conftest import ROOT
@@ -221,3 +223,18 @@ def test_a_child_whose_worker_dies_is_reported_as_failed() -> None:
 def test_search_space_options_are_checked() -> None:
     result = CliRunner().invoke(main, ["search", "--ops", "sep_conv_3x3,warp_drive", "--out", "/tmp/never"])
     assert result.exit_code == 2 and "warp_drive" in result.stderr
+
+
+def test_a_restored_controller_samples_what_the_original_would_have() -> None:
+    original = make_strategy("ppo", NASNET_SPACE, 3)
+    for step in range(25):  # past one update, mid-way through a drawn batch
+        sample = original.sample()
+        original.observe(sample, step / 25)
+    restored = make_strategy("ppo", NASNET_SPACE, 99)
+    saved = io.BytesIO(serialize(original.state_dict()))  # as state.pt stores it
+    restored.load_state_dict(torch.load(saved, weights_only=False))
+    for _ in range(30):
+        a, b = original.sample(), restored.sample()
+        assert a == b
+        original.observe(a, 0.5)
+        restored.observe(b, 0.5)
