@@ -216,15 +216,21 @@ def emit_torch(
     presets = [(name, _preset_args(preset)) for name, preset in PRESETS.items()]
     default_preset = options.preset
     normal_per_filter = graphs["normal"].out_channels_per_filter
-    base = PRESETS[options.preset]
+    default = PRESETS[options.preset]
     if options.cells_per_stage or options.penultimate_filters or options.num_classes:
-        scaled = scale_preset(
-            base, normal_per_filter, options.cells_per_stage, options.penultimate_filters, options.num_classes
+        default = scale_preset(
+            default,
+            normal_per_filter,
+            options.cells_per_stage,
+            options.penultimate_filters,
+            options.num_classes,
         )
-        default_preset = f"{options.preset}-{scaled.cells_per_stage}@{scaled.filters * 4 * normal_per_filter}"
+        default_preset = (
+            f"{options.preset}-{default.cells_per_stage}@{default.filters * 4 * normal_per_filter}"
+        )
         if options.num_classes:
-            default_preset += f"-{scaled.num_classes}"
-        presets.append((default_preset, _preset_args(scaled)))
+            default_preset += f"-{default.num_classes}"
+        presets.append((default_preset, _preset_args(default)))
 
     context = {
         "version": nasc.__version__,
@@ -242,9 +248,7 @@ def emit_torch(
         "normal_out_per_filter": normal_per_filter,
         "presets": presets,
         "default_preset": default_preset,
-        "default_classes": dict(PRESETS.items()).get(default_preset, base).num_classes
-        if default_preset in PRESETS
-        else (options.num_classes or base.num_classes),
+        "default_classes": default.num_classes,
         "preset_names": ", ".join(name for name, _ in presets),
         "preset_summary": ", ".join(
             f"{name} ({p.cells_per_stage} @ {p.filters * 4 * normal_per_filter})"

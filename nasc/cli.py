@@ -13,6 +13,7 @@ import click
 import nasc
 from nasc.compiler.api import load, read_source
 from nasc.compiler.diagnostics import Diagnostic, NascError
+from nasc.compiler.presets import PRESETS
 from nasc.fileio import atomic_write_text
 
 
@@ -195,7 +196,7 @@ def hash_command(files: tuple[str, ...]) -> None:
 
 # -- compiling --------------------------------------------------------------------------------------
 
-PRESET_NAMES = ("cifar", "mobile", "large")
+PRESET_NAMES = tuple(PRESETS)
 
 
 def _parse_scale(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -262,11 +263,6 @@ def _build(genotype, options, *, image_size: int | None = None):
     return source, module, model, size
 
 
-def _load_one(path: str):
-    genotype = load(path)
-    return genotype
-
-
 @main.command(name="compile")
 @click.argument("file", type=click.Path())
 @click.option("--target", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
@@ -283,7 +279,7 @@ def compile_command(file: str, target: str, output: str | None, preset: str, sca
       nasc compile genotypes/nasnet_a.cell --target torch -o nasnet_a.py
       nasc compile genotypes/nasnet_a.cell --preset mobile --scale 4@1056
     """
-    genotype = _load_one(file)
+    genotype = load(file)
     options = _emit_options(file, preset, scale, num_classes)
     if target == "onnx":
         _export(genotype, options, output or f"{genotype.name}.onnx", image_size=None, opset=None, batch="1")
@@ -297,9 +293,7 @@ def compile_command(file: str, target: str, output: str | None, preset: str, sca
     from nasc.runtime.stats import count_parameters, measure
 
     stats = measure(model, size)
-    classes = [
-        module.__dict__[name].__name__ for name in ("NormalCell", "ReductionCell") if name in module.__dict__
-    ]
+    classes = sorted({type(cell).__name__ for cell in model.cells})
     network = type(model).__name__
     click.echo(f"wrote {destination}: genotype {genotype.name}, classes {', '.join([*classes, network])}")
     click.echo(
@@ -322,7 +316,7 @@ def stats(file: str, preset: str, scale, num_classes, image_size: int | None, as
     Example:
       nasc stats genotypes/nasnet_a.cell --preset mobile
     """
-    genotype = _load_one(file)
+    genotype = load(file)
     options = _emit_options(file, preset, scale, num_classes)
     _, module, model, size = _build(genotype, options, image_size=image_size)
     from nasc.runtime.stats import measure
@@ -436,7 +430,7 @@ def export(
     Example:
       nasc export genotypes/nasnet_a.cell --onnx --preset mobile -o nasnet_a_mobile.onnx
     """
-    genotype = _load_one(file)
+    genotype = load(file)
     options = _emit_options(file, preset, scale, num_classes)
     _export(
         genotype,
@@ -477,7 +471,7 @@ def show(file: str) -> None:
         click.echo("cell source:")
         click.echo("".join(f"  | {line}\n" for line in source.splitlines()), nl=False)
         return
-    genotype = _load_one(file)
+    genotype = load(file)
     click.echo(f"genotype {genotype.name} ({file})")
     click.echo(f"structural hash: {nasc.structural_hash(genotype)}")
     for entry in genotype.metadata:
@@ -551,7 +545,7 @@ def train_command(file: str, **options) -> None:
     from nasc.runtime.data import DataError
     from nasc.runtime.train import TrainConfig, TrainingError, train
 
-    genotype = _load_one(file)
+    genotype = load(file)
     config = TrainConfig(**options)
     try:
         result = train(genotype, config)
@@ -769,7 +763,7 @@ def viz(file: str, output: str | None, cells: str, lowered: bool) -> None:
 
     from nasc.compiler.viz import to_dot
 
-    genotype = _load_one(file)
+    genotype = load(file)
     destination = output or f"{genotype.name}.svg"
     suffix = Path(destination).suffix.lower()
     if suffix not in (".svg", ".png", ".dot", ".gv"):

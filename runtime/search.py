@@ -445,8 +445,6 @@ class Search:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill: its child is trained again
-            if any(r["step"] == row["step"] for r in self.ledger[-1:]):
-                continue
             self._take(row)
         done = {row["step"] for row in self.ledger}
         atomic_write_text(self.out / "ledger.jsonl", "".join(json.dumps(r) + "\n" for r in self.ledger))
