@@ -294,7 +294,6 @@ class Search:
         self.ledger: list[dict] = []
         self.finished_by_hash: dict[str, dict] = {}  # the first finished result of each architecture
         self._executor = executor
-        self._stop = False
 
     # -- files --------------------------------------------------------------------------------------
 
@@ -408,7 +407,6 @@ class Search:
         """Keep every worker busy while budget remains; settle duplicates on the spot."""
         while (
             executor.in_flight() < self.config.workers
-            and not self._stop
             and len(self.ledger) + len(self.state.pending) < self.config.budget
         ):
             pending = self._sample()
@@ -470,9 +468,6 @@ class Search:
         if self.config.executor == "ray":
             return RayExecutor(self.config.workers, self.config.address)
         return LocalExecutor(self.config.workers)
-
-    def request_stop(self) -> None:
-        self._stop = True
 
     def run(self, resume: bool = False, progress: bool = True) -> dict:
         (self.out / "cells").mkdir(parents=True, exist_ok=True)
