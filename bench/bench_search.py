@@ -10,9 +10,7 @@ Each search runs with the same seed and proxy task; figures are printed, plots w
 from __future__ import annotations
 
 import argparse
-import io
 import shutil
-import statistics
 import time
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import nasc
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.space import NASNET_SPACE
 from nasc.runtime.controller import make_strategy
+from nasc.runtime.plots import pyplot, reward_curves, save_figure
 from nasc.runtime.search import Search, SearchConfig, read_ledger
 
 
@@ -83,12 +82,7 @@ def throughput(out: Path, children: int, epochs: int, filters: int) -> None:
 
 
 def compare(out: Path, budget: int, epochs: int, filters: int, workers: int, lr: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, axis = pyplot().subplots(figsize=(7, 4.5))
     for strategy, colour in (("ppo", "tab:red"), ("random", "tab:blue")):
         summary, seconds = run_search(
             out / strategy,
@@ -99,16 +93,7 @@ def compare(out: Path, budget: int, epochs: int, filters: int, workers: int, lr:
             proxy_filters=filters,
             controller_lr=lr,
         )
-        ledger = read_ledger(out / strategy)
-        rewards: dict[str, float] = {}
-        curves = {1: [], 5: [], 25: []}
-        for row in ledger:
-            if row["status"] == "ok":
-                rewards[row["hash"]] = row["reward"]
-            ranked = sorted(rewards.values(), reverse=True)
-            for k in curves:
-                curves[k].append(statistics.mean(ranked[:k]) if ranked else float("nan"))
-        xs = range(1, len(ledger) + 1)
+        xs, curves = reward_curves(read_ledger(out / strategy))
         for k, style in ((1, "-"), (5, "--"), (25, ":")):
             axis.plot(xs, curves[k], style, color=colour, label=f"{strategy} top-{k}")
         print(
@@ -125,9 +110,7 @@ def compare(out: Path, budget: int, epochs: int, filters: int, workers: int, lr:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    (out / "ppo_vs_random.png").write_bytes(buffer.getvalue())
+    save_figure(figure, out / "ppo_vs_random.png", dpi=110)
     print(f"plot: {out / 'ppo_vs_random.png'}")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 
 import jinja2
@@ -272,8 +272,6 @@ def scale_preset(
 ) -> Preset:
     """The paper's N @ P: N normal cells per stage, P filters in the penultimate layer (P = 4·k·F0 where
     the normal cell outputs k·F channels)."""
-    from dataclasses import replace
-
     changes: dict[str, int] = {}
     if cells_per_stage is not None:
         if cells_per_stage < 1:

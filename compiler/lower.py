@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from nasc.compiler import ir
 from nasc.compiler.convention import NASNET, Convention
-from nasc.compiler.diagnostics import Diagnostic, NascError, Span
+from nasc.compiler.diagnostics import Span
 from nasc.compiler.printer import format_block
 from nasc.compiler.registry import COMBINES, OPS, CombineSpec, OpSpec
 
@@ -114,20 +114,9 @@ def lower_cell(cell: ir.Cell, convention: Convention = NASNET, filename: str | N
             for side, operand in zip(_sides(len(block.operands)), block.operands, strict=True)
         )
         combine = COMBINES[block.combine]
-        # Every op maps its input to F channels, so `same` combines always agree and concat stacks.
-        produced = [F for _ in operands]
-        if combine.channels == "same" and len(set(produced)) != 1:
-            raise NascError(
-                [
-                    Diagnostic(
-                        f"`{block.combine}` needs operands of equal channels",
-                        block.span,
-                        filename,
-                        hint="use `concat` to stack operands of different widths",
-                    )
-                ]
-            )
-        block_channels = F if combine.channels == "same" else Channels(sum(c.filters for c in produced))
+        # Every op maps its input to F channels (the registry's shape rule), so the `same` combines
+        # always agree and concat stacks its operands.
+        block_channels = F if combine.channels == "same" else Channels(len(operands))
         channels[block.target] = block_channels
         norm = f"{block.target}_norm" if combine.normalization else None
         blocks.append(

@@ -37,6 +37,7 @@ from nasc.compiler.hashing import structural_hash
 from nasc.compiler.space import SearchSpace
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.controller import Sample, make_strategy, serialize
+from nasc.runtime.plots import plot_rewards
 
 STRATEGIES = ("ppo", "reinforce", "random")
 
@@ -363,13 +364,8 @@ class Search:
 
     def _take(self, row: dict) -> None:
         self.ledger.append(row)
-        if row["status"] == "ok" and row["hash"] not in self.finished_by_hash:
-            self.finished_by_hash[row["hash"]] = row
-        elif (
-            row["status"] == "failed"
-            and row["hash"] not in self.finished_by_hash
-            and not row.get("duplicate_of")
-        ):
+        # The first outcome of an architecture, success or failure, is what its repeats reuse.
+        if row["status"] in ("ok", "failed") and not row.get("duplicate_of"):
             self.finished_by_hash.setdefault(row["hash"], row)
 
     def _observe(self, sample: Sample, row: dict) -> None:
@@ -556,41 +552,6 @@ class _Display:
             f"queued {summary['pending']} · failed {summary['failed']} · "
             f"duplicates {summary['duplicates']} · best {best} · {rate:,.0f} children/h"
         )
-
-
-def plot_rewards(ledger: list[dict], path: Path, title: str) -> None:
-    """Reward of the best, top-5 mean and top-25 mean distinct architectures vs models sampled."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    seen: dict[str, float] = {}
-    curves: dict[str, list[float]] = {"best": [], "top-5 mean": [], "top-25 mean": []}
-    xs = []
-    for count, row in enumerate(ledger, start=1):
-        if row["status"] == "ok":
-            seen[row["hash"]] = row["reward"]
-        ranked = sorted(seen.values(), reverse=True)
-        if not ranked:
-            continue
-        xs.append(count)
-        for name, k in (("best", 1), ("top-5 mean", 5), ("top-25 mean", 25)):
-            top = ranked[:k]
-            curves[name].append(sum(top) / len(top))
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name, values in curves.items():
-        axis.plot(xs, values, label=name)
-    axis.set(xlabel="models sampled", ylabel="validation accuracy", title=title)
-    axis.grid(alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def read_ledger(out: str | os.PathLike[str]) -> list[dict]:

@@ -35,6 +35,7 @@ from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.build import import_source
 from nasc.runtime.data import DataSplits, collate, load_dataset
 from nasc.runtime.optim import ExponentialMovingAverage, RMSpropTF, parameter_groups
+from nasc.runtime.plots import plot_curves
 
 CHECKPOINT_FORMAT = "nasc-checkpoint-1"
 
@@ -673,32 +674,6 @@ class Trainer:
             )
             atomic_write_text(self.out / "result.json", json.dumps(summary, indent=2) + "\n")
         return result
-
-
-def plot_curves(history: list[dict], path: Path, title: str) -> None:
-    """Loss and accuracy per epoch, train and validation, as a PNG (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] + 1 for row in history]
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axis.plot(epochs, [r["train_loss"] for r in history], label="train")
-    loss_axis.plot(epochs, [r["val_loss"] for r in history], label="validation")
-    loss_axis.set(xlabel="epoch", ylabel="loss", title="loss")
-    accuracy_axis.plot(epochs, [r["train_accuracy"] for r in history], label="train")
-    accuracy_axis.plot(epochs, [r["val_accuracy"] for r in history], label="validation")
-    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for axis in (loss_axis, accuracy_axis):
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def train(genotype: ir.Genotype, config: TrainConfig, data: DataSplits | None = None) -> TrainResult:

@@ -238,3 +238,28 @@ def test_a_restored_controller_samples_what_the_original_would_have() -> None:
         assert a == b
         original.observe(a, 0.5)
         restored.observe(b, 0.5)
+
+
+def test_reward_curves_are_the_top_k_means_of_distinct_architectures() -> None:
+    from nasc.runtime.plots import reward_curves
+
+    rng = random.Random(0)
+    ledger = [
+        {
+            "status": rng.choice(["ok", "ok", "ok", "failed", "duplicate"]),
+            "hash": f"h{rng.randrange(60)}",
+            "reward": rng.random(),
+        }
+        for _ in range(300)
+    ]
+    xs, curves = reward_curves(ledger)
+    first = {}
+    for count, row in enumerate(ledger, start=1):  # brute force: every prefix, sorted
+        if row["status"] == "ok":
+            first.setdefault(row["hash"], row["reward"])
+        if first:
+            ranked = sorted(first.values(), reverse=True)
+            index = xs.index(count)
+            for k in (1, 5, 25):
+                assert curves[k][index] == pytest.approx(statistics.mean(ranked[:k]))
+    assert xs[-1] == 300
