@@ -1,8 +1,15 @@
-"""Front-end throughput: parse + check + print + hash of random NASNet-space genotypes.
+"""Front-end benchmarks.
 
-    python bench/bench_language.py [--count 1000] [--processes 2]
+    python bench/bench_language.py [--count 1000] [--processes 2]   # throughput on sampled cells
+    python bench/bench_language.py --large [--size-mib 1]          # large and hostile files
 
-The search writes one cell per child (20,000 in the paper); this path must never be its bottleneck.
+Throughput: parse + check + print + hash of random NASNet-space genotypes. The search writes one
+cell per child (20,000 in the paper); this path must never be its bottleneck.
+
+Large files: checking a valid file of SIZE MiB against hostile files of the same size (every block
+uses undefined names; every block defined twice; unknown ops), formatting and hashing the valid one,
+and `nasc diff` of two 4,000-block files that differ in one op. Checking is linear: the target is
+a hostile file in at most 1.5x the time of the valid one, and the diff in under a second.
 """
 
 from __future__ import annotations
@@ -23,12 +30,77 @@ def _round_trip(texts: list[str]) -> int:
     return len(texts)
 
 
+def _blocks_text(count: int, block, name: str = "big") -> str:
+    """A genotype whose normal cell has `count` blocks made by `block(i)`."""
+    lines = [f"genotype {name}", "normal(h0, h1) {"]
+    lines += [f"    {block(i)}" for i in range(count)]
+    lines += [f"    return concat(s{count - 1})", "}", "reduction(h0, h1) {"]
+    lines += ["    h2 = add(identity(h0), identity(h1))", "    return concat(h2)", "}", ""]
+    return "\n".join(lines)
+
+
+def _sized(block, size: int) -> str:
+    """The genotype of `block`s closest to `size` bytes."""
+    per_block = len(_blocks_text(100, block)) / 100
+    return _blocks_text(int(size / per_block), block)
+
+
+def _seconds(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def _check(text: str) -> None:
+    try:
+        nasc.parse(text, "big.cell")
+    except nasc.NascError as error:
+        error.render()
+
+
+def large(size_mib: float) -> None:
+    from nasc.compiler.diff import diff
+
+    size = int(size_mib * (1 << 20))
+
+    def chain(i: int, op: str = "sep_conv_3x3") -> str:
+        return f"s{i} = add({op}({'h0' if i == 0 else f's{i - 1}'}), identity(h1))"
+
+    files = {
+        "valid": _sized(chain, size),
+        "undefined names": _sized(lambda i: f"s{i} = add(identity(q{i}), identity(r{i}))", size),
+        "defined twice": _sized(lambda i: f"s{i % 50} = add(identity(h0), identity(h1))", size),
+        "unknown ops": _sized(lambda i: f"s{i} = add(sep_conv_3x{i}(h0), identity(h1))", size),
+    }
+    valid_seconds = _seconds(lambda: _check(files["valid"]))
+    print(f"check, {size_mib:g} MiB files (best of 1; the ratio is to the valid file):")
+    for name, text in files.items():
+        seconds = valid_seconds if name == "valid" else _seconds(lambda text=text: _check(text))
+        mib = len(text) / (1 << 20)
+        print(f"  {name:16s} {mib:5.2f} MiB  {seconds:6.2f} s  ({seconds / valid_seconds:.2f}x)")
+    genotype = nasc.parse(files["valid"])
+    print(
+        f"  fmt of the valid file: {_seconds(lambda: nasc.format(genotype)):.2f} s; "
+        f"hash: {_seconds(lambda: nasc.structural_hash(genotype)):.2f} s"
+    )
+    a = nasc.parse(_blocks_text(4000, chain))
+    b = nasc.parse(_blocks_text(4000, lambda i: chain(i, "sep_conv_5x5" if i == 2000 else "sep_conv_3x3")))
+    changes: list = []
+    seconds = _seconds(lambda: changes.extend(diff(a, b)))
+    print(f"diff of two 4,000-block files: {seconds:.3f} s, {len(changes)} change(s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--processes", type=int, default=1, help="Also measure N processes sharing the work.")
+    parser.add_argument("--large", action="store_true", help="Measure large and hostile files instead.")
+    parser.add_argument("--size-mib", type=float, default=1.0, help="Size of the --large files.")
     args = parser.parse_args()
+    if args.large:
+        large(args.size_mib)
+        return
     rng = random.Random(0)
     texts = [nasc.format(NASNET_SPACE.sample(rng, f"g{i}")) for i in range(args.count)]
     nasc.parse(texts[0])  # build the parser once, as a long-running search does

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import BinaryIO
 
 from nasc.compiler import ir
 from nasc.compiler.check import check
-from nasc.compiler.diagnostics import Diagnostic, NascError
 from nasc.compiler.hashing import structural_hash as _structural_hash
 from nasc.compiler.printer import format_genotype
+from nasc.diagnostics import Diagnostic, NascError
 from nasc.grammar.parser import parse_syntax
 
-# A NASNet genotype is about 1 KB; anything this large is not a cell file, and refusing it keeps
-# every command's time bounded.
-MAX_SOURCE_BYTES = 1 << 20
+# A NASNet genotype is about 1 KB; a file this large is not a cell file. Refusing it at once (from
+# its size, before reading) keeps every command's time bounded; checking is linear below it.
+MAX_SOURCE_BYTES = 4 << 20
+
+# The path that means standard input, as Unix tools read it.
+STDIN = "-"
 
 
 def parse(text: str, filename: str | None = None) -> ir.Genotype:
@@ -32,12 +37,17 @@ def parse(text: str, filename: str | None = None) -> ir.Genotype:
 
 
 def read_source(path: str | os.PathLike[str]) -> str:
-    """Read a .cell file's text, turning every way a file can be unusable into one clear diagnostic."""
+    """Read a .cell file's text (`-`: standard input), turning every way a file can be unusable
+    into one clear diagnostic."""
     name = os.fspath(path)
+    if name == STDIN:
+        return _decode(_read_limited(sys.stdin.buffer, "<stdin>"), "<stdin>")
 
     def fail(message: str, hint: str | None = None) -> NascError:
         return NascError([Diagnostic(message, None, name, hint)])
 
+    if name == "":
+        raise fail("the path is empty", "name a .cell file, a directory of them, or `-` for standard input")
     file = Path(path)
     try:
         if file.is_dir():
@@ -46,17 +56,32 @@ def read_source(path: str | os.PathLike[str]) -> str:
             raise fail("no such file")
         size = file.stat().st_size
         if size > MAX_SOURCE_BYTES:
-            raise fail(
-                f"file is {size / 1e6:.1f} MB; .cell files are limited to {MAX_SOURCE_BYTES // 1024} KiB"
-            )
-        with file.open("rb") as handle:
-            data = handle.read(MAX_SOURCE_BYTES + 1)
+            raise fail(_too_large(size))
+        with file.open("rb") as handle:  # pipes and FIFOs report size 0: the read is bounded too
+            data = _read_limited(handle, name)
     except PermissionError:
         raise fail("permission denied") from None
     except OSError as error:
         raise fail(f"cannot read: {error.strerror or error}") from None
+    return _decode(data, name)
+
+
+def _too_large(size: int | None = None) -> str:
+    limit = f".cell files are limited to {MAX_SOURCE_BYTES >> 20} MiB"
+    return f"file is {size / (1 << 20):.1f} MiB; {limit}" if size is not None else f"input too large; {limit}"
+
+
+def _read_limited(handle: BinaryIO, name: str) -> bytes:
+    data = handle.read(MAX_SOURCE_BYTES + 1)
     if len(data) > MAX_SOURCE_BYTES:
-        raise fail(f".cell files are limited to {MAX_SOURCE_BYTES // 1024} KiB")
+        raise NascError([Diagnostic(_too_large(), None, name)])
+    return data
+
+
+def _decode(data: bytes, name: str) -> str:
+    def fail(message: str, hint: str | None = None) -> NascError:
+        return NascError([Diagnostic(message, None, name, hint)])
+
     if b"\0" in data:
         raise fail("binary file (it contains NUL bytes), not a .cell file")
     try:
@@ -70,9 +95,15 @@ def read_source(path: str | os.PathLike[str]) -> str:
     return text.removeprefix("\ufeff")
 
 
+def display_name(path: str | os.PathLike[str]) -> str:
+    """How diagnostics name a path: `<stdin>` for `-`."""
+    name = os.fspath(path)
+    return "<stdin>" if name == STDIN else name
+
+
 def load(path: str | os.PathLike[str]) -> ir.Genotype:
-    """Read, parse and check a .cell file."""
-    return parse(read_source(path), os.fspath(path))
+    """Read, parse and check a .cell file (`-`: standard input)."""
+    return parse(read_source(path), display_name(path))
 
 
 def format(genotype: ir.Genotype) -> str:

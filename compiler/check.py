@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from nasc.compiler import ir
 from nasc.compiler.convention import NASNET, Convention
-from nasc.compiler.diagnostics import Diagnostic, NascError, Span, did_you_mean
 from nasc.compiler.registry import COMBINES, OPS, OUTPUT_COMBINE
+from nasc.diagnostics import DiagnosticSink, Hint, Span, did_you_mean
 from nasc.grammar import syntax as st
 
 BLOCK_SHAPE = "a block reads `state = combine(op(input), op(input))`"
+
+
+def _defined_before(defined: dict[str, Span | None], count: int) -> list[str]:
+    """The first `count` names of `defined` (insertion-ordered): what was in scope at a use."""
+    return list(itertools.islice(defined, count))
+
+
+def _scope_hint(name: str, in_scope: list[str]) -> str:
+    shown = ", ".join(in_scope[:8]) + (f" and {len(in_scope) - 8} more" if len(in_scope) > 8 else "")
+    return did_you_mean(name, in_scope) or f"defined here: {shown or 'nothing'}"
 
 
 @dataclass
 class _Checker:
     filename: str
     convention: Convention
-    diagnostics: list[Diagnostic] = field(default_factory=list)
+    diagnostics: DiagnosticSink = field(init=False)
 
-    def error(self, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.diagnostics.append(Diagnostic(message, span, self.filename, hint))
+    def __post_init__(self) -> None:
+        self.diagnostics = DiagnosticSink(self.filename)
+
+    def error(self, message: str, span: Span | None, hint: Hint = None) -> None:
+        self.diagnostics.error(message, span, hint)
 
     def identifier(self, name: st.Name, what: str) -> None:
         problem = ir.identifier_problem(name.text)
@@ -82,6 +95,12 @@ class _Checker:
                     f"metadata value `{entry.value}` is not a string or a number",
                     entry.value_span,
                     hint=f'put text in double quotes: `{entry.key.text} = "{entry.value}"`',
+                )
+            elif entry.value_kind == "too_large":
+                self.error(
+                    "integer too large",
+                    entry.value_span,
+                    hint="metadata integers are limited to 4,300 digits; write longer values as strings",
                 )
             elif isinstance(entry.value, float) and not math.isfinite(entry.value):
                 self.error(
@@ -174,10 +193,11 @@ class _Checker:
                 "and the blocks above it",
             )
         else:
+            count = len(defined)
             self.error(
                 f"`{name.text}` is not defined",
                 name.span,
-                hint=did_you_mean(name.text, defined) or f"defined here: {', '.join(defined) or 'nothing'}",
+                hint=lambda: _scope_hint(name.text, _defined_before(defined, count)),
             )
         return False
 
@@ -191,7 +211,7 @@ class _Checker:
             hint = (
                 f"`{combine}` is an op; apply it inside a combine: `add({combine}(h0), identity(h1))`"
                 if combine in OPS
-                else did_you_mean(combine, COMBINES) or f"combines: {', '.join(COMBINES)}"
+                else lambda: did_you_mean(combine, COMBINES) or f"combines: {', '.join(COMBINES)}"
             )
             self.error(f"unknown combine `{combine}`", block.combine.span, hint=hint)
         elif len(block.operands) != spec.arity:
@@ -220,7 +240,7 @@ class _Checker:
             hint = (
                 f"`{op}` is a combine; operands are ops applied to one state, e.g. `sep_conv_3x3(h0)`"
                 if op in COMBINES
-                else did_you_mean(op, OPS) or f"ops: {', '.join(OPS)}"
+                else lambda: did_you_mean(op, OPS) or f"ops: {', '.join(OPS)}"
             )
             self.error(f"unknown op `{op}`", operand.op.span, hint=hint)
         if len(operand.args) != 1:
@@ -380,16 +400,11 @@ def _build(module: st.Module, filename: str, source: str | None) -> ir.Genotype:
     )
 
 
-def _ordered(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
-    return sorted(diagnostics, key=lambda d: (d.span.line, d.span.column) if d.span else (0, 0))
-
-
 def check(
     module: st.Module, filename: str = "<input>", source: str | None = None, convention: Convention = NASNET
 ) -> ir.Genotype:
     """Check a syntax tree and build its IR; raise NascError with every diagnostic found."""
     checker = _Checker(filename, convention)
     checker.module(module)
-    if checker.diagnostics:
-        raise NascError(_ordered(checker.diagnostics), source)
+    checker.diagnostics.raise_if_any(source)
     return _build(module, filename, source)

@@ -1,7 +1,7 @@
 """Conventions: how a genotype's cells are read as a network.
 
 A convention names the cell kinds it builds networks from and how many inputs each takes. The
-NASNet/TF-slim convention (shared/REFERENCE.md) is the default and the one that must be exact; its
+NASNet/TF-slim convention (docs/reference.md) is the default and the one that must be exact; its
 lowering rules live in compiler/lower.py.
 """
 

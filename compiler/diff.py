@@ -1,9 +1,11 @@
 """Semantic difference of two genotypes, after aligning them structurally.
 
 State names and block order do not matter: inputs align by position; blocks align in dependency
-order, each A block with the unmatched B block that computes the most of the same thing given the
-alignment so far (same combine, same ops on aligned inputs, operand order free in commutative
-combines). What remains is reported in words, in A's names:
+order. A block that computes exactly what a B block computes (equal structural digests) matches it
+at once; any other A block matches the unmatched B block that computes the most of the same thing
+given the alignment so far (same combine, same ops on aligned inputs, operand order free in
+commutative combines), searched among blocks that share its ops or inputs when there are many, so
+that diffing stays linear in the size of the files. What remains is reported in words, in A's names:
 
     normal h3: second op sep_conv_3x3 → sep_conv_5x5
     reduction output: + h2
@@ -14,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from nasc.compiler import ir
-from nasc.compiler.hashing import structural_hash
+from nasc.compiler.hashing import state_digests, structural_hash
 from nasc.compiler.registry import COMBINES
 
 ORDINALS = ("first", "second", "third", "fourth")
@@ -58,6 +60,21 @@ def _perfect(a: ir.Block) -> int:
     return 2 + 5 * len(a.operands)
 
 
+# Past this many unmatched blocks, a block is scored only against candidates that share its ops or
+# one of its (aligned) inputs, so that diffing two large files stays linear.
+EXHAUSTIVE_LIMIT = 64
+
+
+def _block_digests(cell: ir.Cell) -> dict[str, str]:
+    """What each block computes, independent of names (the structural hash's per-state digests)."""
+    states = state_digests(cell)
+    return {block.target: states[block.target] for block in cell.blocks}
+
+
+def _ops_key(block: ir.Block) -> tuple[str, ...]:
+    return tuple(sorted(operand.op for operand in block.operands))
+
+
 def diff_cells(a: ir.Cell, b: ir.Cell) -> list[Change]:
     changes: list[Change] = []
     if len(a.inputs) != len(b.inputs):
@@ -72,31 +89,59 @@ def diff_cells(a: ir.Cell, b: ir.Cell) -> list[Change]:
             )
         )
     mapping = dict(zip(a.inputs, b.inputs, strict=False))  # A name → B name
-    unmatched = list(b.blocks)
+    reverse = {v: k for k, v in mapping.items()}  # B name → A name, kept in step with `mapping`
+    # Blocks that compute the same thing match first, by digest (a dict look-up, not a search).
+    digests_b: dict[str, list[int]] = {}
+    for index, digest in enumerate(_block_digests(b).values()):
+        digests_b.setdefault(digest, []).append(index)
+    digests_a = _block_digests(a) if len(a.inputs) == len(b.inputs) else {}
+    unmatched: dict[int, ir.Block] = dict(enumerate(b.blocks))
+    by_ops: dict[tuple[str, ...], list[int]] = {}
+    by_operand: dict[tuple[str, str], list[int]] = {}  # (op, the state it reads in B) → B blocks
+    for index, other in unmatched.items():
+        by_ops.setdefault(_ops_key(other), []).append(index)
+        for operand in other.operands:
+            by_operand.setdefault((operand.op, operand.input), []).append(index)
+
+    def candidates(block: ir.Block) -> list[int]:
+        """B blocks worth scoring: all of them while few remain; else those that apply one of this
+        block's ops to the aligned state (rarest first), then those with the same ops."""
+        if len(unmatched) <= EXHAUSTIVE_LIMIT:
+            return list(unmatched)
+        keyed = [by_operand.get((o.op, mapping.get(o.input, "")), []) for o in block.operands]
+        found: list[int] = []
+        for entries in [*sorted(keyed, key=len), by_ops.get(_ops_key(block), [])]:
+            if found and len(entries) > EXHAUSTIVE_LIMIT:
+                break
+            for index in entries:
+                if index in unmatched and index not in found:
+                    found.append(index)
+                    if len(found) >= EXHAUSTIVE_LIMIT:
+                        return sorted(found)
+        return sorted(found)
+
     for block in a.blocks:
-        candidates = [
-            (_best_pairing(block, other, mapping), index, other) for index, other in enumerate(unmatched)
-        ]
-        if not candidates:
+        same = [i for i in digests_b.get(digests_a.get(block.target, ""), ()) if i in unmatched]
+        if same:
+            other = unmatched.pop(same[0])
+            mapping[block.target], reverse[other.target] = other.target, block.target
+            pairing = _best_pairing(block, other, mapping)[1]
+            changes += _block_changes(a.kind, block, other, pairing, mapping, reverse)
+            continue
+        scored = [(_best_pairing(block, unmatched[i], mapping), i) for i in candidates(block)]
+        best = max(scored, key=lambda c: (c[0][0], -c[1]), default=None)
+        if best is None or best[0][0] * 2 < _perfect(block):  # less than half in common: a different block
             changes.append(
                 Change(
                     a.kind, "block_removed", block.target, _text(block), None, f"{a.kind}: − {_text(block)}"
                 )
             )
             continue
-        ((score, pairing), index, other) = max(candidates, key=lambda c: (c[0][0], -c[1]))
-        if score * 2 < _perfect(block):  # less than half in common: a different block
-            changes.append(
-                Change(
-                    a.kind, "block_removed", block.target, _text(block), None, f"{a.kind}: − {_text(block)}"
-                )
-            )
-            continue
-        unmatched.pop(index)
-        mapping[block.target] = other.target
-        changes += _block_changes(a.kind, block, other, pairing, mapping)
-    reverse = {v: k for k, v in mapping.items()}
-    for other in unmatched:
+        (_, pairing), index = best
+        other = unmatched.pop(index)
+        mapping[block.target], reverse[other.target] = other.target, block.target
+        changes += _block_changes(a.kind, block, other, pairing, mapping, reverse)
+    for other in unmatched.values():
         changes.append(
             Change(a.kind, "block_added", other.target, None, _text(other), f"{a.kind}: + {_text(other)}")
         )
@@ -116,7 +161,12 @@ def _text(block: ir.Block) -> str:
 
 
 def _block_changes(
-    cell: str, a: ir.Block, b: ir.Block, pairing: tuple[int, ...], mapping: dict[str, str]
+    cell: str,
+    a: ir.Block,
+    b: ir.Block,
+    pairing: tuple[int, ...],
+    mapping: dict[str, str],
+    reverse: dict[str, str],
 ) -> list[Change]:
     changes = []
     label = a.target if a.target == b.target else f"{a.target} ({b.target} in B)"
@@ -131,7 +181,6 @@ def _block_changes(
                 f"{cell} {label}: combine {a.combine} → {b.combine}",
             )
         )
-    reverse = {v: k for k, v in mapping.items()}
     for position, (operand, index) in enumerate(zip(a.operands, pairing, strict=True)):
         other = b.operands[index]
         ordinal = ORDINALS[position] if position < len(ORDINALS) else f"#{position + 1}"

@@ -22,6 +22,7 @@ from nasc.compiler.hashing import structural_hash
 from nasc.compiler.lower import CellGraph, Channels, lower
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.presets import PRESETS, Preset
+from nasc.diagnostics import printable
 
 # Helpers of templates/support.py.jinja that only some op families need.
 FAMILY_HELPERS = {"separable": {"same_conv"}, "conv": {"same_conv"}, "pool": {"same_pool"}}
@@ -214,27 +215,15 @@ def emit_torch(
     op_templates = [env.get_template(f"ops/{family}.jinja").module for family in families]
 
     presets = [(name, _preset_args(preset)) for name, preset in PRESETS.items()]
-    default_preset = options.preset
     normal_per_filter = graphs["normal"].out_channels_per_filter
-    default = PRESETS[options.preset]
-    if options.cells_per_stage or options.penultimate_filters or options.num_classes:
-        default = scale_preset(
-            default,
-            normal_per_filter,
-            options.cells_per_stage,
-            options.penultimate_filters,
-            options.num_classes,
-        )
-        default_preset = (
-            f"{options.preset}-{default.cells_per_stage}@{default.filters * 4 * normal_per_filter}"
-        )
-        if options.num_classes:
-            default_preset += f"-{default.num_classes}"
+    default_preset, default = effective_preset(graphs, options)
+    if default_preset not in PRESETS:
         presets.append((default_preset, _preset_args(default)))
 
     context = {
         "version": nasc.__version__,
-        "source_repr": _py(str(source) if source else "<memory>"),
+        # A file name that is not UTF-8 (or holds control characters) is shown escaped, never raw.
+        "source_repr": _py(printable(str(source), keep_newlines=False) if source else "<memory>"),
         "genotype_name": genotype.name,
         "structural_hash": structural_hash(genotype),
         "metadata": [(entry.key, entry.value) for entry in genotype.metadata],
@@ -261,6 +250,22 @@ def emit_torch(
     except SyntaxError as error:  # a template bug, caught here rather than at the user's import
         raise RuntimeError(f"nasc emitted invalid Python (line {error.lineno}): {error.msg}") from error
     return text
+
+
+def effective_preset(graphs: dict[str, CellGraph], options: EmitOptions) -> tuple[str, Preset]:
+    """The preset a compile asked for, rescaled by --scale / --num-classes, and its name (e.g.
+    `cifar-2@240-5`); raises ValueError for a scale this genotype cannot have."""
+    base = PRESETS[options.preset]
+    if not (options.cells_per_stage or options.penultimate_filters or options.num_classes):
+        return options.preset, base
+    normal_per_filter = graphs["normal"].out_channels_per_filter
+    preset = scale_preset(
+        base, normal_per_filter, options.cells_per_stage, options.penultimate_filters, options.num_classes
+    )
+    name = f"{options.preset}-{preset.cells_per_stage}@{preset.filters * 4 * normal_per_filter}"
+    if options.num_classes:
+        name += f"-{preset.num_classes}"
+    return name, preset
 
 
 def scale_preset(

@@ -26,13 +26,19 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def cell_digest(cell: ir.Cell) -> str:
+def state_digests(cell: ir.Cell) -> dict[str, str]:
+    """Each state's digest: what it computes, whatever it and the states it reads are called."""
     states = {name: _digest("input", position) for position, name in enumerate(cell.inputs)}
     for block in cell.blocks:
         operands = [_digest("op", operand.op, states[operand.input]) for operand in block.operands]
         if COMBINES[block.combine].commutative:
             operands.sort()
         states[block.target] = _digest("block", block.combine, *operands)
+    return states
+
+
+def cell_digest(cell: ir.Cell) -> str:
+    states = state_digests(cell)
     members = sorted(states[member] for member in cell.output.members)
     return _digest("cell", cell.kind, len(cell.inputs), cell.output.combine, *members)
 

@@ -11,8 +11,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from nasc.compiler.diagnostics import Span, span_field
 from nasc.compiler.registry import COMBINES, OPS, OUTPUT_COMBINE
+from nasc.diagnostics import Span, span_field
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -113,14 +113,16 @@ class Cell:
         _require_identifier(self.kind)
         for name in self.inputs:
             _require_identifier(name)
-        defined = list(self.inputs)
+        defined = set(self.inputs)
+        if len(defined) != len(self.inputs):
+            raise ValueError("a cell input is declared twice")
         for block in self.blocks:
             missing = [name for name in block.inputs if name not in defined]
             if missing:
                 raise ValueError(f"block {block.target} uses {missing[0]} before it is defined")
             if block.target in defined:
                 raise ValueError(f"{block.target} is defined twice")
-            defined.append(block.target)
+            defined.add(block.target)
         for member in self.output.members:
             if member not in defined:
                 raise ValueError(f"output {member} is not defined")

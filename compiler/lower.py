@@ -6,7 +6,7 @@ after a stem — where h1 is the raw x1). Every op gets its input channels and s
 where the convention inserts an adapter is named. `realize` evaluates the graph for one concrete
 instance and lists the adapters that instance really has.
 
-The rules (shared/REFERENCE.md, from TF-slim nasnet_utils.py):
+The rules (docs/reference.md, "Cell inputs and blocks" and "Operations"; TF-slim nasnet_utils.py):
   - h0 = ReLU → 1x1 conv → BN of x1 (the squeeze); h1 = x2 adjusted to F channels at x1's size.
   - Ops on h0/h1 run at the cell's stride, ops on block states at stride 1; every op outputs F.
   - identity becomes ReLU → 1x1 conv (stride) → BN when the stride is > 1 or C_in ≠ F; a pool is
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from nasc.compiler import ir
 from nasc.compiler.convention import NASNET, Convention
-from nasc.compiler.diagnostics import Span
 from nasc.compiler.printer import format_block
 from nasc.compiler.registry import COMBINES, OPS, CombineSpec, OpSpec
+from nasc.diagnostics import Span
 
 
 @dataclass(frozen=True)

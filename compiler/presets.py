@@ -1,5 +1,5 @@
-"""The NASNet presets (shared/REFERENCE.md, from TF-slim nasnet.py): the compiler's copy, rendered into
-every emitted module's PRESETS so the file stands alone."""
+"""The NASNet presets (docs/reference.md, "Network skeletons"; TF-slim nasnet.py): the compiler's
+copy, rendered into every emitted module's PRESETS so the file stands alone."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer
 
-from nasc.compiler.diagnostics import Diagnostic, NascError, Span
+from nasc.diagnostics import Diagnostic, NascError, Span, printable
 from nasc.grammar import syntax as st
 
 # Terminal names as a person would say them.
@@ -87,8 +87,12 @@ class _ToSyntaxTree(Transformer):
 
     def number_value(self, children):
         text = children[0].value
-        is_integer = re.fullmatch(r"[+-]?\d+", text) is not None
-        return (int(text) if is_integer else float(text), "number", _span(children[0]))
+        if re.fullmatch(r"[+-]?\d+", text) is None:
+            return (float(text), "number", _span(children[0]))
+        try:
+            return (int(text), "number", _span(children[0]))
+        except ValueError:  # past Python's digit limit: the checker reports it at its line:col
+            return (text[:20] + "…", "too_large", _span(children[0]))
 
     def bare_value(self, children):
         return (children[0].value, "bare", _span(children[0]))
@@ -287,11 +291,11 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, filename: str) -> Diag
                 hint='strings are written in double quotes on one line; escape `"` as `\\"`',
             )
         shown = (
-            repr(char)[1:-1]
+            char
             if char.isprintable()
-            else f"\\x{ord(char):02x}"
-            if ord(char) < 256
-            else repr(char)
+            else printable(char)
+            if printable(char) != char
+            else f"U+{ord(char):04X}"
         )
         return Diagnostic(
             f"unexpected character `{shown}`",

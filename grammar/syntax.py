@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nasc.compiler.diagnostics import Span, span_field
+from nasc.diagnostics import Span, span_field
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Comment:
 class MetaEntry:
     key: Name
     value: str | int | float
-    value_kind: str  # "string", "number" or "bare" (an unquoted word: an error the checker reports)
+    value_kind: str  # "string", "number", "bare" (an unquoted word) or "too_large" (past the digit limit)
     value_span: Span | None = span_field()
     span: Span | None = span_field()
 

@@ -24,6 +24,6 @@ if (_checkout_root / "compiler" / "__init__.py").is_file() and not (
     __path__.append(str(_checkout_root))  # type: ignore[name-defined]
 
 from nasc.compiler.api import format, load, parse, structural_hash  # noqa: E402
-from nasc.compiler.diagnostics import Diagnostic, NascError  # noqa: E402
+from nasc.diagnostics import Diagnostic, NascError  # noqa: E402
 
 __all__ = ["Diagnostic", "NascError", "__version__", "format", "load", "parse", "structural_hash"]

@@ -33,3 +33,31 @@ def import_source(source: str, module_name: str | None = None) -> ModuleType:
 def compile_module(genotype: ir.Genotype, options: EmitOptions | None = None) -> ModuleType:
     """Emit the genotype's module and import it."""
     return import_source(emit_torch(genotype, options))
+
+
+class BuildError(ValueError):
+    """The network cannot be built with these options (e.g. an image too small for the aux head)."""
+
+
+def build_network(
+    genotype: ir.Genotype,
+    options: EmitOptions | None = None,
+    *,
+    image_size: int | None = None,
+    aux_head: bool = False,
+):
+    """Emit, import and build the network `options` ask for: (module, model, preset name, image size).
+
+    The one way the CLI, `nasc train` and the exporter get a model, so all build the same thing."""
+    options = options or EmitOptions()
+    try:
+        module = compile_module(genotype, options)
+    except ValueError as error:
+        raise BuildError(str(error)) from None
+    name = module.DEFAULT_PRESET
+    size = image_size or module.PRESETS[name].image_size
+    try:
+        model = module.create_model(name, image_size=size, aux_head=aux_head)
+    except ValueError as error:
+        raise BuildError(str(error)) from None
+    return module, model, name, size

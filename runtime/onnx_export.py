@@ -11,13 +11,13 @@ import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nasc
 from nasc.compiler import ir
-from nasc.compiler.emit_torch import EmitOptions, emit_torch
+from nasc.compiler.emit_torch import EmitOptions
 from nasc.compiler.hashing import structural_hash
-from nasc.fileio import atomic_write_bytes
+from nasc.diagnostics import printable
+from nasc.fileio import OutputError, check_output, write_output
 
 # ONNX and PyTorch run the same float32 arithmetic in different orders; over ~700 convolutions the
 # difference stays around 1e-6 of the output range. More than this means a wrong graph, not rounding.
@@ -66,7 +66,7 @@ def provenance(
         "image_size": str(image_size),
         "batch": batch,
         "nasc_version": nasc.__version__,
-        "source_file": str(genotype.filename or ""),
+        "source_file": printable(str(genotype.filename or ""), keep_newlines=False),
         "cell_source": source,
     }
 
@@ -83,16 +83,6 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     }
 
 
-def _check_destination(output: str) -> None:
-    directory = Path(output).parent if Path(output).parent != Path("") else Path(".")
-    if not directory.is_dir():
-        raise ExportError(f"cannot write {output}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise ExportError(f"cannot write {output}: directory {directory} is not writable")
-    if Path(output).is_dir():
-        raise ExportError(f"cannot write {output}: it is a directory")
-
-
 def export_onnx(
     genotype: ir.Genotype,
     options: EmitOptions,
@@ -107,7 +97,7 @@ def export_onnx(
     import onnx
     import torch
 
-    from nasc.runtime.build import import_source
+    from nasc.runtime.build import BuildError, build_network
     from nasc.runtime.onnx_runtime import load_session, run
 
     opsets = supported_opsets()
@@ -118,15 +108,16 @@ def export_onnx(
     dynamic = batch == "dynamic"
     if not dynamic and (not batch.isdigit() or int(batch) < 1):
         raise ExportError(f"--batch must be a positive number or 'dynamic', not {batch!r}")
-    _check_destination(output)
-
-    module = import_source(emit_torch(genotype, options))
-    preset_name = module.DEFAULT_PRESET
-    size = image_size or module.PRESETS[preset_name].image_size
     try:
-        model = module.create_model(preset_name, image_size=size).eval()
-    except ValueError as error:
+        check_output(output, force=True)  # fail before the export, not after it
+    except OutputError as error:
         raise ExportError(str(error)) from None
+
+    try:
+        module, model, preset_name, size = build_network(genotype, options, image_size=image_size)
+    except BuildError as error:
+        raise ExportError(str(error)) from None
+    model.eval()
     batch_size = 2 if dynamic else int(batch)
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(batch_size, 3, size, size, generator=generator)
@@ -178,9 +169,9 @@ def export_onnx(
         )
 
     try:
-        atomic_write_bytes(output, data)
-    except OSError as error:
-        raise ExportError(f"cannot write {output}: {error.strerror or error}") from None
+        write_output(output, data)
+    except OutputError as error:
+        raise ExportError(str(error)) from None
     ops = Counter(node.op_type for node in proto.graph.node)
     return ExportReport(
         path=output,

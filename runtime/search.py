@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from nasc.compiler.space import SearchSpace
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.controller import Sample, make_strategy, serialize
 from nasc.runtime.plots import plot_rewards
+from nasc.runtime.progress import eta, format_duration
+from nasc.runtime.signals import stop_requests
 
 STRATEGIES = ("ppo", "reinforce", "random")
 
@@ -121,6 +124,7 @@ def evaluate_child(job: ChildJob) -> dict:
             artifacts=False,
             device="cpu",
             out=os.devnull,
+            stop_signals=False,  # the parent owns Ctrl-C and SIGTERM and stops its children
         )
         result = train(genotype, config)
         return {
@@ -294,6 +298,7 @@ class Search:
         self.state = SearchState()
         self.ledger: list[dict] = []
         self.finished_by_hash: dict[str, dict] = {}  # the first finished result of each architecture
+        self.stopped_by: str | None = None  # "Ctrl-C" or "SIGTERM" when a signal stopped the run
         self._executor = executor
 
     # -- files --------------------------------------------------------------------------------------
@@ -465,7 +470,9 @@ class Search:
             return RayExecutor(self.config.workers, self.config.address)
         return LocalExecutor(self.config.workers)
 
-    def run(self, resume: bool = False, progress: bool = True) -> dict:
+    def run(self, resume: bool = False, progress: bool = True, lines: bool = False) -> dict:
+        """Run to the budget, or until Ctrl-C / SIGTERM (then `summary()["stopped"]` names it).
+        `progress`: a live display (a terminal); `lines`: one plain line per finished child."""
         (self.out / "cells").mkdir(parents=True, exist_ok=True)
         requeue = self._load() if resume else []
         if not resume:
@@ -478,12 +485,16 @@ class Search:
         waiting: dict[str, list[Pending]] = {}
         started = time.perf_counter()
         finished_at_start = len(self.ledger)
-        display = _Display(self, enabled=progress)
+        display = _Display(self, live=progress, lines=lines)
+
+        def stop(name: str) -> None:
+            self.stopped_by = name
+
         try:
-            with display:
+            with display, stop_requests(stop):
                 for pending in requeue:
                     self._dispatch(pending, executor, waiting)
-                while True:
+                while self.stopped_by is None:
                     self._schedule(executor, waiting)
                     if executor.in_flight() == 0:
                         break
@@ -492,11 +503,13 @@ class Search:
                         if first is None:
                             continue
                         self._record(first, result)
+                        display.finished(self.ledger[-1], started, finished_at_start)
                         for twin in waiting.pop(first.hash, []):
                             self._dispatch(twin, executor, waiting)
                         self._after_result()
                     display.update(started, finished_at_start)
         finally:
+            # Children still training are pending in state.pt: --resume trains them again.
             executor.shutdown()
         return self.summary()
 
@@ -516,19 +529,22 @@ class Search:
             "duplicates": sum(r["status"] == "duplicate" for r in self.ledger),
             "failed": sum(r["status"] == "failed" for r in self.ledger),
             "pending": len(self.state.pending),
+            "stopped": self.stopped_by,
             "best_reward": max((r["reward"] for r in ok), default=None),
             "best_file": max(ok, key=lambda r: r["reward"])["file"] if ok else None,
         }
 
 
 class _Display:
-    """done/queued/failed, best reward and children per hour, live in the terminal."""
+    """done/queued/failed, best reward and children per hour: live on a terminal, or one plain line
+    per finished child (with elapsed time and ETA) where output goes to a file."""
 
-    def __init__(self, search: Search, enabled: bool) -> None:
+    def __init__(self, search: Search, live: bool, lines: bool) -> None:
         from rich.live import Live
 
         self.search = search
-        self.live = Live("", refresh_per_second=2, transient=False) if enabled else None
+        self.live = Live("", refresh_per_second=2, transient=False) if live else None
+        self.lines = lines and not live
 
     def __enter__(self):
         if self.live:
@@ -538,6 +554,23 @@ class _Display:
     def __exit__(self, *exc):
         if self.live:
             self.live.__exit__(*exc)
+
+    def finished(self, row: dict, started: float, finished_at_start: int) -> None:
+        if not self.lines:
+            return
+        config = self.search.config
+        summary = self.search.summary()
+        elapsed = time.perf_counter() - started
+        done = summary["finished"] - finished_at_start
+        reward = f"reward {row['reward']:.4f}" if row.get("reward") is not None else "no reward"
+        best = f"{summary['best_reward']:.4f}" if summary["best_reward"] is not None else "–"
+        print(
+            f"[{summary['finished']}/{config.budget}] step {row['step']} {row['status']} {reward} · "
+            f"best {best} · elapsed {format_duration(elapsed)} · "
+            f"ETA {eta(elapsed, done, config.budget - summary['finished'])}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def update(self, started: float, finished_at_start: int) -> None:
         if not self.live:
@@ -556,6 +589,10 @@ class _Display:
 
 def read_ledger(out: str | os.PathLike[str]) -> list[dict]:
     path = Path(out) / "ledger.jsonl"
+    if not Path(out).exists():
+        raise SearchError(f"no such directory: {out}")
+    if not Path(out).is_dir():
+        raise SearchError(f"{out} is not a directory (nasc top reads a search's --out directory)")
     if not path.is_file():
         raise SearchError(f"{out} holds no search (no ledger.jsonl)")
     rows = []

@@ -1,37 +1,14 @@
-"""Counting a built network: parameters, conv + linear mult-adds, and a per-cell table.
-
-Measured on the real module with forward hooks (batch 1), so the figures are those of the code a
-user runs, not of a model of it.
+"""Measuring a built network: parameters, conv + linear mult-adds, and a per-cell table, from the
+real module with forward hooks (batch 1). `nasc stats` counts statically (compiler/counting.py); this
+is the measurement the tests hold those counts to, and what a user can run on a module they changed.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class CellStats:
-    name: str
-    kind: str
-    output_shape: tuple[int, ...]
-    parameters: int
-    mult_adds: int
-
-
-@dataclass(frozen=True)
-class NetworkStats:
-    parameters: int
-    parameters_with_aux: int | None
-    mult_adds: int
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    cells: tuple[CellStats, ...]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from nasc.compiler.counting import CellStats, NetworkStats
 
 
 def count_parameters(module: nn.Module) -> int:

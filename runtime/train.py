@@ -16,8 +16,6 @@ import json
 import math
 import os
 import random
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +34,8 @@ from nasc.runtime.build import import_source
 from nasc.runtime.data import DataSplits, collate, load_dataset
 from nasc.runtime.optim import ExponentialMovingAverage, RMSpropTF, parameter_groups
 from nasc.runtime.plots import plot_curves
+from nasc.runtime.progress import format_duration
+from nasc.runtime.signals import stop_requests
 
 CHECKPOINT_FORMAT = "nasc-checkpoint-1"
 
@@ -155,6 +155,7 @@ class TrainConfig:
     resume: bool = False
     quiet: bool = False
     artifacts: bool = True  # False: write nothing (search children keep only their result)
+    stop_signals: bool = True  # False: leave SIGINT/SIGTERM to the caller (a search child's parent)
 
     def resolved(self) -> TrainConfig:
         """A copy with every default filled in from the dataset and the recipe."""
@@ -571,30 +572,20 @@ class Trainer:
         """Ask the run to save and stop at the next step boundary (what Ctrl-C does)."""
         self._stop_requested = True
 
-    @contextlib.contextmanager
-    def _stop_on_ctrl_c(self):
-        """The first Ctrl-C asks for a clean stop; a second one interrupts at once."""
-        if (
-            threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-        ):
-            yield  # not ours to handle (a search child ignores Ctrl-C: its parent stops it)
-            return
+    def _stop_on_signals(self):
+        """Ctrl-C or SIGTERM asks for a clean stop at the next step boundary; a second one aborts.
+        A search child leaves signals to its parent (`stop_signals=False`)."""
+        if not self.config.stop_signals:
+            return contextlib.nullcontext()
 
-        def handler(_signum, _frame) -> None:
-            if self._stop_requested:
-                raise KeyboardInterrupt
+        def on_request(name: str) -> None:
             self.request_stop()
             if self.env.main and not self.config.quiet:
                 print(
-                    "\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", flush=True
+                    f"\n{name}: stopping after this step and saving a checkpoint (again to abort)", flush=True
                 )
 
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        return stop_requests(on_request)
 
     def run(self) -> TrainResult:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -605,6 +596,7 @@ class Trainer:
         if self.config.resume:
             self.restore()
         started = time.perf_counter()
+        first_epoch = self.epoch
         stopped = None
         progress = Progress(
             TextColumn("{task.description}"),
@@ -616,7 +608,7 @@ class Trainer:
             transient=True,
         )
         rates = []
-        with progress, self._stop_on_ctrl_c():
+        with progress, self._stop_on_signals():
             try:
                 while self.epoch < self.config.epochs:
                     row = self.train_epoch(progress)
@@ -638,10 +630,17 @@ class Trainer:
                     if val_accuracy >= self.best_val_accuracy:
                         self.save("best.pt")
                     if not self.config.quiet and self.env.main:
+                        # One plain line per epoch: what a log file, nohup or a CI runner keeps.
+                        elapsed = time.perf_counter() - started
+                        done = self.epoch - first_epoch
+                        eta = elapsed / max(done, 1) * (self.config.epochs - self.epoch)
                         progress.console.print(
                             f"epoch {self.epoch}/{self.config.epochs}: train loss {row['train_loss']:.3f} "
                             f"acc {row['train_accuracy']:.3f} · val loss {val_loss:.3f} "
-                            f"acc {val_accuracy:.3f} · {row['images_per_second']:,.0f} img/s"
+                            f"acc {val_accuracy:.3f} · {row['images_per_second']:,.0f} img/s · "
+                            f"elapsed {format_duration(elapsed)} · ETA {format_duration(eta)}",
+                            highlight=False,
+                            soft_wrap=True,  # one line per epoch, whatever the width
                         )
             except _StopRequested:
                 self.save()  # mid-epoch: --resume continues at the next batch

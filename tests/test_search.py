@@ -263,3 +263,51 @@ def test_reward_curves_are_the_top_k_means_of_distinct_architectures() -> None:
             for k in (1, 5, 25):
                 assert curves[k][index] == pytest.approx(statistics.mean(ranked[:k]))
     assert xs[-1] == 300
+
+
+def _wait_for_ledger(out: Path, rows: int, process: subprocess.Popen) -> None:
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        ledger = out / "ledger.jsonl"
+        if ledger.exists() and len(ledger.read_text().splitlines()) >= rows:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the search did not finish {rows} children in time")
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup, or in a background job
+
+
+def test_sigterm_and_an_inherited_ignored_sigint_stop_a_search_cleanly(tmp_path) -> None:
+    out = tmp_path / "stopped"
+    command = [sys.executable, "-m", "nasc", "search", "--budget", "8", "--workers", "2"]
+    command += ["--proxy-filters", "2", "--out", str(out)]
+    stops = [
+        (command, signal.SIGTERM, "SIGTERM", None),
+        (
+            [sys.executable, "-m", "nasc", "search", "--resume", str(out)],
+            signal.SIGINT,
+            "Ctrl-C",
+            _ignore_sigint,
+        ),
+    ]
+    finished = 0
+    for argv, signum, name, setup in stops:
+        process = subprocess.Popen(
+            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=setup
+        )
+        _wait_for_ledger(out, finished + 2, process)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 130, err
+        assert f"{name}: stopped with" in err and f"Continue with: nasc search --resume {out}" in err
+        assert "Traceback" not in err
+        # output that is not a terminal gets one plain line per finished child, with an ETA
+        assert any(line.startswith("[") and "/8] step" in line and "ETA" in line for line in err.splitlines())
+        finished = len(read_ledger(out))
+    before = {row["step"]: row for row in read_ledger(out)}
+    result = CliRunner().invoke(main, ["search", "--resume", str(out)])
+    assert result.exit_code == 0, result.stderr
+    after = {row["step"]: row for row in check_search_directory(out, 8)}
+    assert all(after[step] == row for step, row in before.items())

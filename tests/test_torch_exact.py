@@ -12,7 +12,7 @@ from nasc.runtime.stats import measure
 
 from .torch_helpers import nasnet_a, parameters
 
-REFERENCE_PARAMETERS = {  # shared/REFERENCE.md: (no aux head, with aux head)
+REFERENCE_PARAMETERS = {  # docs/reference.md: (no aux head, with aux head)
     "cifar": (3_346_538, 4_978_036),
     "mobile": (5_289_978, 7_701_218),
     "large": (88_753_150, 93_320_934),
@@ -47,7 +47,7 @@ def test_cifar_mult_adds_are_about_544_million() -> None:
     assert 540e6 < figures.mult_adds < 548e6
 
 
-STAGES = {  # REFERENCE.md stage output shapes at batch 1 (C, H, W)
+STAGES = {  # docs/reference.md stage output shapes at batch 1 (C, H, W)
     "mobile": [(88, 28), (264, 28), (352, 14), (528, 14), (704, 7), (1056, 7)],
     "large": [(336, 42), (1008, 42), (1344, 21), (2016, 21), (2688, 11), (4032, 11)],
 }
@@ -107,3 +107,44 @@ def test_same_network_as_timm_nasnetalarge() -> None:
     # Per cell, the same parameters as timm's hand-written classes, in the same order.
     peer_cells = [m for name, m in peer.named_children() if PEER_CELL.match(name)]
     assert [parameters(c) for c in ours.cells] == [parameters(c) for c in peer_cells]
+
+
+@pytest.mark.parametrize(
+    ("preset", "scale", "image_size"),
+    [
+        ("cifar", None, None),
+        ("mobile", None, None),
+        ("large", None, None),
+        ("cifar", (2, 240), 40),
+        ("mobile", (1, 264), 96),
+    ],
+)
+def test_static_counts_equal_the_built_modules(preset: str, scale, image_size) -> None:
+    """`nasc stats` counts from the IR without building anything; the module's hooks must agree,
+    cell by cell, with and without the aux head."""
+    import nasc
+    from nasc.compiler.counting import count_network
+    from nasc.compiler.emit_torch import EmitOptions, effective_preset
+    from nasc.compiler.lower import lower
+    from nasc.runtime.build import build_network
+
+    from .conftest import GENOTYPES
+
+    genotype = nasc.load(GENOTYPES / "nasnet_a.cell")
+    cells, filters = scale or (None, None)
+    options = EmitOptions(preset=preset, cells_per_stage=cells, penultimate_filters=filters)
+    _, resolved = effective_preset(lower(genotype), options)
+    counted = count_network(genotype, resolved, image_size)
+    _, model, _, size = build_network(genotype, options, image_size=image_size)
+    _, aux_model, _, _ = build_network(genotype, options, image_size=image_size, aux_head=True)
+    measured = measure(model, size, aux_model)
+    assert counted.parameters == measured.parameters
+    assert counted.parameters_with_aux == measured.parameters_with_aux
+    assert counted.mult_adds == measured.mult_adds
+    assert counted.output_shape == measured.output_shape
+    assert [(c.output_shape, c.parameters, c.mult_adds) for c in counted.cells] == [
+        (c.output_shape, c.parameters, c.mult_adds) for c in measured.cells
+    ]
+    assert [c.kind for c in counted.cells] == [
+        type(c).__name__.removesuffix("Cell").lower() for c in model.cells
+    ]

@@ -107,22 +107,43 @@ def test_drop_path_progress_reaches_the_model_and_its_final_value(
     assert seen[-1][1] == pytest.approx(0.6)  # the last cell ends at the final keep probability
 
 
-def test_interrupted_run_resumes_bit_for_bit(tmp_path, genotype, digits, monkeypatch) -> None:
-    straight = tmp_path / "straight"
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, genotype, digits) -> Path:
+    straight = tmp_path_factory.mktemp("straight")
     train(genotype, tiny_config(straight), digits)
+    return straight
 
+
+@pytest.mark.parametrize(
+    ("signum", "inherited"),
+    [
+        # SLURM, Kubernetes and `timeout` send SIGTERM.
+        (signal.SIGTERM, signal.SIG_DFL),
+        # Under nohup, in a background job or a CI runner, SIGINT starts out ignored.
+        (signal.SIGINT, signal.SIG_IGN),
+    ],
+    ids=["sigterm", "sigint-inherited-ignored"],
+)
+def test_interrupted_run_resumes_bit_for_bit(
+    tmp_path, genotype, digits, monkeypatch, straight_run, signum, inherited
+) -> None:
+    straight = straight_run
     resumed = tmp_path / "resumed"
     calls = {"n": 0}
     original = train_module.Trainer._loss
 
-    def ctrl_c_during_step_7(self, images, labels):
+    def signal_during_step_7(self, images, labels):
         calls["n"] += 1
-        if calls["n"] == 7:  # mid-epoch: a real SIGINT, handled as Ctrl-C is
-            os.kill(os.getpid(), signal.SIGINT)
+        if calls["n"] == 7:  # mid-epoch: a real signal, delivered to this process
+            os.kill(os.getpid(), signum)
         return original(self, images, labels)
 
-    monkeypatch.setattr(train_module.Trainer, "_loss", ctrl_c_during_step_7)
-    first = train(genotype, tiny_config(resumed), digits)
+    monkeypatch.setattr(train_module.Trainer, "_loss", signal_during_step_7)
+    previous = signal.signal(signal.SIGINT, inherited)
+    try:
+        first = train(genotype, tiny_config(resumed), digits)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert first.stopped == "interrupted" and first.steps == 7  # the step in flight completes
     monkeypatch.setattr(train_module.Trainer, "_loss", original)
     second = train(genotype, tiny_config(resumed, resume=True), digits)
@@ -182,6 +203,20 @@ def test_nan_through_the_command_line_is_one_message_and_exit_1(tmp_path) -> Non
     )
     assert result.exit_code == 1
     assert "the loss became" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_command_line_prints_plain_epoch_lines_and_names_every_file_it_wrote(tmp_path) -> None:
+    out = tmp_path / "run"
+    args = ["train", str(NASNET_A), "--scale", "1@96", "--epochs", "2", "--out", str(out)]
+    result = CliRunner().invoke(main, args)  # output is not a terminal here
+    assert result.exit_code == 0, result.stderr
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"]
+    assert all("elapsed" in line and "ETA" in line for line in epochs)
+    (wrote,) = [line for line in result.stdout.splitlines() if "wrote" in line]
+    for name in sorted(p.name for p in out.iterdir()):
+        assert name in wrote
+    assert "config.json" in wrote
 
 
 def test_an_existing_run_is_never_overwritten_and_resume_needs_a_checkpoint(

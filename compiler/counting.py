@@ -1,0 +1,170 @@
+"""Static counting: parameters, conv + linear mult-adds and per-cell output shapes, from the lowered
+cells and the skeleton alone, without building a network (milliseconds instead of seconds).
+
+Every module the emitted code builds is counted by the same rules it is built by: convolutions have
+no bias, batch norm has a scale and a shift (running statistics are buffers, not parameters), the
+classifier and the aux head's linear layer have a bias. A convolution costs output pixels × input
+channels per group × kernel area × output channels mult-adds. tests/test_stats.py holds these
+figures equal to those measured with forward hooks on the real module, for every preset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from nasc.compiler import ir
+from nasc.compiler.lower import CellGraph, RealizedCell, lower, realize
+from nasc.compiler.presets import Preset
+from nasc.compiler.registry import OPS
+from nasc.compiler.skeleton import nasnet_skeleton
+
+
+@dataclass(frozen=True)
+class CellStats:
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    parameters: int
+    mult_adds: int
+
+
+@dataclass(frozen=True)
+class NetworkStats:
+    parameters: int
+    parameters_with_aux: int | None
+    mult_adds: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    cells: tuple[CellStats, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Tally:
+    parameters: int = 0
+    mult_adds: int = 0
+
+    def conv(self, c_in: int, c_out: int, kernel: tuple[int, int], pixels: int, groups: int = 1) -> None:
+        weights = (c_in // groups) * kernel[0] * kernel[1] * c_out
+        self.parameters += weights
+        self.mult_adds += pixels * weights
+
+    def bn(self, channels: int) -> None:
+        self.parameters += 2 * channels
+
+    def conv_bn_1x1(self, c_in: int, c_out: int, pixels: int) -> None:
+        """A 1x1 conv (or a factorized reduction's two halves, which add up the same) and its BN."""
+        self.conv(c_in, c_out, (1, 1), pixels)
+        self.bn(c_out)
+
+    def linear(self, c_in: int, c_out: int) -> None:
+        self.parameters += c_in * c_out + c_out
+        self.mult_adds += c_in * c_out
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _count_cell(cell: RealizedCell, x1_size: int, x2_size: int | None) -> _Tally:
+    tally = _Tally()
+    filters = cell.filters
+    out_size = _ceil_div(x1_size, cell.graph.stride)
+    for module in cell.modules:
+        c_in, c_out = module.in_channels, module.out_channels
+        if module.attr == "squeeze_x1":
+            tally.conv_bn_1x1(c_in, c_out, x1_size**2)
+        elif module.attr == "adjust_x2":
+            if module.what == "relu_factorized_reduction":
+                tally.conv_bn_1x1(c_in, c_out, _ceil_div(x2_size or x1_size, 2) ** 2)
+            elif module.what == "relu_conv_bn":
+                tally.conv_bn_1x1(c_in, c_out, x1_size**2)
+        elif module.what == "factorized_reduction":  # an output member brought to the last block's shape
+            tally.conv_bn_1x1(c_in, c_out, out_size**2)
+        elif module.what.endswith("_norm"):
+            tally.bn(c_out)  # GroupNorm(1, C) and affine InstanceNorm have a scale and shift per channel
+        else:
+            _count_op(tally, module.what, c_in, filters, module.stride, out_size, bool(module.adapters))
+    return tally
+
+
+def _count_op(tally: _Tally, op: str, c_in: int, filters: int, stride: int, size: int, adapted: bool) -> None:
+    spec = OPS[op]
+    pixels = size**2
+    if spec.family in ("identity", "pool"):
+        if adapted:  # identity: ReLU → 1x1 conv (strided) → BN; pool: pool → 1x1 conv → BN
+            tally.conv_bn_1x1(c_in, filters, pixels)
+    elif spec.family == "separable":
+        kernel = spec.kernels[0]
+        for layer_in in (c_in, filters):
+            tally.conv(layer_in, layer_in, kernel, pixels, groups=layer_in)
+            tally.conv(layer_in, filters, (1, 1), pixels)
+            tally.bn(filters)
+    elif spec.family == "conv":
+        for index, kernel in enumerate(spec.kernels):
+            tally.conv(c_in if index == 0 else filters, filters, kernel, pixels)
+            tally.bn(filters)
+    else:  # a new family must say how it counts
+        raise NotImplementedError(f"no counting rule for op family {spec.family!r}")
+
+
+def count_network(
+    genotype: ir.Genotype, preset: Preset, image_size: int | None = None, num_classes: int | None = None
+) -> NetworkStats:
+    """The figures `nasc stats` reports, computed from the IR: equal to measuring the built module."""
+    graphs: dict[str, CellGraph] = lower(genotype)
+    size = preset.image_size if image_size is None else image_size
+    classes = preset.num_classes if num_classes is None else num_classes
+    skeleton = nasnet_skeleton(preset)
+    stem = _Tally()
+    stem_size = (size - 3) // 2 + 1 if skeleton.stem == "imagenet" else size  # imagenet: stride 2, VALID
+    stem.conv(3, skeleton.stem_channels, (3, 3), stem_size**2)
+    stem.bn(skeleton.stem_channels)
+
+    outputs: list[tuple[int, int]] = [(skeleton.stem_channels, stem_size)]  # (channels, size)
+    cells: list[CellStats] = []
+    total = _Tally(stem.parameters, stem.mult_adds)
+    for index, plan in enumerate(skeleton.cells):
+        x1_channels, x1_size = outputs[plan.x1]
+        x2 = outputs[plan.x2] if plan.x2 is not None else None
+        graph = graphs[plan.kind]
+        realized = realize(
+            graph,
+            plan.filters,
+            x1_channels,
+            x2[0] if x2 else None,
+            reduce_x2=x2 is not None and x2[1] != x1_size,
+        )
+        tally = _count_cell(realized, x1_size, x2[1] if x2 else None)
+        out = (realized.out_channels, _ceil_div(x1_size, graph.stride))
+        outputs.append(out)
+        cells.append(
+            CellStats(
+                f"cells.{index}", plan.kind, (1, out[0], out[1], out[1]), tally.parameters, tally.mult_adds
+            )
+        )
+        total.parameters += tally.parameters
+        total.mult_adds += tally.mult_adds
+    features = outputs[-1][0]
+    if classes:
+        total.linear(features, classes)
+    aux_channels, aux_size = outputs[skeleton.aux_after + 1]
+    pooled = (aux_size - 5) // 3 + 1
+    with_aux = None
+    if pooled >= 1:
+        aux = _Tally()
+        aux.conv_bn_1x1(aux_channels, 128, pooled**2)
+        aux.conv(128, 768, (pooled, pooled), 1)
+        aux.bn(768)
+        aux.linear(768, classes)
+        with_aux = total.parameters + aux.parameters
+    return NetworkStats(
+        parameters=total.parameters,
+        parameters_with_aux=with_aux,
+        mult_adds=total.mult_adds,
+        input_shape=(1, 3, size, size),
+        output_shape=(1, classes if classes else features),
+        cells=tuple(cells),
+    )

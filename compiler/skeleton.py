@@ -1,0 +1,68 @@
+"""The NASNet network skeleton as data: for a preset, which cells exist, in what order, at which
+width, and which earlier output feeds each cell's second input (docs/reference.md, "Network
+skeletons"; TF-slim nasnet.py `_build_nasnet_base`).
+
+The emitted network builds itself by the same rules; static counting (compiler/counting.py) reads
+this plan, and a test holds the two to the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nasc.compiler.presets import Preset
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """One cell of the network. Outputs are numbered 0 (the stem) and 1, 2, ... (cell i is output i+1);
+    x1 is always the output just below; `x2` is None for the first cell after a stem."""
+
+    kind: str
+    filters: int
+    x1: int
+    x2: int | None
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    stem: str  # "cifar": 3x3 conv, stride 1; "imagenet": 3x3 conv, stride 2, VALID, then 2 reduction cells
+    stem_channels: int
+    cells: tuple[CellPlan, ...]
+    aux_after: int  # index of the cell whose output feeds the aux head
+
+
+def nasnet_skeleton(preset: Preset) -> Skeleton:
+    num_cells = 3 * preset.cells_per_stage
+    # Reduction cells go before normal cells int(k/3 * num_cells), k = 1, 2.
+    reduction_before = [int(k / 3 * num_cells) for k in (1, 2)]
+    cells: list[CellPlan] = []
+
+    def add(kind: str, filters: int, back: int) -> None:
+        # `back` counts outputs below this cell: 2 is the one two below, 3 the one three below.
+        # The stem is output 0; "before the stem" means the cell has no x2.
+        x1 = len(cells)
+        x2 = x1 + 1 - back
+        cells.append(CellPlan(kind, filters, x1, x2 if x2 >= 0 else None))
+
+    if preset.stem == "imagenet":
+        stem_channels = int(32 * preset.stem_multiplier)
+        for k in range(2):  # two reduction cells at filter scaling 1/4, 1/2
+            add("reduction", int(preset.filters * 0.25 * 2**k), 2)
+    else:
+        stem_channels = int(preset.filters * preset.stem_multiplier)
+    filter_scaling = 1
+    aux_after = -1
+    for cell_num in range(num_cells):
+        back = 2
+        if cell_num in reduction_before:
+            filter_scaling *= 2
+            add("reduction", int(preset.filters * filter_scaling), 2)
+            # skip_reduction_layer_input: the normal cell after a reduction reads, as x2, the output
+            # two back counted before the reduction cell was appended (three back counted after).
+            if preset.skip_reduction_layer_input:
+                back = 3
+        add("normal", int(preset.filters * filter_scaling), back)
+        if cell_num == reduction_before[1] - 1:
+            aux_after = len(cells) - 1
+    return Skeleton(preset.stem, stem_channels, tuple(cells), aux_after)

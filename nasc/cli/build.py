@@ -1,0 +1,272 @@
+"""Commands that build networks: compile, stats, export, show."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+import nasc
+from nasc.cli.common import (
+    emit_options,
+    force_option,
+    load_cell,
+    network_options,
+    prepare_output,
+    say,
+    shown,
+    write,
+)
+from nasc.compiler.api import STDIN
+from nasc.diagnostics import Diagnostic, NascError
+
+
+def _static_figures(genotype, options, image_size: int | None = None):
+    """(preset name, figures) counted from the IR: no network is built."""
+    from nasc.compiler.counting import count_network
+    from nasc.compiler.emit_torch import effective_preset
+    from nasc.compiler.lower import lower
+
+    try:
+        name, preset = effective_preset(lower(genotype), options)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    return name, count_network(genotype, preset, image_size)
+
+
+@click.command(name="compile")
+@click.argument("file", type=click.Path())
+@click.option("--target", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option(
+    "-o", "--output", type=click.Path(), help="Output file (default: GENOTYPE.py / .onnx here; - for stdout)."
+)
+@network_options
+@force_option
+def compile_command(
+    file: str, target: str, output: str | None, preset: str, scale, num_classes, force: bool
+) -> None:
+    """Compile a .cell file into a standalone PyTorch module (or a verified ONNX model).
+
+    The module imports only torch and the standard library and offers
+    create_model(preset, num_classes=..., aux_head=...), PRESETS and the network class.
+    An existing output is replaced only if nasc wrote it (or with --force).
+
+    Exit status: 0 written, 1 diagnostics or an output that may not be written, 2 usage error, 3 a bug.
+
+    \b
+    Example:
+      nasc compile genotypes/nasnet_a.cell --target torch -o nasnet_a.py
+      nasc compile genotypes/nasnet_a.cell --preset mobile --scale 4@1056
+    """
+    genotype = load_cell(file)
+    options = emit_options(file, preset, scale, num_classes)
+    if target == "onnx":
+        _export(genotype, options, output or f"{genotype.name}.onnx", (file,), force, None, None, "1")
+        return
+    from nasc.compiler.emit_torch import emit_torch
+
+    destination = output or f"{genotype.name}.py"
+    prepare_output(destination, inputs=(file,), force=force)
+    name, figures = _static_figures(genotype, options)
+    try:
+        source = emit_torch(genotype, options)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    written = write(destination, source.encode("utf-8"))
+    size = figures.input_shape[-1]
+    click.echo(f"wrote {written}: genotype {genotype.name}", err=destination == STDIN)
+    click.echo(
+        f"  preset {name}: {figures.parameters:,} parameters, {figures.mult_adds:,} mult-adds at "
+        f"{size}x{size}, {len(figures.cells)} cells",
+        err=destination == STDIN,
+    )
+
+
+@click.command()
+@click.argument("file", type=click.Path())
+@network_options
+@click.option(
+    "--image-size", type=click.IntRange(min=8), help="Input height and width (default: the preset's)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def stats(file: str, preset: str, scale, num_classes, image_size: int | None, as_json: bool) -> None:
+    """Parameters (with and without the aux head), conv + linear mult-adds, and a per-cell table,
+    counted statically from the compiled cells (no network is built).
+
+    Exit status: 0 counted, 1 diagnostics, 2 usage error, 3 a bug.
+
+    \b
+    Example:
+      nasc stats genotypes/nasnet_a.cell --preset mobile
+    """
+    genotype = load_cell(file)
+    name, figures = _static_figures(genotype, emit_options(file, preset, scale, num_classes), image_size)
+    size = figures.input_shape[-1]
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"genotype": genotype.name, "preset": name, **figures.to_dict()}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{genotype.name} · {name} · {size}x{size}")
+    for column in ("cell", "kind", "output (C×H×W)", "parameters", "mult-adds"):
+        table.add_column(column, justify="right" if column in ("parameters", "mult-adds") else "left")
+    for cell in figures.cells:
+        table.add_row(
+            cell.name,
+            cell.kind,
+            "×".join(map(str, cell.output_shape[1:])),
+            f"{cell.parameters:,}",
+            f"{cell.mult_adds:,}",
+        )
+    console = Console(width=100)
+    console.print(table)
+    with_aux = f"{figures.parameters_with_aux:,}" if figures.parameters_with_aux is not None else "n/a"
+    console.print(f"parameters: {figures.parameters:,} (with aux head: {with_aux})")
+    console.print(f"mult-adds (conv + linear): {figures.mult_adds:,}")
+
+
+def _is_nasc_onnx(path: str) -> bool:
+    from nasc.runtime.onnx_export import read_metadata
+
+    try:
+        return bool(read_metadata(path))
+    except Exception:  # not a readable ONNX model: certainly not one nasc wrote
+        return False
+
+
+def _export(
+    genotype, options, output: str, inputs, force: bool, image_size: int | None, opset: int | None, batch: str
+) -> None:
+    from nasc.runtime.onnx_export import ExportError, export_onnx
+
+    prepare_output(output, inputs=inputs, force=force, text=False, ours=_is_nasc_onnx)
+    click.echo(
+        f"exporting {genotype.name} ({options.preset}) to ONNX and checking it in onnxruntime ...", err=True
+    )
+    try:
+        report = export_onnx(genotype, options, output, image_size=image_size, opset=opset, batch=batch)
+    except ExportError as error:
+        raise click.ClickException(str(error)) from None
+    ops = ", ".join(f"{name} {count}" for name, count in report.op_mix)
+    click.echo(
+        f"wrote {shown(report.path)}: opset {report.opset}, batch {report.batch}, "
+        f"{report.image_size}x{report.image_size}, {report.nodes} nodes, {report.size_bytes / 1e6:.1f} MB"
+    )
+    click.echo(
+        f"  onnxruntime ({report.provider}) vs PyTorch: max abs diff {report.max_abs_diff:.2e}, "
+        f"max rel diff {report.max_rel_diff:.2e}"
+    )
+    click.echo(f"  graph: {'static shapes' if report.static_graph else 'dynamic shapes'}; ops: {ops}")
+    meta = report.metadata
+    click.echo(
+        f"  provenance: genotype {meta['genotype']}, hash {meta['structural_hash'][:12]}, "
+        f"preset {meta['preset']} ({meta['scale']})"
+    )
+
+
+def _parse_batch(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if value != "dynamic" and not (value.isdigit() and int(value) >= 1):
+        raise click.BadParameter(f"{value!r} is neither a positive number nor 'dynamic'")
+    return value
+
+
+@click.command()
+@click.argument("file", type=click.Path())
+@click.option(
+    "--onnx", "as_onnx", is_flag=True, required=True, help="Export to ONNX (the one format so far)."
+)
+@click.option("-o", "--output", type=click.Path(), help="Output file (default: GENOTYPE_PRESET.onnx here).")
+@network_options
+@click.option(
+    "--image-size", type=click.IntRange(min=8), help="Input height and width (default: the preset's)."
+)
+@click.option("--opset", type=int, help="ONNX opset (default: torch.onnx's).")
+@click.option(
+    "--batch",
+    default="1",
+    show_default=True,
+    callback=_parse_batch,
+    metavar="N|dynamic",
+    help="Fixed batch size, or 'dynamic' for a variable first axis.",
+)
+@force_option
+def export(
+    file: str,
+    as_onnx: bool,
+    output: str | None,
+    preset: str,
+    scale,
+    num_classes,
+    image_size: int | None,
+    opset: int | None,
+    batch: str,
+    force: bool,
+) -> None:
+    """Export to ONNX, verified: onnx checker, shape inference, and onnxruntime against PyTorch.
+
+    Fails (exit 1, no file written) if onnxruntime and PyTorch differ by more than 1e-4 relative.
+    The model's metadata carries the genotype, its hash, the preset and the .cell source.
+
+    Exit status: 0 written, 1 diagnostics or a failed check (nothing written), 2 usage error, 3 a bug.
+
+    \b
+    Example:
+      nasc export genotypes/nasnet_a.cell --onnx --preset mobile -o nasnet_a_mobile.onnx
+    """
+    genotype = load_cell(file)
+    options = emit_options(file, preset, scale, num_classes)
+    destination = output or f"{genotype.name}_{preset}.onnx"
+    _export(genotype, options, destination, (file,), force, image_size, opset, batch)
+
+
+@click.command()
+@click.argument("file", type=click.Path())
+def show(file: str) -> None:
+    """Show where a model came from: the provenance in an exported .onnx, or a .cell's summary.
+
+    Exit status: 0 shown, 1 an unreadable file or one without nasc provenance, 2 usage error, 3 a bug.
+
+    \b
+    Examples:
+      nasc show nasnet_a_mobile.onnx
+      nasc show genotypes/nasnet_a.cell
+    """
+    if file.endswith(".onnx"):
+        from nasc.runtime.onnx_export import read_metadata
+
+        if not os.path.isfile(file):
+            raise NascError([Diagnostic("no such file", None, file)])
+        try:
+            metadata = read_metadata(file)
+        except Exception as error:
+            raise click.ClickException(
+                f"{shown(file)} is not a readable ONNX model: {str(error).splitlines()[0]}"
+            ) from None
+        if not metadata:
+            raise click.ClickException(
+                f"{shown(file)} carries no nasc provenance (it was not exported by nasc)"
+            )
+        source = metadata.pop("cell_source", "")
+        for key, value in metadata.items():
+            say(f"{key}: {value}")
+        click.echo("cell source:")
+        lines = source.split("\n")  # at line feeds only: other separators are shown escaped
+        if lines and lines[-1] == "":
+            lines.pop()
+        say("".join(f"  | {line}\n" for line in lines), nl=False)
+        return
+    genotype = load_cell(file)
+    say(f"genotype {genotype.name} ({shown(file)})")
+    click.echo(f"structural hash: {nasc.structural_hash(genotype)}")
+    for entry in genotype.metadata:
+        say(f"  {entry.key} = {entry.value!r}")
+    for cell in genotype.cells:
+        click.echo(f"{cell.kind}: {len(cell.blocks)} blocks, output concat({', '.join(cell.output.members)})")
+    _, figures = _static_figures(genotype, emit_options(file, "cifar", None, None))
+    size = figures.input_shape[-1]
+    click.echo(
+        f"cifar preset: {figures.parameters:,} parameters, {figures.mult_adds:,} mult-adds at {size}x{size}"
+    )

@@ -1,0 +1,191 @@
+"""What several commands share: reading .cell files, network options, writing outputs, and text
+that reaches the terminal only after it has been made inert."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from nasc.cli.app import report
+from nasc.compiler import ir
+from nasc.compiler.api import STDIN, display_name, load
+from nasc.compiler.presets import PRESETS
+from nasc.diagnostics import Diagnostic, NascError, printable
+from nasc.fileio import OutputError, check_output, has_mark, write_output
+
+PRESET_NAMES = tuple(PRESETS)
+
+
+def say(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """Print text that may hold a file's content or name: control characters are shown escaped."""
+    click.echo(printable(text), err=err, nl=nl)
+
+
+def shown(path: str) -> str:
+    """A path as messages show it."""
+    return printable(display_name(path), keep_newlines=False) if path != "" else "''"
+
+
+def cell_files(paths: tuple[str, ...]) -> Iterator[tuple[str, NascError | None]]:
+    """Expand directories into the .cell files below them (sorted); a directory with none is an error.
+    `-` is standard input."""
+    for path in paths:
+        if path not in ("", STDIN) and os.path.isdir(path):
+            found = sorted(str(p) for p in Path(path).rglob("*.cell") if p.is_file())
+            if not found:
+                yield path, NascError([Diagnostic("no .cell files in this directory", None, path)])
+            for file in found:
+                yield file, None
+        else:
+            yield path, None
+
+
+def load_cell(path: str) -> ir.Genotype:
+    """Read, parse and check one .cell file; an empty path is a clear error, not "a directory"."""
+    if path == "":
+        raise NascError(
+            [Diagnostic("the path is empty", None, "''", "name a .cell file, or `-` for standard input")]
+        )
+    return load(path)
+
+
+def each_genotype(paths: tuple[str, ...], on_ok: Callable[[str, ir.Genotype], None]) -> int:
+    """Load every file, report diagnostics, call `on_ok` for the good ones; returns how many failed."""
+    failed = 0
+    for path, problem in cell_files(paths):
+        if problem is not None:
+            report(problem)
+            failed += 1
+            continue
+        try:
+            genotype = load_cell(path)
+        except NascError as error:
+            report(error)
+            failed += 1
+            continue
+        on_ok(path, genotype)
+    return failed
+
+
+# -- network options -----------------------------------------------------------------------------
+
+
+def parse_scale(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """The paper's `N@P`: N normal cells per stage, P filters in the penultimate layer."""
+    if value is None:
+        return None
+    cells, _, filters = value.partition("@")
+    if not (cells.isdigit() and filters.isdigit()) or int(cells) < 1 or int(filters) < 1:
+        raise click.BadParameter(
+            f"{value!r} is not N@P, e.g. 6@768 (N cells per stage, P penultimate filters)"
+        )
+    return int(cells), int(filters)
+
+
+def network_options(command: Callable) -> Callable:
+    """--preset, --scale and --num-classes, shared by every command that builds a network."""
+    command = click.option("--num-classes", type=click.IntRange(min=1), help="Classes of the classifier.")(
+        command
+    )
+    command = click.option(
+        "--scale",
+        callback=parse_scale,
+        metavar="N@P",
+        help="N normal cells per stage, P penultimate filters (e.g. 6@768).",
+    )(command)
+    return click.option(
+        "--preset",
+        type=click.Choice(PRESET_NAMES),
+        default="cifar",
+        show_default=True,
+        help="Network skeleton and hyper-parameters of the reference.",
+    )(command)
+
+
+def emit_options(path: str, preset: str, scale: tuple[int, int] | None, num_classes: int | None):
+    from nasc.compiler.emit_torch import EmitOptions
+
+    cells, filters = scale or (None, None)
+    return EmitOptions(
+        preset=preset,
+        cells_per_stage=cells,
+        penultimate_filters=filters,
+        num_classes=num_classes,
+        source_file=display_name(path),
+    )
+
+
+# -- outputs ---------------------------------------------------------------------------------------
+
+force_option = click.option(
+    "--force", is_flag=True, help="Replace an existing output file that nasc did not write."
+)
+
+
+def prepare_output(
+    destination: str,
+    *,
+    inputs: tuple[str, ...] = (),
+    force: bool = False,
+    text: bool = True,
+    ours: Callable[[str], bool] = has_mark,
+) -> None:
+    """Check, before any work, that `destination` may be written (`-`: standard output, text only)."""
+    if destination == STDIN:
+        if not text:
+            raise click.UsageError("-o - writes to standard output, which is for text; name a file")
+        return
+    if destination == "":
+        raise click.UsageError("the output path is empty")
+    check_output(destination, inputs=inputs, force=force, ours=ours, shown=shown(destination))
+
+
+def write(destination: str, data: bytes) -> str:
+    """Write an output checked by `prepare_output`; the name to report ("standard output" for -)."""
+    if destination == STDIN:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return "standard output"
+    write_output(destination, data, shown(destination))
+    return shown(destination)
+
+
+def progress_stream() -> bool:
+    """Whether progress should be a live display (a terminal) rather than plain lines."""
+    return sys.stderr.isatty()
+
+
+Config = TypeVar("Config")
+
+
+def config_from(cls: type[Config], options: dict[str, Any], **overrides: Any) -> Config:
+    """Build a dataclass config from click options named like its fields. An option that names no
+    field is a bug in the command's declaration, caught by the tests rather than silently dropped."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise TypeError(f"options without a {cls.__name__} field: {', '.join(unknown)}")
+    return cls(**{**options, **overrides})
+
+
+__all__ = [
+    "OutputError",
+    "cell_files",
+    "config_from",
+    "each_genotype",
+    "emit_options",
+    "force_option",
+    "load_cell",
+    "network_options",
+    "prepare_output",
+    "say",
+    "shown",
+    "write",
+]

@@ -1,0 +1,179 @@
+"""`nasc search` and `nasc top`: architecture search writing .cell files, and its best results."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from nasc.cli.common import config_from, progress_stream, say, shown
+
+
+def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list of op or combine names."""
+    if value is None:
+        return None
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+@click.command()
+@click.option(
+    "--strategy", type=click.Choice(["ppo", "reinforce", "random"]), default="ppo", show_default=True
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(min=1),
+    default=40,
+    show_default=True,
+    help="Architectures to sample (each becomes a .cell file).",
+)
+@click.option("--dataset", type=click.Choice(["digits", "cifar10"]), default="digits", show_default=True)
+@click.option("--data-dir", type=click.Path(), help="CIFAR-10 python files (for --dataset cifar10).")
+@click.option(
+    "--proxy-cells",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Children's normal cells per stage, N (the paper's search: 2).",
+)
+@click.option(
+    "--proxy-filters",
+    type=click.IntRange(min=2),
+    default=4,
+    show_default=True,
+    help="Children's first-stage filters, F0.",
+)
+@click.option(
+    "--proxy-epochs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Children's training epochs (the paper: 20, cosine decay).",
+)
+@click.option("--proxy-batch-size", type=click.IntRange(min=2), default=32, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Children at a time."
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: a process pool here; ray: one Ray task per child (a cluster with --address).",
+)
+@click.option("--address", help="Ray cluster address (default: start Ray on this machine).")
+@click.option(
+    "--blocks",
+    "num_blocks",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Blocks per cell (B).",
+)
+@click.option("--ops", callback=_names, help="Comma-separated op subset (default: the paper's 13).")
+@click.option(
+    "--combines", callback=_names, default="add,concat", show_default=True, help="Comma-separated combines."
+)
+@click.option(
+    "--controller-lr", type=click.FloatRange(min=0, min_open=True), default=0.00035, show_default=True
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(), help="Output directory (default: runs/search-STRATEGY).")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(),
+    metavar="DIR",
+    help="Continue the search in DIR with its own settings.",
+)
+def search(resume_dir: str | None, **options) -> None:
+    """Architecture search (the paper's controller with PPO, REINFORCE, or random search), writing
+    every sampled architecture as a reviewed-ready .cell file.
+
+    \b
+    Ctrl-C or SIGTERM stops at once, keeping every finished child; --resume continues.
+
+    Exit status: 0 done, 1 bad settings or directory, 2 usage error, 3 a bug, 130 stopped by a
+    signal (resumable).
+
+    \b
+    Examples:
+      nasc search --dataset digits --strategy ppo --budget 40 --out runs/demo
+      nasc search --resume runs/demo
+      nasc search --executor ray --address auto --workers 64 --budget 20000 ...
+    """
+    from nasc.runtime.search import Search, SearchConfig, SearchError, load_config
+
+    try:
+        if resume_dir:
+            config = load_config(resume_dir)
+        else:
+            config = config_from(
+                SearchConfig, options, out=options["out"] or f"runs/search-{options['strategy']}"
+            )
+            try:
+                config.space()
+            except ValueError as error:
+                raise click.UsageError(str(error)) from None
+            if Path(config.out, "ledger.jsonl").exists():
+                raise SearchError(
+                    f"{config.out} already holds a search; continue it with --resume {config.out}"
+                )
+        runner = Search(config)
+        live = progress_stream()
+        summary = runner.run(resume=bool(resume_dir), progress=live, lines=not live)
+    except SearchError as error:
+        raise click.ClickException(str(error)) from None
+    if summary["stopped"]:
+        click.echo(
+            f"{summary['stopped']}: stopped with {summary['finished']} of {config.budget} finished; "
+            f"every finished result is in {shown(config.out)}. "
+            f"Continue with: nasc search --resume {shown(config.out)}",
+            err=True,
+        )
+        sys.exit(130)
+    best = (
+        f"{summary['best_reward']:.4f} ({summary['best_file']})"
+        if summary["best_reward"] is not None
+        else "none"
+    )
+    click.echo(
+        f"search {config.strategy} in {config.out}: {summary['finished']} finished "
+        f"({summary['trained']} trained, {summary['duplicates']} duplicates, {summary['failed']} failed); "
+        f"best {best}"
+    )
+    click.echo(
+        f"  cells in {config.out}/cells/, ledger.jsonl, best.cell, rewards.png; list them with "
+        f"nasc top {config.out}"
+    )
+
+
+@click.command(name="top")
+@click.argument("directory", type=click.Path())
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="How many.")
+def top_command(directory: str, k: int) -> None:
+    """List the best distinct architectures of a search.
+
+    \b
+    Exit status: 0 listed, 1 not a search directory, 2 usage error, 3 a bug.
+
+    \b
+    Example:
+      nasc top runs/demo -k 5
+    """
+    from nasc.runtime.search import SearchError, top
+
+    try:
+        rows = top(directory, k)
+    except SearchError as error:
+        raise click.ClickException(str(error)) from None
+    if not rows:
+        click.echo("no finished architectures yet")
+        return
+    click.echo(f"{'rank':>4} {'reward':>8} {'step':>6} {'hash':8} {'sampled':>7}  file")
+    for rank, row in enumerate(rows, start=1):
+        say(
+            f"{rank:>4} {row['reward']:8.4f} {row['step']:>6} {str(row['hash'])[:8]} "
+            f"{row['times_sampled']:>7}  {Path(directory) / str(row['file'])}"
+        )

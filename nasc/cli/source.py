@@ -1,0 +1,125 @@
+"""Commands on .cell source: check, fmt, hash."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+
+import click
+
+import nasc
+from nasc.cli.common import each_genotype, say, shown, write
+from nasc.compiler.api import STDIN, read_source
+from nasc.fileio import OutputError
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("-q", "--quiet", is_flag=True, help="Print diagnostics only.")
+def check(files: tuple[str, ...], quiet: bool) -> None:
+    """Parse and check .cell files (directories are searched for *.cell; - reads standard input).
+
+    Exit status: 0 clean, 1 diagnostics or an unreadable file, 2 usage error, 3 a bug.
+
+    \b
+    Example:
+      nasc check genotypes/nasnet_a.cell
+      cat my.cell | nasc check -
+    """
+    checked = []
+
+    def ok(path: str, genotype) -> None:
+        checked.append(path)
+        if not quiet:
+            cells = ", ".join(f"{c.kind} ({len(c.blocks)} blocks)" for c in genotype.cells)
+            digest = nasc.structural_hash(genotype)[:12]
+            say(f"{shown(path)}: ok: genotype {genotype.name}: {cells}; hash {digest}")
+
+    failed = each_genotype(files, ok)
+    if failed:
+        click.echo(f"{failed} file(s) with errors, {len(checked)} clean", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not canonical."
+)
+@click.option("--diff", "show_diff", is_flag=True, help="Change nothing; print what formatting would change.")
+@click.option(
+    "--stdout",
+    "to_stdout",
+    is_flag=True,
+    help="Print the canonical text instead of rewriting (for `git diff` textconv).",
+)
+def fmt(files: tuple[str, ...], check_only: bool, show_diff: bool, to_stdout: bool) -> None:
+    """Rewrite .cell files in canonical form, keeping comments and metadata. A symlink is written
+    through; `-` reads standard input and writes the canonical text to standard output.
+
+    Exit status: 0 done (or already canonical), 1 diagnostics, a file that cannot be written, or
+    (with --check/--diff) a file that is not canonical; 2 usage error; 3 a bug.
+
+    \b
+    Examples:
+      nasc fmt genotypes/
+      nasc fmt --check --diff genotypes/nasnet_a.cell
+    """
+    would_change: list[str] = []
+    unwritable: list[str] = []
+
+    def reformat(path: str, genotype) -> None:
+        canonical = nasc.format(genotype)
+        if to_stdout or (path == STDIN and not (check_only or show_diff)):
+            click.echo(canonical, nl=False)
+            return
+        current = genotype.source if path == STDIN else read_source(path)
+        if current == canonical:
+            return
+        would_change.append(path)
+        if show_diff:
+            name = shown(path)
+            diff = difflib.unified_diff(
+                current.splitlines(True),
+                canonical.splitlines(True),
+                f"{name} (current)",
+                f"{name} (canonical)",
+            )
+            say("".join(diff), nl=False)
+        if check_only or show_diff:
+            click.echo(f"would reformat {shown(path)}", err=True)
+            return
+        try:
+            write(path, canonical.encode("utf-8"))
+        except OutputError as error:
+            click.echo(f"nasc: error: {error}", err=True)
+            unwritable.append(path)
+            return
+        click.echo(f"reformatted {shown(path)}", err=True)
+
+    failed = each_genotype(files, reformat)
+    if failed or unwritable or ((check_only or show_diff) and would_change):
+        sys.exit(1)
+
+
+@click.command(name="hash")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def hash_command(files: tuple[str, ...]) -> None:
+    """Print the structural hash: equal for the same architecture whatever the names, comments,
+    metadata, block order or operand order of commutative combines.
+
+    Exit status: 0 hashed, 1 a file with diagnostics, 2 usage error, 3 a bug.
+
+    \b
+    Example:
+      nasc hash genotypes/nasnet_a.cell
+    """
+    many = len(files) > 1 or any(f not in ("", STDIN) and os.path.isdir(f) for f in files)
+
+    def show(path: str, genotype) -> None:
+        digest = nasc.structural_hash(genotype)
+        say(f"{digest}  {shown(path)}" if many else digest)
+
+    if each_genotype(files, show):
+        sys.exit(1)

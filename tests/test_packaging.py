@@ -1,0 +1,131 @@
+"""The project as users install it: a wheel that holds every template, grammar and genotype, and
+layers that import only downwards."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+# Folder in the tree → where the wheel puts it; and the data files each must carry.
+DATA = {
+    "grammar": ("nasc/grammar", "*.lark"),
+    "templates": ("nasc/templates", "*.jinja"),
+    "genotypes": ("nasc/genotypes", "*.cell"),
+}
+
+
+@pytest.fixture(scope="module")
+def wheel_files(tmp_path_factory) -> set[str]:
+    out = tmp_path_factory.mktemp("wheel")
+    # Build from a copy of what git would commit, so the build leaves nothing in the checkout.
+    tree = tmp_path_factory.mktemp("tree")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for name in listed:
+        if (ROOT / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, tree / name)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(tree),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if build.returncode != 0:
+        pytest.fail(f"pip wheel failed: {build.stderr[-2000:]}")
+    (wheel,) = out.glob("nasc-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return set(archive.namelist())
+
+
+def test_the_wheel_carries_every_data_file_of_the_tree(wheel_files: set[str]) -> None:
+    for folder, (packaged, pattern) in DATA.items():
+        expected = {
+            f"{packaged}/{p.relative_to(ROOT / folder).as_posix()}" for p in (ROOT / folder).rglob(pattern)
+        }
+        assert expected, folder
+        missing = expected - wheel_files
+        assert not missing, f"left out of the wheel: {sorted(missing)}"
+
+
+def test_the_wheel_carries_every_module_of_the_tree(wheel_files: set[str]) -> None:
+    folders = {
+        "nasc": "nasc",
+        "grammar": "nasc/grammar",
+        "compiler": "nasc/compiler",
+        "runtime": "nasc/runtime",
+        "templates": "nasc/templates",
+    }
+    for folder, packaged in folders.items():
+        for module in (ROOT / folder).rglob("*.py"):
+            assert f"{packaged}/{module.relative_to(ROOT / folder).as_posix()}" in wheel_files, module
+
+
+# Each layer may import only the layers below it: diagnostics → grammar → compiler → runtime → cli.
+LAYERS = ["nasc.diagnostics", "nasc.fileio", "nasc.grammar", "nasc.compiler", "nasc.runtime", "nasc.cli"]
+FOLDERS = {
+    "nasc.diagnostics": ROOT / "nasc" / "diagnostics.py",
+    "nasc.fileio": ROOT / "nasc" / "fileio.py",
+    "nasc.grammar": ROOT / "grammar",
+    "nasc.compiler": ROOT / "compiler",
+    "nasc.runtime": ROOT / "runtime",
+    "nasc.cli": ROOT / "nasc" / "cli",
+}
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("nasc.")}
+
+
+def _layer(module: str) -> int | None:
+    return next(
+        (i for i, layer in enumerate(LAYERS) if module == layer or module.startswith(layer + ".")), None
+    )
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_layers_import_only_downwards(layer: str) -> None:
+    root = FOLDERS[layer]
+    files = [root] if root.is_file() else sorted(root.rglob("*.py"))
+    own = LAYERS.index(layer)
+    for file in files:
+        for module in _imports(file):
+            position = _layer(module)
+            assert position is None or position <= own, f"{file.relative_to(ROOT)} imports {module}"
+
+
+def test_nothing_cites_files_outside_the_repository() -> None:
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix in (".py", ".md", ".jinja", ".lark", ".toml", ".cell") and path.is_file():
+            assert "shared/" + "REFERENCE" not in path.read_text(errors="replace"), name
