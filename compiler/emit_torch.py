@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 import jinja2
@@ -21,7 +21,8 @@ from nasc.compiler.convention import NASNET, Convention
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.lower import CellGraph, Channels, lower
 from nasc.compiler.namespace import Namespace
-from nasc.compiler.presets import PRESETS, Preset
+from nasc.compiler.options import EmitOptions
+from nasc.compiler.presets import PRESETS, Preset, effective_preset
 from nasc.diagnostics import printable
 
 # Helpers of templates/support.py.jinja that only some op families need.
@@ -45,17 +46,6 @@ CELL_ATTRIBUTES = (
 FORWARD_LOCALS = ("self", "x1", "x2")
 
 SAFE_FILE_LABEL = re.compile(r"[A-Za-z0-9._-]+\Z")
-
-
-@dataclass(frozen=True)
-class EmitOptions:
-    """What `nasc compile` was asked for: the default preset of the emitted file, optionally rescaled."""
-
-    preset: str = "cifar"
-    cells_per_stage: int | None = None
-    penultimate_filters: int | None = None
-    num_classes: int | None = None
-    source_file: str | None = None
 
 
 @dataclass
@@ -216,7 +206,13 @@ def emit_torch(
 
     presets = [(name, _preset_args(preset)) for name, preset in PRESETS.items()]
     normal_per_filter = graphs["normal"].out_channels_per_filter
-    default_preset, default = effective_preset(graphs, options)
+    default_preset, default = effective_preset(
+        options.preset,
+        graphs["normal"].out_channels_per_filter,
+        options.cells_per_stage,
+        options.penultimate_filters,
+        options.num_classes,
+    )
     if default_preset not in PRESETS:
         presets.append((default_preset, _preset_args(default)))
 
@@ -250,48 +246,3 @@ def emit_torch(
     except SyntaxError as error:  # a template bug, caught here rather than at the user's import
         raise RuntimeError(f"nasc emitted invalid Python (line {error.lineno}): {error.msg}") from error
     return text
-
-
-def effective_preset(graphs: dict[str, CellGraph], options: EmitOptions) -> tuple[str, Preset]:
-    """The preset a compile asked for, rescaled by --scale / --num-classes, and its name (e.g.
-    `cifar-2@240-5`); raises ValueError for a scale this genotype cannot have."""
-    base = PRESETS[options.preset]
-    if not (options.cells_per_stage or options.penultimate_filters or options.num_classes):
-        return options.preset, base
-    normal_per_filter = graphs["normal"].out_channels_per_filter
-    preset = scale_preset(
-        base, normal_per_filter, options.cells_per_stage, options.penultimate_filters, options.num_classes
-    )
-    name = f"{options.preset}-{preset.cells_per_stage}@{preset.filters * 4 * normal_per_filter}"
-    if options.num_classes:
-        name += f"-{preset.num_classes}"
-    return name, preset
-
-
-def scale_preset(
-    base: Preset,
-    normal_per_filter: int,
-    cells_per_stage: int | None,
-    penultimate_filters: int | None,
-    num_classes: int | None,
-) -> Preset:
-    """The paper's N @ P: N normal cells per stage, P filters in the penultimate layer (P = 4·k·F0 where
-    the normal cell outputs k·F channels)."""
-    changes: dict[str, int] = {}
-    if cells_per_stage is not None:
-        if cells_per_stage < 1:
-            raise ValueError("N (cells per stage) must be at least 1")
-        changes["cells_per_stage"] = cells_per_stage
-    if penultimate_filters is not None:
-        unit = 4 * normal_per_filter
-        if penultimate_filters < unit or penultimate_filters % unit:
-            raise ValueError(
-                f"P = {penultimate_filters} is not a positive multiple of {unit}: this genotype's "
-                f"normal cell outputs {normal_per_filter}·F and the last stage runs at 4·F0"
-            )
-        changes["filters"] = penultimate_filters // unit
-    if num_classes is not None:
-        if num_classes < 1:
-            raise ValueError("the number of classes must be at least 1")
-        changes["num_classes"] = num_classes
-    return replace(base, **changes)

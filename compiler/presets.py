@@ -3,7 +3,7 @@ copy, rendered into every emitted module's PRESETS so the file stands alone."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -26,3 +26,52 @@ PRESETS: dict[str, Preset] = {
     "mobile": Preset("imagenet", 4, 44, 1.0, 1.0, 0.5, False, 1e-3, 0.0003, 224, 1000),
     "large": Preset("imagenet", 6, 168, 3.0, 0.7, 0.5, True, 1e-3, 0.0003, 331, 1000),
 }
+
+
+def effective_preset(
+    preset: str,
+    normal_per_filter: int,
+    cells_per_stage: int | None = None,
+    penultimate_filters: int | None = None,
+    num_classes: int | None = None,
+) -> tuple[str, Preset]:
+    """The preset a compile asked for, rescaled by --scale / --num-classes, and its name (e.g.
+    `cifar-2@240-5`); raises ValueError for a scale this genotype cannot have. `normal_per_filter`:
+    the genotype's normal-cell output channels in units of F."""
+    base = PRESETS[preset]
+    if not (cells_per_stage or penultimate_filters or num_classes):
+        return preset, base
+    scaled = scale_preset(base, normal_per_filter, cells_per_stage, penultimate_filters, num_classes)
+    name = f"{preset}-{scaled.cells_per_stage}@{scaled.filters * 4 * normal_per_filter}"
+    if num_classes:
+        name += f"-{scaled.num_classes}"
+    return name, scaled
+
+
+def scale_preset(
+    base: Preset,
+    normal_per_filter: int,
+    cells_per_stage: int | None,
+    penultimate_filters: int | None,
+    num_classes: int | None,
+) -> Preset:
+    """The paper's N @ P: N normal cells per stage, P filters in the penultimate layer (P = 4·k·F0 where
+    the normal cell outputs k·F channels)."""
+    changes: dict[str, int] = {}
+    if cells_per_stage is not None:
+        if cells_per_stage < 1:
+            raise ValueError("N (cells per stage) must be at least 1")
+        changes["cells_per_stage"] = cells_per_stage
+    if penultimate_filters is not None:
+        unit = 4 * normal_per_filter
+        if penultimate_filters < unit or penultimate_filters % unit:
+            raise ValueError(
+                f"P = {penultimate_filters} is not a positive multiple of {unit}: this genotype's "
+                f"normal cell outputs {normal_per_filter}·F and the last stage runs at 4·F0"
+            )
+        changes["filters"] = penultimate_filters // unit
+    if num_classes is not None:
+        if num_classes < 1:
+            raise ValueError("the number of classes must be at least 1")
+        changes["num_classes"] = num_classes
+    return replace(base, **changes)

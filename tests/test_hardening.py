@@ -213,7 +213,14 @@ def test_a_file_name_that_is_not_utf8_works_end_to_end(tmp_path: Path) -> None:
     with open(odd, "wb") as handle:
         handle.write(NASNET_A.read_bytes())
     out = os.fsencode(tmp_path) + b"/caf\xe9.py"
-    for args in (["check", odd], ["compile", odd, "-o", out], ["stats", odd]):
+    onnx_out = os.fsencode(tmp_path) + b"/caf\xe9.onnx"
+    for args in (
+        ["check", odd],
+        ["compile", odd, "-o", out],
+        ["stats", odd],
+        ["export", odd, "--onnx", "--scale", "1@24", "-o", onnx_out],  # once failed after the export
+        ["show", onnx_out],
+    ):
         done = subprocess.run([sys.executable, "-m", "nasc", *args], capture_output=True, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     emitted = Path(os.fsdecode(out)).read_bytes()

@@ -124,8 +124,9 @@ def test_static_counts_equal_the_built_modules(preset: str, scale, image_size) -
     cell by cell, with and without the aux head."""
     import nasc
     from nasc.compiler.counting import count_network
-    from nasc.compiler.emit_torch import EmitOptions, effective_preset
     from nasc.compiler.lower import lower
+    from nasc.compiler.options import EmitOptions
+    from nasc.compiler.presets import effective_preset
     from nasc.runtime.build import build_network
 
     from .conftest import GENOTYPES
@@ -133,7 +134,8 @@ def test_static_counts_equal_the_built_modules(preset: str, scale, image_size) -
     genotype = nasc.load(GENOTYPES / "nasnet_a.cell")
     cells, filters = scale or (None, None)
     options = EmitOptions(preset=preset, cells_per_stage=cells, penultimate_filters=filters)
-    _, resolved = effective_preset(lower(genotype), options)
+    normal_per_filter = lower(genotype)["normal"].out_channels_per_filter
+    _, resolved = effective_preset(preset, normal_per_filter, cells, filters)
     counted = count_network(genotype, resolved, image_size)
     _, model, _, size = build_network(genotype, options, image_size=image_size)
     _, aux_model, _, _ = build_network(genotype, options, image_size=image_size, aux_head=True)

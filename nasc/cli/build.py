@@ -24,11 +24,18 @@ from nasc.diagnostics import Diagnostic, NascError
 def _static_figures(genotype, options, image_size: int | None = None):
     """(preset name, figures) counted from the IR: no network is built."""
     from nasc.compiler.counting import count_network
-    from nasc.compiler.emit_torch import effective_preset
     from nasc.compiler.lower import lower
+    from nasc.compiler.presets import effective_preset
 
+    normal_per_filter = lower(genotype)["normal"].out_channels_per_filter
     try:
-        name, preset = effective_preset(lower(genotype), options)
+        name, preset = effective_preset(
+            options.preset,
+            normal_per_filter,
+            options.cells_per_stage,
+            options.penultimate_filters,
+            options.num_classes,
+        )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     return name, count_network(genotype, preset, image_size)

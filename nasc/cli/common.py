@@ -109,7 +109,7 @@ def network_options(command: Callable) -> Callable:
 
 
 def emit_options(path: str, preset: str, scale: tuple[int, int] | None, num_classes: int | None):
-    from nasc.compiler.emit_torch import EmitOptions
+    from nasc.compiler.options import EmitOptions
 
     cells, filters = scale or (None, None)
     return EmitOptions(

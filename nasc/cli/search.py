@@ -143,10 +143,11 @@ def search(resume_dir: str | None, **options) -> None:
         f"({summary['trained']} trained, {summary['duplicates']} duplicates, {summary['failed']} failed); "
         f"best {best}"
     )
-    click.echo(
-        f"  cells in {config.out}/cells/, ledger.jsonl, best.cell, rewards.png; list them with "
-        f"nasc top {config.out}"
+    out = Path(config.out)
+    written = ", ".join(
+        sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir() if p.name[0] != ".")
     )
+    say(f"  wrote {shown(config.out)}/: {written}; list the best with nasc top {shown(config.out)}")
 
 
 @click.command(name="top")

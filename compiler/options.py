@@ -1,0 +1,17 @@
+"""What a compile is asked for, apart from the genotype: kept in a module of its own so that
+commands that only count (`nasc stats`) need not load the emitter and its templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EmitOptions:
+    """What `nasc compile` was asked for: the default preset of the emitted file, optionally rescaled."""
+
+    preset: str = "cifar"
+    cells_per_stage: int | None = None
+    penultimate_filters: int | None = None
+    num_classes: int | None = None
+    source_file: str | None = None
