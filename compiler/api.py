@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,7 +36,23 @@ def parse(text: str, filename: str | None = None) -> ir.Genotype:
             [Diagnostic("the file is empty", None, name, hint="a .cell file starts with `genotype NAME`")],
             text,
         )
-    return check(parse_syntax(text, name), name, text)
+    with _cyclic_gc_paused():
+        return check(parse_syntax(text, name), name, text)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Parsing makes millions of small acyclic objects on a large file; the cyclic collector would
+    rescan all of them again and again (superlinear time: 3.7 s instead of 1.9 s for 1 MiB). Reference
+    counting frees them all the same."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def read_source(path: str | os.PathLike[str]) -> str:
