@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from nasc.compiler import ir
-from nasc.compiler.convention import NASNET, Convention
+from nasc.compiler.conventions import CONVENTIONS, DEFAULT, NASNET, Convention
 from nasc.compiler.registry import COMBINES, OPS, OUTPUT_COMBINE
 from nasc.diagnostics import DiagnosticSink, Hint, Span, did_you_mean
 from nasc.grammar import syntax as st
@@ -28,7 +28,8 @@ def _scope_hint(name: str, in_scope: list[str]) -> str:
 @dataclass
 class _Checker:
     filename: str
-    convention: Convention
+    convention: Convention = NASNET
+    convention_known: bool = True  # False after an unknown convention: its rules are not checked
     diagnostics: DiagnosticSink = field(init=False)
 
     def __post_init__(self) -> None:
@@ -46,6 +47,8 @@ class _Checker:
 
     def module(self, module: st.Module) -> None:
         self.identifier(module.name, "genotype name")
+        if module.convention is not None:
+            self.resolve_convention(module.convention)
         if module.metadata is not None:
             self.metadata(module.metadata)
         seen: dict[str, st.CellDeclaration] = {}
@@ -60,7 +63,7 @@ class _Checker:
                 )
                 continue
             seen[kind] = cell
-            if kind not in self.convention.cell_kinds:
+            if self.convention_known and kind not in self.convention.cell_kinds:
                 self.error(
                     f"unknown cell kind `{kind}`",
                     cell.kind.span,
@@ -69,14 +72,30 @@ class _Checker:
                     f"{self.convention.describe_kinds()} cells",
                 )
             self.cell(cell)
-        for kind in self.convention.cell_kinds:
+        for kind in self.convention.cell_kinds if self.convention_known else ():
             if kind not in seen:
+                example = ", ".join(self.convention.example_inputs)
                 self.error(
                     f"genotype `{module.name.text}` has no `{kind}` cell",
                     module.name.span,
                     hint=f"the {self.convention.name} convention needs {self.convention.describe_kinds()} "
-                    f"cells, e.g. `{kind}(h0, h1) {{ ... }}`",
+                    f"cells, e.g. `{kind}({example}) {{ ... }}`",
                 )
+
+    def resolve_convention(self, name: st.Name) -> None:
+        found = CONVENTIONS.get(name.text)
+        if found is None:
+            self.convention_known = False
+            self.error(
+                f"unknown convention `{name.text}`",
+                name.span,
+                hint=lambda: (
+                    did_you_mean(name.text, CONVENTIONS)
+                    or f"conventions: {', '.join(CONVENTIONS)} (without one, a file is read by `{DEFAULT}`)"
+                ),
+            )
+        else:
+            self.convention = found
 
     def metadata(self, metadata: st.Metadata) -> None:
         keys: dict[str, st.MetaEntry] = {}
@@ -114,12 +133,13 @@ class _Checker:
     def cell(self, cell: st.CellDeclaration) -> None:
         kind = cell.kind.text
         self.identifier(cell.kind, "cell kind")
-        if len(cell.inputs) != self.convention.cell_inputs:
+        if self.convention_known and len(cell.inputs) != self.convention.cell_inputs:
+            example = ", ".join(self.convention.example_inputs)
             self.error(
                 f"cell `{kind}` declares {len(cell.inputs)} input(s); {self.convention.name} cells take "
                 f"{self.convention.cell_inputs}",
                 cell.kind.span,
-                hint=f"declare `{kind}(h0, h1)`: h0 from the cell below, h1 from the cell two below",
+                hint=f"declare `{kind}({example})`: {self.convention.describe_inputs()}",
             )
         defined: dict[str, Span | None] = {}
         for name in cell.inputs:
@@ -220,6 +240,12 @@ class _Checker:
                 block.span,
                 hint=BLOCK_SHAPE,
             )
+        elif self.convention_known and combine not in self.convention.combines:
+            self.error(
+                f"`{combine}` is not a combine of the {self.convention.name} convention",
+                block.combine.span,
+                hint=f"{self.convention.name} cells combine with {', '.join(self.convention.combines)}",
+            )
         for operand in block.operands:
             self.operand(operand, defined, later)
         self.define(block.target, defined)
@@ -243,6 +269,13 @@ class _Checker:
                 else lambda: did_you_mean(op, OPS) or f"ops: {', '.join(OPS)}"
             )
             self.error(f"unknown op `{op}`", operand.op.span, hint=hint)
+        elif self.convention_known and op not in self.convention.ops:
+            known = self.convention.ops
+            self.error(
+                f"`{op}` is not an op of the {self.convention.name} convention",
+                operand.op.span,
+                hint=lambda: did_you_mean(op, known) or f"{self.convention.name} ops: {', '.join(known)}",
+            )
         if len(operand.args) != 1:
             self.error(
                 f"`{op}` takes 1 input, got {len(operand.args)}",
@@ -351,7 +384,7 @@ def _attach_comments(module: st.Module) -> tuple[dict[tuple, ir.Comments], tuple
 # -- building the IR ------------------------------------------------------------------------------
 
 
-def _build(module: st.Module, filename: str, source: str | None) -> ir.Genotype:
+def _build(module: st.Module, filename: str, source: str | None, convention: str) -> ir.Genotype:
     comments, footer = _attach_comments(module)
     none = ir.NO_COMMENTS
     metadata: tuple[ir.MetaEntry, ...] = ()
@@ -395,16 +428,15 @@ def _build(module: st.Module, filename: str, source: str | None) -> ir.Genotype:
         meta_comments=comments.get(("meta",), none),
         meta_close_comments=comments.get(("meta_close",), none),
         footer=footer,
+        convention=convention,
         filename=filename,
         source=source,
     )
 
 
-def check(
-    module: st.Module, filename: str = "<input>", source: str | None = None, convention: Convention = NASNET
-) -> ir.Genotype:
+def check(module: st.Module, filename: str = "<input>", source: str | None = None) -> ir.Genotype:
     """Check a syntax tree and build its IR; raise NascError with every diagnostic found."""
-    checker = _Checker(filename, convention)
+    checker = _Checker(filename)
     checker.module(module)
     checker.diagnostics.raise_if_any(source)
-    return _build(module, filename, source)
+    return _build(module, filename, source, checker.convention.name)

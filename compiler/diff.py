@@ -215,6 +215,17 @@ def diff(a: ir.Genotype, b: ir.Genotype) -> list[Change]:
     if structural_hash(a) == structural_hash(b):
         return []
     changes: list[Change] = []
+    if a.convention != b.convention:  # the same cells read by another convention are another network
+        changes.append(
+            Change(
+                "",
+                "convention",
+                None,
+                a.convention,
+                b.convention,
+                f"convention {a.convention} → {b.convention}",
+            )
+        )
     kinds_b = {cell.kind: cell for cell in b.cells}
     for cell in a.cells:
         if cell.kind not in kinds_b:

@@ -17,12 +17,13 @@ import jinja2
 
 import nasc
 from nasc.compiler import ir
-from nasc.compiler.convention import NASNET, Convention
+from nasc.compiler.conventions import NASNET, convention_of
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.lower import CellGraph, Channels, lower
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
-from nasc.compiler.presets import PRESETS, Preset, effective_preset
+from nasc.compiler.presets import PRESETS, Preset
+from nasc.compiler.skeleton import resolve_preset
 from nasc.diagnostics import printable
 
 # Helpers of templates/support.py.jinja that only some op families need.
@@ -31,7 +32,7 @@ FAMILY_HELPERS = {"separable": {"same_conv"}, "conv": {"same_conv"}, "pool": {"s
 # Names the emitted module defines or imports at its top level.
 MODULE_NAMES = (
     "annotations dataclass replace torch F Tensor nn "
-    "NASC_VERSION GENOTYPE STRUCTURAL_HASH SOURCE_FILE METADATA "
+    "NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH SOURCE_FILE METADATA "
     "BatchNormConfig same_padding SameConv2d SamePool2d ReLUConvBN ConvBN FactorizedReduction DropPath "
     "adjust_x2 match_output IdentityBranch PoolBranch SeparableBranch ConvBranch Preset PRESETS "
     "DEFAULT_PRESET AuxHead create_model"
@@ -185,12 +186,15 @@ def _preset_args(preset: Preset) -> str:
     return ", ".join(_py(getattr(preset, name)) for name in Preset.__dataclass_fields__)
 
 
-def emit_torch(
-    genotype: ir.Genotype, options: EmitOptions | None = None, convention: Convention = NASNET
-) -> str:
-    """The emitted module's source text. Deterministic: same input, same bytes."""
-    options = options or EmitOptions()
-    graphs = lower(genotype, convention)
+def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None) -> str:
+    """The emitted module's source text, by the genotype's convention. Deterministic: same input,
+    same bytes."""
+    return convention_of(genotype).emit(genotype, options or EmitOptions())
+
+
+def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
+    """The NASNet convention's module (docs/reference.md)."""
+    graphs = lower(genotype, NASNET)
     module_names = Namespace(MODULE_NAMES)
     class_names = {kind: module_names.name(("cell", kind), _camel(kind) + "Cell") for kind in graphs}
     network_class = module_names.name("network", _camel(genotype.name))
@@ -206,13 +210,7 @@ def emit_torch(
 
     presets = [(name, _preset_args(preset)) for name, preset in PRESETS.items()]
     normal_per_filter = graphs["normal"].out_channels_per_filter
-    default_preset, default = effective_preset(
-        options.preset,
-        graphs["normal"].out_channels_per_filter,
-        options.cells_per_stage,
-        options.penultimate_filters,
-        options.num_classes,
-    )
+    default_preset, default = resolve_preset(genotype, options)
     if default_preset not in PRESETS:
         presets.append((default_preset, _preset_args(default)))
 

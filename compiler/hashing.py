@@ -8,8 +8,10 @@ Two genotypes get the same hash exactly when they describe the same architecture
     for concat the operand order only permutes channels, which every consumer absorbs);
   - the order of the states listed in a cell's output (again a channel permutation);
   - the order of the cells in the file.
-It changes when any op, combine, wiring (which state an op reads), output membership, cell kind or
-number of cell inputs changes. The hash is SHA-256 over a versioned canonical encoding (hex, 64 chars).
+It changes when any op, combine, wiring (which state an op reads), output membership, cell kind,
+number of cell inputs or the network convention changes (the default `nasnet` convention adds
+nothing to the encoding, so NASNet hashes are those of files that name no convention). The hash is
+SHA-256 over a versioned canonical encoding (hex, 64 chars).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 
 from nasc.compiler import ir
+from nasc.compiler.printer import DEFAULT_CONVENTION
 from nasc.compiler.registry import COMBINES
 
 HASH_VERSION = "nasc-structural-v1"
@@ -44,4 +47,7 @@ def cell_digest(cell: ir.Cell) -> str:
 
 
 def structural_hash(genotype: ir.Genotype) -> str:
-    return _digest(HASH_VERSION, *sorted(cell_digest(cell) for cell in genotype.cells))
+    cells = sorted(cell_digest(cell) for cell in genotype.cells)
+    if genotype.convention == DEFAULT_CONVENTION:  # NASNet hashes stay what they have always been
+        return _digest(HASH_VERSION, *cells)
+    return _digest(HASH_VERSION, "convention", genotype.convention, *cells)

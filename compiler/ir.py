@@ -162,11 +162,13 @@ class Genotype:
     meta_comments: Comments = NO_COMMENTS  # on and above the `meta {` line
     meta_close_comments: Comments = NO_COMMENTS
     footer: tuple[str, ...] = ()  # comments after the last cell
+    convention: str = "nasnet"  # the network convention that reads the cells (`genotype NAME : CONV`)
     filename: str | None = field(default=None, compare=False, repr=False)
     source: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _require_identifier(self.name)
+        _require_identifier(self.convention)
         kinds = [cell.kind for cell in self.cells]
         if len(set(kinds)) != len(kinds):
             raise ValueError("a cell kind appears twice")

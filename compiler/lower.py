@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nasc.compiler import ir
-from nasc.compiler.convention import NASNET, Convention
+from nasc.compiler.conventions.base import Convention
+from nasc.compiler.conventions.nasnet import NASNET
 from nasc.compiler.printer import format_block
 from nasc.compiler.registry import COMBINES, OPS, CombineSpec, OpSpec
 from nasc.diagnostics import Span

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from nasc.compiler import ir
 
+DEFAULT_CONVENTION = "nasnet"
+
 INDENT = "    "
 # The escapes the grammar reads; the IR admits no other control characters in strings.
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
@@ -52,7 +54,9 @@ def _cell(cell: ir.Cell) -> list[str]:
 def format_genotype(genotype: ir.Genotype) -> str:
     sections: list[list[str]] = []
     header = _leading(genotype.comments, "")
-    header.append(_with_trailing(f"genotype {genotype.name}", genotype.comments))
+    # The default convention is left unsaid, so every NASNet file reads as it always has.
+    convention = f" : {genotype.convention}" if genotype.convention != DEFAULT_CONVENTION else ""
+    header.append(_with_trailing(f"genotype {genotype.name}{convention}", genotype.comments))
     sections.append(header)
     has_meta_comments = (
         genotype.meta_comments != ir.NO_COMMENTS or genotype.meta_close_comments != ir.NO_COMMENTS

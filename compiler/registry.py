@@ -65,6 +65,7 @@ _OPS = (
     OpSpec("conv_1x3_3x1", "conv", ((1, 3), (3, 1)), "1x3 then 3x1 convolution"),
     OpSpec("conv_1x7_7x1", "conv", ((1, 7), (7, 1)), "1x7 then 7x1 convolution"),
     OpSpec("dil_conv_3x3", "conv", ((3, 3),), "3x3 dilated convolution (dilation 2)", dilation=2),
+    OpSpec("dil_conv_5x5", "conv", ((5, 5),), "5x5 dilated convolution (dilation 2)", dilation=2),
     OpSpec("avg_pool_3x3", "pool", ((3, 3),), "3x3 average pooling", pool="avg"),
     OpSpec("max_pool_3x3", "pool", ((3, 3),), "3x3 max pooling", pool="max"),
     OpSpec("max_pool_5x5", "pool", ((5, 5),), "5x5 max pooling", pool="max"),

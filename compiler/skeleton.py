@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nasc.compiler.presets import Preset
+from nasc.compiler import ir
+from nasc.compiler.lower import lower
+from nasc.compiler.options import EmitOptions
+from nasc.compiler.presets import PRESETS, Preset, effective_preset
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,16 @@ def nasnet_skeleton(preset: Preset) -> Skeleton:
         if cell_num == reduction_before[1] - 1:
             aux_after = len(cells) - 1
     return Skeleton(preset.stem, stem_channels, tuple(cells), aux_after)
+
+
+def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Preset]:
+    """The NASNet preset a compile asks for, rescaled (N @ P, classes) for this genotype's widths."""
+    if options.preset not in PRESETS:
+        raise ValueError(f"unknown nasnet preset {options.preset!r}; choose from {', '.join(PRESETS)}")
+    return effective_preset(
+        options.preset,
+        lower(genotype)["normal"].out_channels_per_filter,
+        options.cells_per_stage,
+        options.penultimate_filters,
+        options.num_classes,
+    )

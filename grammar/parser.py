@@ -22,6 +22,7 @@ TOKEN_WORDS = {
     "LPAR": "`(`",
     "RPAR": "`)`",
     "COMMA": "`,`",
+    "COLON": "`:`",
     "EQUAL": "`=`",
     "LBRACE": "`{`",
     "RBRACE": "`}`",
@@ -67,10 +68,12 @@ class _ToSyntaxTree(Transformer):
         header, *rest = children
         metadata = rest[0] if rest and isinstance(rest[0], st.Metadata) else None
         cells = tuple(c for c in rest if isinstance(c, st.CellDeclaration))
-        return st.Module(header[0], metadata, cells, comments=(), header_span=header[1])
+        name, convention, span = header
+        return st.Module(name, metadata, cells, comments=(), header_span=span, convention=convention)
 
     def header(self, children):
-        return (_name(children[1]), _between(children[0], children[1]))
+        convention = _name(children[3]) if len(children) == 4 else None
+        return (_name(children[1]), convention, _between(children[0], children[-1]))
 
     def metadata(self, children):
         _meta, open_brace, *entries, close_brace = children
@@ -231,7 +234,9 @@ def parse_syntax(text: str, filename: str = "<input>") -> st.Module:
         raise NascError([_syntax_diagnostic(error, text, filename)], text) from None
     except LarkError as error:  # any other Lark failure is still a syntax problem of this file
         raise NascError([Diagnostic(f"could not parse: {error}", filename=filename)], text) from None
-    return st.Module(module.name, module.metadata, module.cells, _comments(text), module.header_span)
+    return st.Module(
+        module.name, module.metadata, module.cells, _comments(text), module.header_span, module.convention
+    )
 
 
 def _describe(token: Token) -> str:

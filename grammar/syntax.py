@@ -92,3 +92,4 @@ class Module:
     cells: tuple[CellDeclaration, ...]
     comments: tuple[Comment, ...]
     header_span: Span | None = span_field()
+    convention: Name | None = None  # `genotype NAME : CONVENTION`; None: the default

@@ -185,7 +185,7 @@ def test_compile_with_scale_and_classes_sets_the_default_preset(tmp_path: Path) 
     [
         (["--scale", "6@770"], "not a positive multiple of 24"),
         (["--scale", "six@768"], "is not N@P"),
-        (["--preset", "huge"], "'huge' is not one of"),
+        (["--preset", "huge"], "unknown nasnet preset 'huge'"),
     ],
 )
 def test_compile_rejects_bad_network_options_with_usage_errors(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from nasc.cli.app import main
 from nasc.cli.build import compile_command, export, show, stats
+from nasc.cli.interchange import import_group
 from nasc.cli.review import diff_command, viz
 from nasc.cli.search import search, top_command
 from nasc.cli.source import check, fmt, hash_command
@@ -23,6 +24,7 @@ for _command in (
     top_command,
     viz,
     diff_command,
+    import_group,
 ):
     main.add_command(_command)
 

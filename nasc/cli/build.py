@@ -22,23 +22,30 @@ from nasc.diagnostics import Diagnostic, NascError
 
 
 def _static_figures(genotype, options, image_size: int | None = None):
-    """(preset name, figures) counted from the IR: no network is built."""
-    from nasc.compiler.counting import count_network
-    from nasc.compiler.lower import lower
-    from nasc.compiler.presets import effective_preset
+    """(preset name, figures): counted from the IR where the convention can (no network is built),
+    else measured on the built module."""
+    from nasc.compiler.conventions import convention_of
 
-    normal_per_filter = lower(genotype)["normal"].out_channels_per_filter
+    convention = convention_of(genotype)
     try:
-        name, preset = effective_preset(
-            options.preset,
-            normal_per_filter,
-            options.cells_per_stage,
-            options.penultimate_filters,
-            options.num_classes,
-        )
+        name, preset = convention.resolve_preset(genotype, options)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    return name, count_network(genotype, preset, image_size)
+    figures = convention.count(genotype, preset, image_size)
+    if figures is None:
+        from nasc.runtime.build import BuildError, build_network
+        from nasc.runtime.stats import measure
+
+        try:
+            _, model, _, size = build_network(genotype, options, image_size=image_size)
+        except BuildError as error:
+            raise click.UsageError(str(error)) from None
+        try:
+            _, aux_model, _, _ = build_network(genotype, options, image_size=image_size, aux_head=True)
+        except BuildError:
+            aux_model = None  # the image is too small for the aux head: report the network without it
+        figures = measure(model, size, aux_model)
+    return name, figures
 
 
 @click.command(name="compile")
@@ -266,7 +273,7 @@ def show(file: str) -> None:
         say("".join(f"  | {line}\n" for line in lines), nl=False)
         return
     genotype = load_cell(file)
-    say(f"genotype {genotype.name} ({shown(file)})")
+    say(f"genotype {genotype.name} ({shown(file)}), convention {genotype.convention}")
     click.echo(f"structural hash: {nasc.structural_hash(genotype)}")
     for entry in genotype.metadata:
         say(f"  {entry.key} = {entry.value!r}")

@@ -15,11 +15,13 @@ import click
 from nasc.cli.app import report
 from nasc.compiler import ir
 from nasc.compiler.api import STDIN, display_name, load
+from nasc.compiler.conventions import CONVENTIONS
 from nasc.compiler.presets import PRESETS
 from nasc.diagnostics import Diagnostic, NascError, printable
 from nasc.fileio import OutputError, check_output, has_mark, write_output
 
 PRESET_NAMES = tuple(PRESETS)
+PRESET_HELP = "; ".join(f"{name} {'|'.join(c.presets)}" for name, c in CONVENTIONS.items())
 
 
 def say(text: str, *, err: bool = False, nl: bool = True) -> None:
@@ -101,10 +103,10 @@ def network_options(command: Callable) -> Callable:
     )(command)
     return click.option(
         "--preset",
-        type=click.Choice(PRESET_NAMES),
         default="cifar",
         show_default=True,
-        help="Network skeleton and hyper-parameters of the reference.",
+        metavar="NAME",
+        help=f"Network skeleton and hyper-parameters of the reference; by convention: {PRESET_HELP}.",
     )(command)
 
 

@@ -1,0 +1,24 @@
+"""The registry of network conventions. Adding one is one module beside these and one entry here;
+the parser, the IR, the printer, the hash and the command line need no change."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from nasc.compiler.conventions.base import Convention
+from nasc.compiler.conventions.darts import DARTS
+from nasc.compiler.conventions.nasnet import NASNET
+
+DEFAULT = NASNET.name
+
+CONVENTIONS: MappingProxyType[str, Convention] = MappingProxyType(
+    {convention.name: convention for convention in (NASNET, DARTS)}
+)
+
+
+def convention_of(genotype) -> Convention:
+    """The convention a (checked) genotype names."""
+    return CONVENTIONS[genotype.convention]
+
+
+__all__ = ["CONVENTIONS", "DARTS", "DEFAULT", "NASNET", "Convention", "convention_of"]

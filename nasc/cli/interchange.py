@@ -1,0 +1,54 @@
+"""`nasc import`: cells written in other tools' formats, read safely into .cell files."""
+
+from __future__ import annotations
+
+import click
+
+import nasc
+from nasc.cli.common import force_option, prepare_output, write
+from nasc.compiler.api import display_name, read_source
+
+
+@click.group(name="import")
+def import_group() -> None:
+    """Read cells from another tool's format into a .cell file.
+
+    Exit status: 0 written, 1 the input is wrong (one line pointing into it), 2 usage error, 3 a bug.
+
+    \b
+    Example:
+      nasc import darts genotypes.py --name DARTS_V2 -o darts_v2.cell
+    """
+
+
+@import_group.command(name="darts")
+@click.argument("file", type=click.Path())
+@click.option(
+    "-o", "--output", type=click.Path(), help="The .cell file to write (default: NAME.cell; - for stdout)."
+)
+@click.option("--name", help="Which genotype of a file that holds several (e.g. DARTS_V2).")
+@force_option
+def import_darts(file: str, output: str | None, name: str | None, force: bool) -> None:
+    """A DARTS `Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)`, or a
+    Python file of them (the reference's cnn/genotypes.py, PC-DARTS, P-DARTS, GDAS): parsed as
+    literals, never run. `skip_connect` becomes `identity`; the cell reads under the darts convention.
+
+    Exit status: 0 written, 1 the input is wrong, 2 usage error, 3 a bug.
+
+    \b
+    Example:
+      nasc import darts genotypes.py --name DARTS_V2 -o darts_v2.cell
+      echo "Genotype(normal=[...], ...)" | nasc import darts - -o mine.cell
+    """
+    from nasc.compiler.darts_format import read_darts
+
+    genotype = read_darts(read_source(file), display_name(file), name)
+    text = nasc.format(genotype)
+    nasc.parse(text, f"{genotype.name}.cell")  # the checker's word on the result, before writing
+    destination = output or f"{genotype.name}.cell"
+    prepare_output(destination, inputs=(file,), force=force, ours=lambda _path: False)
+    written = write(destination, text.encode("utf-8"))
+    click.echo(
+        f"wrote {written}: genotype {genotype.name} : darts, hash {nasc.structural_hash(genotype)[:12]}",
+        err=destination == "-",
+    )

@@ -1,0 +1,240 @@
+"""Network conventions: the convention is part of the source and of the architecture, each convention
+checks its own rules, and the DARTS cells compile to the reference networks exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import nasc
+from nasc.cli import main
+from nasc.compiler.darts_format import read_darts
+from nasc.compiler.diff import diff
+from nasc.compiler.options import EmitOptions
+from nasc.runtime.build import build_network
+from nasc.runtime.stats import count_parameters, measure
+
+from .conftest import GENOTYPES
+
+DARTS_V2 = GENOTYPES / "darts_v2.cell"
+DARTS_V1 = GENOTYPES / "darts_v1.cell"
+
+# The DARTS genotypes as the reference's cnn/genotypes.py (quark0/darts) writes them.
+REFERENCE_GENOTYPES = """\
+from collections import namedtuple
+
+Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')
+
+DARTS_V1 = Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), \
+('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], \
+normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), \
+('max_pool_3x3', 0), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], \
+reduce_concat=[2, 3, 4, 5])
+DARTS_V2 = Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), \
+('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], \
+normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), \
+('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], \
+reduce_concat=[2, 3, 4, 5])
+
+DARTS = DARTS_V2
+"""
+
+
+def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def darts_text(
+    normal: str, reduction: str = "h2 = add(max_pool_3x3(s0), max_pool_3x3(s1))\nreturn concat(h2)"
+) -> str:
+    return f"genotype t : darts\nnormal(s0, s1) {{\n{normal}\n}}\nreduction(s0, s1) {{\n{reduction}\n}}\n"
+
+
+# -- the convention in the source ----------------------------------------------------------------------
+
+
+def test_the_header_names_the_convention_and_the_printer_keeps_it() -> None:
+    genotype = nasc.load(DARTS_V2)
+    assert genotype.convention == "darts"
+    assert nasc.format(genotype) == DARTS_V2.read_text()
+    assert nasc.parse(nasc.format(genotype)) == genotype
+    nasnet = nasc.load(GENOTYPES / "nasnet_a.cell")
+    assert nasnet.convention == "nasnet" and "genotype nasnet_a\n" in nasc.format(nasnet)
+    # naming the default changes nothing: not the IR, not the hash; fmt leaves it unsaid
+    explicit = nasc.parse(
+        (GENOTYPES / "nasnet_a.cell").read_text().replace("genotype nasnet_a", "genotype nasnet_a : nasnet")
+    )
+    assert explicit == nasnet and nasc.structural_hash(explicit) == nasc.structural_hash(nasnet)
+
+
+def test_an_unknown_convention_is_a_diagnostic_with_a_suggestion() -> None:
+    with pytest.raises(nasc.NascError) as caught:
+        nasc.parse(
+            darts_text("h2 = add(identity(s0), identity(s1))\nreturn concat(h2)").replace(
+                ": darts", ": dartz"
+            ),
+            "t.cell",
+        )
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.message, diagnostic.span.line, diagnostic.span.column) == (
+        "unknown convention `dartz`",
+        1,
+        14,
+    )
+    assert diagnostic.hint == "did you mean `darts`?"
+
+
+def test_each_convention_checks_its_own_ops_combines_and_inputs() -> None:
+    with pytest.raises(nasc.NascError) as caught:
+        nasc.parse(darts_text("h2 = concat(conv_1x7_7x1(s0), sep_conv_3x3(s1, s0))\nreturn concat(h2)"))
+    messages = [d.message for d in caught.value.diagnostics]
+    assert "`concat` is not a combine of the darts convention" in messages
+    assert "`conv_1x7_7x1` is not an op of the darts convention" in messages
+    with pytest.raises(nasc.NascError) as caught:
+        nasc.parse("genotype t : darts\nnormal(a) { h = add(identity(a), identity(a)) return concat(h) }\n")
+    (inputs,) = [d for d in caught.value.diagnostics if "input(s)" in d.message]
+    assert inputs.message == "cell `normal` declares 1 input(s); darts cells take 2"
+    assert "s0 from the cell two below" in inputs.hint
+    # the same op name is fine where the convention knows it
+    nasc.parse(darts_text("h2 = add(dil_conv_5x5(s0), sep_conv_7x7(s1))\nreturn concat(h2)"))
+
+
+def test_the_convention_is_part_of_the_architecture() -> None:
+    darts = nasc.load(DARTS_V2)
+    as_nasnet = nasc.parse(DARTS_V2.read_text().replace(" : darts", ""))
+    assert nasc.structural_hash(darts) != nasc.structural_hash(as_nasnet)
+    changes = diff(as_nasnet, darts)
+    assert [c.text for c in changes] == ["convention nasnet → darts"]
+    code, out, _ = run("diff", str(DARTS_V2), str(DARTS_V1))
+    assert code == 1 and "convention" not in out
+
+
+def test_show_and_the_emitted_module_name_the_convention(tmp_path: Path) -> None:
+    code, out, _ = run("show", str(DARTS_V2))
+    assert code == 0 and "convention darts" in out.splitlines()[0] and "3,349,342 parameters" in out
+    code, _, _ = run("compile", str(DARTS_V2), "-o", str(tmp_path / "d.py"))
+    source = (tmp_path / "d.py").read_text()
+    assert code == 0 and "(convention `darts`)" in source and 'CONVENTION = "darts"' in source
+
+
+# -- DARTS: the reference networks, exactly --------------------------------------------------------------
+
+# Measured on the reference code (quark0/darts cnn/model.py NetworkCIFAR C=36, 20 layers and
+# NetworkImageNet C=48, 14 layers): parameters without and with the auxiliary head.
+DARTS_FIGURES = {
+    ("darts_v2", "cifar"): (3_349_342, 3_825_768),
+    ("darts_v2", "imagenet"): (4_718_752, 5_979_528),
+    ("darts_v1", "cifar"): (3_169_414, 3_645_840),
+    ("darts_v1", "imagenet"): (4_510_432, 5_771_208),
+}
+
+
+@pytest.mark.parametrize(("genotype_name", "preset"), sorted(DARTS_FIGURES))
+def test_darts_cells_compile_to_the_reference_parameter_counts(genotype_name: str, preset: str) -> None:
+    genotype = nasc.load(GENOTYPES / f"{genotype_name}.cell")
+    plain, with_aux = DARTS_FIGURES[(genotype_name, preset)]
+    _, model, _, _ = build_network(genotype, EmitOptions(preset=preset))
+    _, aux_model, _, _ = build_network(genotype, EmitOptions(preset=preset), aux_head=True)
+    assert count_parameters(model) == plain and count_parameters(aux_model) == with_aux
+
+
+def test_darts_stage_shapes_and_the_aux_head_in_training() -> None:
+    genotype = nasc.load(DARTS_V2)
+    _, model, _, _ = build_network(genotype, EmitOptions(preset="cifar"), aux_head=True)
+    figures = measure(model, 32)
+    shapes = [cell.output_shape[1:] for cell in figures.cells]
+    # 20 cells; reductions at 6 and 13 double C (36 → 72 → 144); the cell output is 4·C
+    assert shapes[5] == (144, 32, 32) and shapes[6] == (288, 16, 16) and shapes[13] == (576, 8, 8)
+    assert shapes[-1] == (576, 8, 8) and model.num_features == 576
+    assert [info["num_chs"] for info in model.feature_info] == [108, 144, 288, 576]
+    model.train()
+    logits, aux = model(torch.randn(2, 3, 32, 32))
+    assert logits.shape == aux.shape == (2, 10)
+
+
+def test_darts_drop_path_grows_in_time_alike_in_every_cell() -> None:
+    genotype = nasc.load(DARTS_V2)
+    _, model, _, _ = build_network(genotype, EmitOptions(preset="cifar"))
+    model.set_drop_path_progress(0.5)
+    assert model.drop_path_keep_probs() == pytest.approx([1 - 0.5 * 0.2] * 20)
+
+
+def test_darts_trains_on_digits(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, stdout, stderr = run(
+        "train", str(DARTS_V2), "--dataset", "digits", "--scale", "1@64", "--epochs", "1", "--out", str(out)
+    )
+    assert code == 0, stderr
+    assert "trained darts_v2 for 1 epochs" in stdout and (out / "checkpoint.pt").exists()
+
+
+# -- nasc import darts ---------------------------------------------------------------------------------------
+
+
+def test_importing_the_reference_genotypes_gives_the_shipped_cells(tmp_path: Path) -> None:
+    source = tmp_path / "genotypes.py"
+    source.write_text(REFERENCE_GENOTYPES)
+    for name, shipped in (("DARTS_V2", DARTS_V2), ("DARTS_V1", DARTS_V1), ("DARTS", DARTS_V2)):
+        out = tmp_path / f"{name}.cell"
+        code, _, err = run("import", "darts", str(source), "--name", name, "-o", str(out))
+        assert code == 0, err
+        assert nasc.structural_hash(nasc.load(out)) == nasc.structural_hash(nasc.load(shipped))
+    code, _, err = run("import", "darts", str(source))
+    assert code == 1 and "holds 3 genotypes: DARTS_V1, DARTS_V2, DARTS" in err
+
+
+def test_range_concats_as_pc_darts_writes_them() -> None:
+    text = (
+        "PC_DARTS = Genotype(normal=[('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 0), "
+        "('dil_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('avg_pool_3x3', 0), "
+        "('dil_conv_3x3', 1)], normal_concat=range(2, 6), reduce=[('sep_conv_5x5', 1), ('max_pool_3x3', 0), "
+        "('sep_conv_5x5', 1), ('sep_conv_5x5', 2), ('sep_conv_3x3', 0), ('sep_conv_3x3', 3), "
+        "('sep_conv_3x3', 1), ('sep_conv_3x3', 2)], reduce_concat=range(2, 6))"
+    )
+    genotype = read_darts(text, "pc.py")
+    assert genotype.name == "pc_darts" and genotype.cell("normal").output.members == ("h2", "h3", "h4", "h5")
+    assert nasc.parse(nasc.format(genotype)) == genotype
+
+
+def _genotype(normal: str, concat: str = "[2]") -> str:
+    return f"G = Genotype(normal={normal}, normal_concat={concat}, reduce=[], reduce_concat=[2])"
+
+
+PAIR = "('sep_conv_3x3', 0)"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_genotype("__import__('os').system('touch pwned')"), "expected a list of (op, input) pairs"),
+        ("import os\nos.system('touch pwned')\n", "no Genotype(...) in this file"),
+        (_genotype(f"[{PAIR}]"), "even, non-zero number of ops"),
+        (_genotype(f"[{PAIR}, ('none', 1)]"), "`none` op (zero)"),
+        (_genotype(f"[{PAIR}, ('sep_conv_3x3', 7)]"), "state 7 does not exist here"),
+        (_genotype(f"[('sep_conv_3x4', 0), {PAIR}]"), "did you mean `sep_conv_3x3`?"),
+        (_genotype(f"[{PAIR}, {PAIR}]", "range(2, 10**100)"), "expected an integer"),
+        ("G = Genotype(normal=[], normal_concat=[2])", "Genotype without `reduce`"),
+        ("G = Genotype(normal=[(" * 200 + ")]" * 200, "not a DARTS genotype file"),
+    ],
+    ids=[
+        "a call as a value",
+        "code, no genotype",
+        "odd ops",
+        "none",
+        "bad index",
+        "unknown op",
+        "huge range",
+        "missing field",
+        "deep nesting",
+    ],
+)
+def test_hostile_or_broken_darts_files_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    source = tmp_path / "g.py"
+    source.write_text(text)
+    code, _, err = run("import", "darts", str(source), "-o", str(tmp_path / "out.cell"))
+    assert code == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out.cell").exists() and not Path("pwned").exists()
