@@ -201,6 +201,7 @@ def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
         "presets": presets,
         "default_preset": default_name,
         "default_classes": default.num_classes,
+        "normal_outputs": len(genotype.cell("normal").output.members),
         "preset_names": ", ".join(name for name, _ in presets),
     }
     text = _environment().get_template("darts/module.py.jinja").render(context)

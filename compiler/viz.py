@@ -12,10 +12,12 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
+import textwrap
 import zlib
 
 import nasc
 from nasc.compiler import ir
+from nasc.compiler.conventions import NASNET, Convention, convention_of
 from nasc.compiler.lower import CellGraph, lower
 from nasc.fileio import MARK
 
@@ -122,9 +124,78 @@ def _cell_lines(cell: ir.Cell, graph: CellGraph, lowered: bool, prefix: str) -> 
     return lines
 
 
+def _family(op: str) -> str:
+    """The colour family of an op by its name, for conventions other than NASNet."""
+    if op.startswith(("sep_", "dil_")):
+        return "separable"
+    if "pool" in op:
+        return "pool"
+    return "identity" if op == "identity" else "conv"
+
+
+def _convention_cell_lines(cell: ir.Cell, convention: Convention, lowered: bool, prefix: str) -> list[str]:
+    """A cell under a convention other than NASNet: its inputs' preprocessing and each op's meaning
+    (from the convention's own table) when lowered, so that an op that means something else here
+    than under NASNet (e.g. DARTS's separable `dil_conv_3x3`) says so in the picture."""
+    stride = convention.stride(cell.kind)
+    title = f"{cell.kind} cell" + (f" (stride {stride} on the inputs' ops)" if stride > 1 else "")
+    lines = [
+        f"  subgraph {_quote('cluster_' + cell.kind)} {{",
+        f"    label={_quote(title)};",
+        '    fontsize=16; style=rounded; color="#999999";',
+    ]
+
+    def node(name: str, label: str, **attributes: str) -> None:
+        extra = "".join(f", {key}={_quote(value)}" for key, value in attributes.items())
+        lines.append(f"    {_quote(prefix + name)} [label={_quote(label)}{extra}];")
+
+    def edge(a: str, b: str) -> None:
+        lines.append(f"    {_quote(prefix + a)} -> {_quote(prefix + b)};")
+
+    for name, role in zip(cell.inputs, convention.input_roles, strict=False):
+        node(
+            name,
+            f"{name}\n({role})" if lowered else name,
+            shape="box",
+            style="filled",
+            fillcolor=INPUT_COLOUR,
+        )
+    lines.append("    {rank=same; " + " ".join(f"{_quote(prefix + n)};" for n in cell.inputs) + "}")
+    for block in cell.blocks:
+        for side, operand in enumerate(block.operands):
+            attr = f"{block.target}_{side}"
+            label = operand.op
+            if lowered:
+                if stride > 1 and operand.input in cell.inputs:
+                    label += f"\nstride {stride}"
+                label += "\n" + textwrap.fill(convention.ops[operand.op], 36)
+            node(attr, label, shape="box", style="filled", fillcolor=FAMILY_COLOURS[_family(operand.op)])
+            edge(operand.input, attr)
+            edge(attr, block.target)
+        node(
+            block.target,
+            f"{block.combine}\n{block.target}",
+            shape="ellipse",
+            style="filled",
+            fillcolor=COMBINE_COLOUR,
+        )
+    node(
+        "output",
+        f"concat\n({', '.join(cell.output.members)})",
+        shape="ellipse",
+        style="filled",
+        fillcolor=OUTPUT_COLOUR,
+    )
+    for member in cell.output.members:
+        edge(member, "output")
+    lines.append("  }")
+    return lines
+
+
 def to_dot(genotype: ir.Genotype, cells: str = "all", lowered: bool = False) -> str:
     """DOT text for the chosen cells ("all", or one kind)."""
-    graphs = lower(genotype)
+    convention = convention_of(genotype)
+    graphs = lower(genotype) if convention is NASNET else {}
     chosen = [cell for cell in genotype.cells if cells in ("all", cell.kind)]
     if not chosen:
         raise ValueError(
@@ -138,10 +209,15 @@ def to_dot(genotype: ir.Genotype, cells: str = "all", lowered: bool = False) -> 
         "  compound=true;",
         '  node [fontname="Helvetica", fontsize=12];',
         '  edge [color="#555555"];',
-        f"  label={_quote(f'{genotype.name}' + (' (lowered)' if lowered else ''))}; labelloc=t; fontsize=18;",
+        f"  label={_quote(f'{genotype.name} · {convention.name}' + (' (lowered)' if lowered else ''))}; "
+        "labelloc=t; fontsize=18;",
     ]
     for cell in chosen:
-        lines += _cell_lines(cell, graphs[cell.kind], lowered, prefix=f"{cell.kind}.")
+        prefix = f"{cell.kind}."
+        if convention is NASNET:
+            lines += _cell_lines(cell, graphs[cell.kind], lowered, prefix)
+        else:
+            lines += _convention_cell_lines(cell, convention, lowered, prefix)
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -59,6 +59,7 @@ def provenance(
     source = genotype.source if genotype.source is not None else nasc.format(genotype)
     return {
         "genotype": genotype.name,
+        "convention": genotype.convention,
         "structural_hash": structural_hash(genotype),
         "preset": preset_name,
         "scale": f"{preset.cells_per_stage}@{preset.penultimate_filters}",

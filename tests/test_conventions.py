@@ -121,6 +121,32 @@ def test_show_and_the_emitted_module_name_the_convention(tmp_path: Path) -> None
     assert code == 0 and "(convention `darts`)" in source and 'CONVENTION = "darts"' in source
 
 
+def test_where_conventions_disagree_on_an_op_stats_and_viz_say_so() -> None:
+    import json
+
+    code, out, _ = run("stats", str(DARTS_V2), "--json")
+    darts = json.loads(out)
+    assert code == 0 and darts["convention"] == "darts"
+    assert "separable dilated" in darts["ops"]["dil_conv_3x3"]
+    nasnet_text = DARTS_V2.read_text().replace(" : darts", "").replace("(s0, s1)", "(h1, h0)")
+    nasnet_text = nasnet_text.replace("(s0)", "(h1)").replace("(s1)", "(h0)")
+    nasnet = nasc.parse(nasnet_text)
+    from nasc.compiler.conventions import convention_of
+    from nasc.compiler.viz import to_dot
+
+    assert convention_of(nasnet).ops["dil_conv_3x3"] == "3x3 dilated convolution (dilation 2)"
+    dot = to_dot(nasc.load(DARTS_V2), "normal", lowered=True)
+    assert "darts_v2 · darts (lowered)" in dot and "separable dilated" in dot
+
+
+def test_a_darts_network_exports_to_onnx_with_its_convention(tmp_path: Path) -> None:
+    out = tmp_path / "d.onnx"
+    code, _, err = run("export", str(DARTS_V2), "--onnx", "--scale", "1@64", "-o", str(out))
+    assert code == 0, err
+    code, shown_out, _ = run("show", str(out))
+    assert code == 0 and "convention: darts" in shown_out
+
+
 # -- DARTS: the reference networks, exactly --------------------------------------------------------------
 
 # Measured on the reference code (quark0/darts cnn/model.py NetworkCIFAR C=36, 20 layers and

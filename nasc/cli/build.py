@@ -18,14 +18,13 @@ from nasc.cli.common import (
     write,
 )
 from nasc.compiler.api import STDIN
+from nasc.compiler.conventions import convention_of
 from nasc.diagnostics import Diagnostic, NascError
 
 
 def _static_figures(genotype, options, image_size: int | None = None):
     """(preset name, figures): counted from the IR where the convention can (no network is built),
     else measured on the built module."""
-    from nasc.compiler.conventions import convention_of
-
     convention = convention_of(genotype)
     try:
         name, preset = convention.resolve_preset(genotype, options)
@@ -119,12 +118,15 @@ def stats(file: str, preset: str, scale, num_classes, image_size: int | None, as
     if as_json:
         import json
 
-        click.echo(json.dumps({"genotype": genotype.name, "preset": name, **figures.to_dict()}, indent=2))
+        used = sorted({o.op for cell in genotype.cells for b in cell.blocks for o in b.operands})
+        ops = {op: convention_of(genotype).ops[op] for op in used}
+        summary = {"genotype": genotype.name, "convention": genotype.convention, "preset": name}
+        click.echo(json.dumps({**summary, **figures.to_dict(), "ops": ops}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{genotype.name} · {name} · {size}x{size}")
+    table = Table(title=f"{genotype.name} · {genotype.convention} · {name} · {size}x{size}")
     for column in ("cell", "kind", "output (C×H×W)", "parameters", "mult-adds"):
         table.add_column(column, justify="right" if column in ("parameters", "mult-adds") else "left")
     for cell in figures.cells:
@@ -140,6 +142,12 @@ def stats(file: str, preset: str, scale, num_classes, image_size: int | None, as
     with_aux = f"{figures.parameters_with_aux:,}" if figures.parameters_with_aux is not None else "n/a"
     console.print(f"parameters: {figures.parameters:,} (with aux head: {with_aux})")
     console.print(f"mult-adds (conv + linear): {figures.mult_adds:,}")
+    # An op name means one thing within a convention: say what each used op is here.
+    convention = convention_of(genotype)
+    used = sorted({o.op for cell in genotype.cells for b in cell.blocks for o in b.operands})
+    console.print(f"ops under the {convention.name} convention:")
+    for op in used:
+        console.print(f"  {op}: {convention.ops[op]}", highlight=False)
 
 
 def _is_nasc_onnx(path: str) -> bool:
