@@ -145,12 +145,12 @@ def _cell_view(cell: ir.Cell, class_name: str, label: str) -> _CellView:
 def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, DartsPreset]:
     """The DARTS preset a compile asks for. `--scale N@P`: N normal cells per stage (layers = 3N + 2)
     and P channels before the classifier (P = 4 · C · the normal cell's output states)."""
-    if options.preset not in PRESETS:
-        raise ValueError(f"unknown darts preset {options.preset!r}; choose from {', '.join(PRESETS)}")
-    preset = PRESETS[options.preset]
-    name = options.preset
+    name = options.preset or next(iter(PRESETS))  # unset: the first
+    if name not in PRESETS:
+        raise ValueError(f"unknown darts preset {name!r}; choose from {', '.join(PRESETS)}")
+    preset = PRESETS[name]
     if options.cells_per_stage or options.penultimate_filters:
-        per_channel = 4 * len(genotype.cell("normal").output.members)
+        per_channel = penultimate_per_filter(genotype)
         changes: dict[str, int] = {}
         if options.cells_per_stage:
             changes["layers"] = 3 * options.cells_per_stage + 2
@@ -167,6 +167,11 @@ def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Da
         preset = replace(preset, num_classes=options.num_classes)
         name += f"-{options.num_classes}"
     return name, preset
+
+
+def penultimate_per_filter(genotype: ir.Genotype) -> int:
+    """P per unit of C: the last stage runs at 4·C and the normal cell outputs one C per member."""
+    return 4 * len(genotype.cell("normal").output.members)
 
 
 def _preset_args(preset: DartsPreset) -> str:

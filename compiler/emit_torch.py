@@ -17,12 +17,12 @@ import jinja2
 
 import nasc
 from nasc.compiler import ir
-from nasc.compiler.conventions import NASNET, convention_of
+from nasc.compiler.conventions import convention_of
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.lower import CellGraph, Channels, lower
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
-from nasc.compiler.presets import PRESETS, Preset
+from nasc.compiler.presets import Preset
 from nasc.compiler.skeleton import resolve_preset
 from nasc.diagnostics import printable
 
@@ -194,7 +194,8 @@ def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None) -> str
 
 def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
     """The NASNet convention's module (docs/reference.md)."""
-    graphs = lower(genotype, NASNET)
+    graphs = lower(genotype)
+    convention = convention_of(genotype)
     module_names = Namespace(MODULE_NAMES)
     class_names = {kind: module_names.name(("cell", kind), _camel(kind) + "Cell") for kind in graphs}
     network_class = module_names.name("network", _camel(genotype.name))
@@ -208,10 +209,10 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
     env = _environment()
     op_templates = [env.get_template(f"ops/{family}.jinja").module for family in families]
 
-    presets = [(name, _preset_args(preset)) for name, preset in PRESETS.items()]
+    presets = [(name, _preset_args(preset)) for name, preset in convention.presets.items()]
     normal_per_filter = graphs["normal"].out_channels_per_filter
     default_preset, default = resolve_preset(genotype, options)
-    if default_preset not in PRESETS:
+    if default_preset not in convention.presets:
         presets.append((default_preset, _preset_args(default)))
 
     context = {
@@ -235,8 +236,11 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
         "preset_names": ", ".join(name for name, _ in presets),
         "preset_summary": ", ".join(
             f"{name} ({p.cells_per_stage} @ {p.filters * 4 * normal_per_filter})"
-            for name, p in PRESETS.items()
+            for name, p in convention.presets.items()
         ),
+        "convention": convention.name,
+        "title": convention.title,
+        "summary": convention.summary,
     }
     text = env.get_template("module.py.jinja").render(context)
     try:

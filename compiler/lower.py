@@ -20,8 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nasc.compiler import ir
-from nasc.compiler.conventions.base import Convention
-from nasc.compiler.conventions.nasnet import NASNET
+from nasc.compiler.conventions import convention_of
 from nasc.compiler.printer import format_block
 from nasc.compiler.registry import COMBINES, OPS, CombineSpec, OpSpec
 from nasc.diagnostics import Span
@@ -97,8 +96,8 @@ class CellGraph:
         return channels
 
 
-def lower_cell(cell: ir.Cell, convention: Convention = NASNET, filename: str | None = None) -> CellGraph:
-    stride = convention.stride(cell.kind)
+def lower_cell(cell: ir.Cell, stride: int, filename: str | None = None) -> CellGraph:
+    """One cell read at `stride` (ops on its inputs run strided)."""
     h0, h1 = cell.inputs
     channels: dict[str, Channels] = {h0: F, h1: H1}
     blocks = []
@@ -138,8 +137,15 @@ def _sides(count: int) -> tuple[str, ...]:
     return ("left", "right") if count == 2 else tuple(f"op{i}" for i in range(count))
 
 
-def lower(genotype: ir.Genotype, convention: Convention = NASNET) -> dict[str, CellGraph]:
-    return {cell.kind: lower_cell(cell, convention, genotype.filename) for cell in genotype.cells}
+# The two roles a cell plays in a NASNet-family network, and the stride it plays each at.
+ROLES = (("normal", 1), ("reduction", 2))
+
+
+def lower(genotype: ir.Genotype) -> dict[str, CellGraph]:
+    """The cell graph of each role. NASNet reads its `normal` and `reduction` cells; PNASNet reads its
+    one cell in both roles, at stride 1 and at stride 2."""
+    kinds = dict(convention_of(genotype).roles)
+    return {role: lower_cell(genotype.cell(kinds[role]), stride, genotype.filename) for role, stride in ROLES}
 
 
 # -- one concrete instance ------------------------------------------------------------------------

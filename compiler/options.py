@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class EmitOptions:
     """What `nasc compile` was asked for: the default preset of the emitted file, optionally rescaled."""
 
-    preset: str = "cifar"
+    preset: str | None = None  # None: the convention's first preset (cifar for NASNet and DARTS)
     cells_per_stage: int | None = None
     penultimate_filters: int | None = None
     num_classes: int | None = None

@@ -3,6 +3,7 @@ copy, rendered into every emitted module's PRESETS so the file stands alone."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 
@@ -19,6 +20,8 @@ class Preset:
     bn_momentum: float  # PyTorch convention: 1 - TensorFlow's decay (0.9 → 0.1, 0.9997 → 0.0003)
     image_size: int
     num_classes: int
+    # PNASNet: the two reduction cells are among the 3N cells (at N and 2N) instead of added before them
+    reductions_inline: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -34,11 +37,12 @@ def effective_preset(
     cells_per_stage: int | None = None,
     penultimate_filters: int | None = None,
     num_classes: int | None = None,
+    presets: Mapping[str, Preset] = PRESETS,
 ) -> tuple[str, Preset]:
     """The preset a compile asked for, rescaled by --scale / --num-classes, and its name (e.g.
     `cifar-2@240-5`); raises ValueError for a scale this genotype cannot have. `normal_per_filter`:
     the genotype's normal-cell output channels in units of F."""
-    base = PRESETS[preset]
+    base = presets[preset]
     if not (cells_per_stage or penultimate_filters or num_classes):
         return preset, base
     scaled = scale_preset(base, normal_per_filter, cells_per_stage, penultimate_filters, num_classes)

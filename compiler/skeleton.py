@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nasc.compiler import ir
+from nasc.compiler.conventions import convention_of
 from nasc.compiler.lower import lower
 from nasc.compiler.options import EmitOptions
-from nasc.compiler.presets import PRESETS, Preset, effective_preset
+from nasc.compiler.presets import Preset, effective_preset
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,18 @@ def nasnet_skeleton(preset: Preset) -> Skeleton:
     filter_scaling = 1
     aux_after = -1
     for cell_num in range(num_cells):
-        back = 2
+        back, kind = 2, "normal"
         if cell_num in reduction_before:
             filter_scaling *= 2
-            add("reduction", int(preset.filters * filter_scaling), 2)
-            # skip_reduction_layer_input: the normal cell after a reduction reads, as x2, the output
-            # two back counted before the reduction cell was appended (three back counted after).
-            if preset.skip_reduction_layer_input:
-                back = 3
-        add("normal", int(preset.filters * filter_scaling), back)
+            if preset.reductions_inline:  # PNASNet: this cell is the reduction cell
+                kind = "reduction"
+            else:
+                add("reduction", int(preset.filters * filter_scaling), 2)
+                # skip_reduction_layer_input: the normal cell after a reduction reads, as x2, the
+                # output two back counted before the reduction cell was appended (three back after).
+                if preset.skip_reduction_layer_input:
+                    back = 3
+        add(kind, int(preset.filters * filter_scaling), back)
         if cell_num == reduction_before[1] - 1:
             aux_after = len(cells) - 1
     return Skeleton(preset.stem, stem_channels, tuple(cells), aux_after)
@@ -73,12 +77,21 @@ def nasnet_skeleton(preset: Preset) -> Skeleton:
 
 def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Preset]:
     """The NASNet preset a compile asks for, rescaled (N @ P, classes) for this genotype's widths."""
-    if options.preset not in PRESETS:
-        raise ValueError(f"unknown nasnet preset {options.preset!r}; choose from {', '.join(PRESETS)}")
+    convention = convention_of(genotype)
+    preset = options.preset or next(iter(convention.presets))  # unset: the convention's first
+    if preset not in convention.presets:
+        choices = ", ".join(convention.presets)
+        raise ValueError(f"unknown {convention.name} preset {preset!r}; choose from {choices}")
     return effective_preset(
-        options.preset,
+        preset,
         lower(genotype)["normal"].out_channels_per_filter,
         options.cells_per_stage,
         options.penultimate_filters,
         options.num_classes,
+        convention.presets,
     )
+
+
+def penultimate_per_filter(genotype: ir.Genotype) -> int:
+    """P per unit of F0: the last stage runs at 4·F0 and the normal cell outputs k·F."""
+    return 4 * lower(genotype)["normal"].out_channels_per_filter

@@ -106,13 +106,13 @@ def evaluate_child(job: ChildJob) -> dict:
     try:
         import torch
 
-        from nasc.compiler.lower import lower
+        from nasc.compiler.conventions import convention_of
         from nasc.runtime.train import TrainConfig, train
 
         torch.set_num_threads(job.threads)
         genotype = nasc.parse(job.text, f"step-{job.step}.cell")
         # The same first-stage width for every child; its penultimate width follows from its cells.
-        penultimate = 4 * lower(genotype)["normal"].out_channels_per_filter * job.filters
+        penultimate = convention_of(genotype).penultimate_per_filter(genotype) * job.filters
         config = TrainConfig(
             dataset=job.dataset,
             data_dir=job.data_dir,

@@ -28,6 +28,7 @@ from torch import nn
 
 import nasc
 from nasc.compiler import ir
+from nasc.compiler.conventions import convention_of
 from nasc.compiler.emit_torch import EmitOptions, emit_torch
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.build import import_source
@@ -97,7 +98,7 @@ DATASET_DEFAULTS = {
     "digits": {
         "recipe": "cifar",
         "preset": "cifar",
-        "scale": (2, 192),
+        "scale": (2, 8),  # N = 2 cells per stage, F0 = 8 first-stage filters (P follows from the cells)
         "image_size": 16,
         "epochs": 15,
         "batch_size": 32,
@@ -157,8 +158,9 @@ class TrainConfig:
     artifacts: bool = True  # False: write nothing (search children keep only their result)
     stop_signals: bool = True  # False: leave SIGINT/SIGTERM to the caller (a search child's parent)
 
-    def resolved(self) -> TrainConfig:
-        """A copy with every default filled in from the dataset and the recipe."""
+    def resolved(self, genotype: ir.Genotype | None = None) -> TrainConfig:
+        """A copy with every default filled in from the dataset and the recipe (and, given the
+        genotype, its convention: a default preset it has, the proxy width in its units)."""
         if self.dataset not in DATASET_DEFAULTS:
             raise TrainingError(f"unknown dataset {self.dataset!r}; choose {', '.join(DATASET_DEFAULTS)}")
         defaults = DATASET_DEFAULTS[self.dataset]
@@ -170,11 +172,20 @@ class TrainConfig:
         def pick(value, fallback):
             return fallback if value is None else value
 
+        preset, scale = self.preset, self.scale
+        if preset is None:
+            preset = defaults["preset"]
+            if genotype is not None and preset not in convention_of(genotype).presets:
+                preset = next(iter(convention_of(genotype).presets))
+        if scale is None and defaults["scale"] is not None:
+            cells, first_filters = defaults["scale"]
+            unit = convention_of(genotype).penultimate_per_filter(genotype) if genotype is not None else 24
+            scale = (cells, first_filters * unit)
         return dataclasses.replace(
             self,
             recipe=recipe_name,
-            preset=pick(self.preset, defaults["preset"]),
-            scale=self.scale if self.scale is not None else defaults["scale"],
+            preset=preset,
+            scale=scale,
             image_size=pick(self.image_size, defaults["image_size"]),
             epochs=pick(self.epochs, defaults["epochs"]),
             batch_size=pick(self.batch_size, defaults["batch_size"]),
@@ -277,7 +288,7 @@ def _epoch_order(size: int, seed: int, epoch: int, env: Distributed) -> list[int
 
 class Trainer:
     def __init__(self, genotype: ir.Genotype, config: TrainConfig, data: DataSplits | None = None) -> None:
-        self.config = config = config.resolved()
+        self.config = config = config.resolved(genotype)
         self.genotype = genotype
         self.device = _device(config.device)
         if (config.amp or config.channels_last) and self.device.type != "cuda":

@@ -264,3 +264,52 @@ def test_hostile_or_broken_darts_files_are_one_line_errors(tmp_path: Path, text:
     code, _, err = run("import", "darts", str(source), "-o", str(tmp_path / "out.cell"))
     assert code == 1 and message in err and "Traceback" not in err
     assert not (tmp_path / "out.cell").exists() and not Path("pwned").exists()
+
+
+# -- PNASNet-5: one cell in both roles, exact against timm ----------------------------------------------
+
+PNASNET_5 = GENOTYPES / "pnasnet_5.cell"
+
+
+def test_pnasnet_5_large_is_timms_pnasnet5large_to_the_parameter_and_the_cell() -> None:
+    timm = pytest.importorskip("timm")
+    genotype = nasc.load(PNASNET_5)
+    _, model, _, size = build_network(genotype, EmitOptions(preset="large"))
+    figures = measure(model, size)
+    # the figures of the issue: timm pnasnet5large's parameters, conv + linear mult-adds at 331 px
+    assert (figures.parameters, figures.mult_adds) == (86_057_668, 24_937_395_792)
+    peer = timm.create_model("pnasnet5large", pretrained=False)
+    names = ["cell_stem_0", "cell_stem_1"] + [f"cell_{i}" for i in range(12)]
+    assert [c.parameters for c in figures.cells] == [count_parameters(getattr(peer, n)) for n in names]
+    assert count_parameters(peer) == figures.parameters
+    shapes = [c.output_shape[1:] for c in figures.cells]
+    assert shapes[0] == (270, 83, 83) and shapes[1] == (540, 42, 42) and shapes[-1] == (4320, 11, 11)
+    # reductions are the 5th and 9th of the 12 cells (stem cells aside), the same cell at stride 2
+    assert [type(c).__name__ for c in model.cells][2:] == ["NormalCell"] * 4 + ["ReductionCell"] + [
+        "NormalCell"
+    ] * 3 + ["ReductionCell"] + ["NormalCell"] * 3
+
+
+def test_pnasnet_5_mobile_has_the_papers_size() -> None:
+    code, out, err = run("stats", str(PNASNET_5), "--preset", "mobile", "--json")
+    assert code == 0, err
+    import json
+
+    figures = json.loads(out)
+    # the paper (Table 3): 5.1M parameters, 588M mult-adds; the reference code's exact counts
+    assert (figures["parameters"], figures["mult_adds"]) == (5_064_487, 587_293_200)
+
+
+def test_every_zoo_file_compiles_by_default(tmp_path: Path) -> None:
+    for cell in sorted(GENOTYPES.glob("*.cell")):
+        out = tmp_path / f"{cell.stem}.py"
+        code, _, err = run("compile", str(cell), "-o", str(out))
+        assert code == 0, (cell, err)
+        assert f'CONVENTION = "{nasc.load(cell).convention}"' in out.read_text()
+
+
+def test_pnasnet_trains_on_digits(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, stdout, stderr = run("train", str(PNASNET_5), "--scale", "1@160", "--epochs", "1", "--out", str(out))
+    assert code == 0, stderr
+    assert "trained pnasnet_5 for 1 epochs" in stdout

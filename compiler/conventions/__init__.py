@@ -8,11 +8,12 @@ from types import MappingProxyType
 from nasc.compiler.conventions.base import Convention
 from nasc.compiler.conventions.darts import DARTS
 from nasc.compiler.conventions.nasnet import NASNET
+from nasc.compiler.conventions.pnasnet import PNASNET
 
 DEFAULT = NASNET.name
 
 CONVENTIONS: MappingProxyType[str, Convention] = MappingProxyType(
-    {convention.name: convention for convention in (NASNET, DARTS)}
+    {convention.name: convention for convention in (NASNET, PNASNET, DARTS)}
 )
 
 
@@ -21,4 +22,4 @@ def convention_of(genotype) -> Convention:
     return CONVENTIONS[genotype.convention]
 
 
-__all__ = ["CONVENTIONS", "DARTS", "DEFAULT", "NASNET", "Convention", "convention_of"]
+__all__ = ["CONVENTIONS", "DARTS", "DEFAULT", "NASNET", "PNASNET", "Convention", "convention_of"]

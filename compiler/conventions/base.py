@@ -24,6 +24,7 @@ def _resolve(path: str) -> Callable[..., Any]:
 @dataclass(frozen=True)
 class Convention:
     name: str
+    title: str  # the network family as people write it: "NASNet", "DARTS"
     summary: str  # one line: the paper and the network family
     reference: str  # the reference implementation the convention is exact against
     cell_kinds: tuple[str, ...]  # every kind is required
@@ -33,8 +34,11 @@ class Convention:
     presets: Mapping[str, Any]  # preset name → the convention's preset dataclass
     emitter: str  # "module:function" (genotype, EmitOptions) -> Python source
     resolver: str  # "module:function" (genotype, EmitOptions) -> (preset name, preset), may raise ValueError
+    width: str  # "module:function" (genotype) -> penultimate filters P per first-stage filter (N@P scaling)
     counter: str | None = None  # "module:function" (genotype, preset, image_size, num_classes) -> stats
     combines: tuple[str, ...] = ("add", "concat", "add_layernorm", "add_instancenorm")
+    # NASNet-family networks: the cell kind that plays each role ("normal", "reduction")
+    roles: tuple[tuple[str, str], ...] = (("normal", "normal"), ("reduction", "reduction"))
     example_inputs: tuple[str, ...] = field(default=("h0", "h1"))
 
     @property
@@ -58,6 +62,9 @@ class Convention:
     def resolve_preset(self, genotype, options) -> tuple[str, Any]:
         """The preset `options` ask for (rescaled where asked) and its name."""
         return _resolve(self.resolver)(genotype, options)
+
+    def penultimate_per_filter(self, genotype) -> int:
+        return _resolve(self.width)(genotype)
 
     def count(self, genotype, preset, image_size: int | None = None, num_classes: int | None = None):
         """Static figures (compiler/counting.NetworkStats), or None where the convention has no counter."""

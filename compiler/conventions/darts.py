@@ -61,6 +61,7 @@ OPS = MappingProxyType(
 
 DARTS = Convention(
     name="darts",
+    title="DARTS",
     summary="DARTS (Liu et al. 2019): cells of C channels, the reference CIFAR and ImageNet networks",
     reference="quark0/darts cnn/model.py (NetworkCIFAR, NetworkImageNet), cnn/operations.py",
     cell_kinds=("normal", "reduction"),
@@ -71,5 +72,6 @@ DARTS = Convention(
     presets=PRESETS,
     emitter="nasc.compiler.emit_darts:emit_darts",
     resolver="nasc.compiler.emit_darts:resolve_preset",
+    width="nasc.compiler.emit_darts:penultimate_per_filter",
     example_inputs=("s0", "s1"),
 )

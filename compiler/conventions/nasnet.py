@@ -12,6 +12,7 @@ from nasc.compiler.registry import OPS
 
 NASNET = Convention(
     name="nasnet",
+    title="NASNet",
     summary="NASNet (Zoph et al. 2018): normal and reduction cells, TF-slim semantics",
     reference="tensorflow/models research/slim/nets/nasnet (nasnet.py, nasnet_utils.py)",
     cell_kinds=("normal", "reduction"),
@@ -21,5 +22,6 @@ NASNET = Convention(
     presets=PRESETS,
     emitter="nasc.compiler.emit_torch:emit_nasnet",
     resolver="nasc.compiler.skeleton:resolve_preset",
+    width="nasc.compiler.skeleton:penultimate_per_filter",
     counter="nasc.compiler.counting:count_network",
 )

@@ -150,6 +150,13 @@ def stats(file: str, preset: str, scale, num_classes, image_size: int | None, as
         console.print(f"  {op}: {convention.ops[op]}", highlight=False)
 
 
+def _preset_name(genotype, options) -> str:
+    try:
+        return convention_of(genotype).resolve_preset(genotype, options)[0]
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+
+
 def _is_nasc_onnx(path: str) -> bool:
     from nasc.runtime.onnx_export import read_metadata
 
@@ -166,7 +173,9 @@ def _export(
 
     prepare_output(output, inputs=inputs, force=force, text=False, ours=_is_nasc_onnx)
     click.echo(
-        f"exporting {genotype.name} ({options.preset}) to ONNX and checking it in onnxruntime ...", err=True
+        f"exporting {genotype.name} ({_preset_name(genotype, options)}) to ONNX and checking it in "
+        "onnxruntime ...",
+        err=True,
     )
     try:
         report = export_onnx(genotype, options, output, image_size=image_size, opset=opset, batch=batch)
@@ -240,7 +249,7 @@ def export(
     """
     genotype = load_cell(file)
     options = emit_options(file, preset, scale, num_classes)
-    destination = output or f"{genotype.name}_{preset}.onnx"
+    destination = output or f"{genotype.name}_{_preset_name(genotype, options)}.onnx"
     _export(genotype, options, destination, (file,), force, image_size, opset, batch)
 
 

@@ -103,10 +103,9 @@ def network_options(command: Callable) -> Callable:
     )(command)
     return click.option(
         "--preset",
-        default="cifar",
-        show_default=True,
         metavar="NAME",
-        help=f"Network skeleton and hyper-parameters of the reference; by convention: {PRESET_HELP}.",
+        help=f"Network skeleton and hyper-parameters of the reference (default: the convention's first); "
+        f"by convention: {PRESET_HELP}.",
     )(command)
 
 

@@ -3,7 +3,8 @@
 
     model = create_model("cifar", num_classes=10)
 
-Presets: cifar (6 @ 768), mobile (4 @ 1056), large (6 @ 4032) (Zoph et al. 2018).
+Presets: cifar (6 @ 768), mobile (4 @ 1056), large (6 @ 4032).
+NASNet (Zoph et al. 2018): normal and reduction cells, TF-slim semantics.
 """
 
 from __future__ import annotations
@@ -352,10 +353,11 @@ class ReductionCell(nn.Module):
 
 @dataclass(frozen=True)
 class Preset:
-    """A NASNet network skeleton (Zoph et al. 2018; TF-slim nasnet.py hyper-parameters).
+    """A NASNet-family network skeleton (TF-slim nasnet.py and pnasnet.py hyper-parameters).
 
     `cells_per_stage` normal cells in each of three stages (the paper's N) at `filters` filters in
-    the first stage, doubling (with floor) at each of the two reduction cells.
+    the first stage, doubling (with floor) at each of the two reduction cells. With
+    `reductions_inline` (PNASNet) the two reduction cells are among the 3N cells, at N and 2N.
     """
 
     stem: str  # "cifar": 3x3 conv; "imagenet": strided 3x3 conv and two reduction cells
@@ -369,6 +371,7 @@ class Preset:
     bn_momentum: float  # PyTorch convention: 1 - TensorFlow's decay
     image_size: int
     num_classes: int
+    reductions_inline: bool = False
 
     @property
     def penultimate_filters(self) -> int:
@@ -376,9 +379,9 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "cifar": Preset("cifar", 6, 32, 3.0, 0.6, 1.0, False, 1e-05, 0.1, 32, 10),
-    "mobile": Preset("imagenet", 4, 44, 1.0, 1.0, 0.5, False, 0.001, 0.0003, 224, 1000),
-    "large": Preset("imagenet", 6, 168, 3.0, 0.7, 0.5, True, 0.001, 0.0003, 331, 1000),
+    "cifar": Preset("cifar", 6, 32, 3.0, 0.6, 1.0, False, 1e-05, 0.1, 32, 10, False),
+    "mobile": Preset("imagenet", 4, 44, 1.0, 1.0, 0.5, False, 0.001, 0.0003, 224, 1000, False),
+    "large": Preset("imagenet", 6, 168, 3.0, 0.7, 0.5, True, 0.001, 0.0003, 331, 1000, False),
 }
 DEFAULT_PRESET = "cifar"
 
@@ -449,6 +452,11 @@ class NasnetA(nn.Module):
 
         def add_cell(cell_class: type[nn.Module], filters: int, x2_index: int) -> None:
             nonlocal reduction
+            if filters < 1:
+                raise ValueError(
+                    f"{preset.filters} first-stage filters leave cell {len(cells)} with {filters}; "
+                    "the stem cells get a quarter and a half of them: choose a larger P"
+                )
             (x1_channels, x1_size), x2 = states[-1], states[x2_index]
             reduce_x2 = x2 is not None and x2[1] != x1_size
             x2_channels = None if x2 is None else x2[0]
@@ -471,12 +479,16 @@ class NasnetA(nn.Module):
             # skip_reduction_layer_input: the normal cell after a reduction sees, as x2, the output
             # two back counted before (1) or after (0) the reduction cell is appended.
             x2_index = -2
+            cell_class = NormalCell
             if cell_num in reduction_before:
                 filter_scaling *= 2
-                add_cell(ReductionCell, int(preset.filters * filter_scaling), -2)
-                if preset.skip_reduction_layer_input:
-                    x2_index = -3
-            add_cell(NormalCell, int(preset.filters * filter_scaling), x2_index)
+                if preset.reductions_inline:  # PNASNet: this cell is the reduction cell
+                    cell_class = ReductionCell
+                else:
+                    add_cell(ReductionCell, int(preset.filters * filter_scaling), -2)
+                    if preset.skip_reduction_layer_input:
+                        x2_index = -3
+            add_cell(cell_class, int(preset.filters * filter_scaling), x2_index)
             if cell_num + 1 in reduction_before or cell_num + 1 == num_cells:
                 self.feature_info.append(
                     {"num_chs": states[-1][0], "reduction": reduction, "module": f"cells.{len(cells) - 1}"}
