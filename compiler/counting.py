@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from nasc.compiler import ir
 from nasc.compiler.lower import CellGraph, RealizedCell, lower, realize
 from nasc.compiler.presets import Preset
-from nasc.compiler.registry import OPS
+from nasc.compiler.registry import OpSpec
 from nasc.compiler.skeleton import nasnet_skeleton
 
 
@@ -72,6 +72,7 @@ def _count_cell(cell: RealizedCell, x1_size: int, x2_size: int | None) -> _Tally
     tally = _Tally()
     filters = cell.filters
     out_size = _ceil_div(x1_size, cell.graph.stride)
+    specs = {op.spec.name: op.spec for block in cell.graph.blocks for op in block.operands}
     for module in cell.modules:
         c_in, c_out = module.in_channels, module.out_channels
         if module.attr == "squeeze_x1":
@@ -86,12 +87,15 @@ def _count_cell(cell: RealizedCell, x1_size: int, x2_size: int | None) -> _Tally
         elif module.what.endswith("_norm"):
             tally.bn(c_out)  # GroupNorm(1, C) and affine InstanceNorm have a scale and shift per channel
         else:
-            _count_op(tally, module.what, c_in, filters, module.stride, out_size, bool(module.adapters))
+            spec = specs[module.what]
+            in_size = x1_size if module.stride > 1 else out_size
+            _count_op(tally, spec, c_in, filters, module.stride, in_size, out_size, bool(module.adapters))
     return tally
 
 
-def _count_op(tally: _Tally, op: str, c_in: int, filters: int, stride: int, size: int, adapted: bool) -> None:
-    spec = OPS[op]
+def _count_op(
+    tally: _Tally, spec: OpSpec, c_in: int, filters: int, stride: int, in_size: int, size: int, adapted: bool
+) -> None:
     pixels = size**2
     if spec.family in ("identity", "pool"):
         if adapted:  # identity: ReLU → 1x1 conv (strided) → BN; pool: pool → 1x1 conv → BN
@@ -106,6 +110,21 @@ def _count_op(tally: _Tally, op: str, c_in: int, filters: int, stride: int, size
         for index, kernel in enumerate(spec.kernels):
             tally.conv(c_in if index == 0 else filters, filters, kernel, pixels)
             tally.bn(filters)
+    elif spec.family == "bottleneck":
+        reduced = spec.bottleneck[0] * filters // spec.bottleneck[1]
+        width = reduced if reduced >= 1 else filters
+        conv_in = c_in
+        if reduced >= 1:
+            tally.conv_bn_1x1(c_in, reduced, in_size**2)  # before the stride
+            conv_in = reduced
+        for index, kernel in enumerate(spec.kernels):
+            # 1xk then kx1: the first strides along its long axis only (in × out pixels)
+            first_of_two = len(spec.kernels) > 1 and index == 0 and stride > 1
+            tally.conv(conv_in, width, kernel, in_size * size if first_of_two else pixels)
+            tally.bn(width)
+            conv_in = width
+        if reduced >= 1:
+            tally.conv_bn_1x1(width, filters, pixels)
     else:  # a new family must say how it counts
         raise NotImplementedError(f"no counting rule for op family {spec.family!r}")
 
@@ -155,10 +174,11 @@ def count_network(
     with_aux = None
     if pooled >= 1:
         aux = _Tally()
-        aux.conv_bn_1x1(aux_channels, 128, pooled**2)
-        aux.conv(128, 768, (pooled, pooled), 1)
-        aux.bn(768)
-        aux.linear(768, classes)
+        projected, hidden = int(128 * preset.aux_scaling), int(768 * preset.aux_scaling)
+        aux.conv_bn_1x1(aux_channels, projected, pooled**2)
+        aux.conv(projected, hidden, (pooled, pooled), 1)
+        aux.bn(hidden)
+        aux.linear(hidden, classes)
         with_aux = total.parameters + aux.parameters
     return NetworkStats(
         parameters=total.parameters,

@@ -174,8 +174,8 @@ def penultimate_per_filter(genotype: ir.Genotype) -> int:
     return 4 * len(genotype.cell("normal").output.members)
 
 
-def _preset_args(preset: DartsPreset) -> str:
-    return ", ".join(f"{name}={_py(getattr(preset, name))}" for name in DartsPreset.__dataclass_fields__)
+def _preset_args(preset: DartsPreset) -> list[str]:
+    return [f"{name}={_py(getattr(preset, name))}" for name in DartsPreset.__dataclass_fields__]
 
 
 def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:

@@ -8,6 +8,7 @@ The result is parsed back with `ast` before anyone can import it.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass, field
@@ -27,15 +28,20 @@ from nasc.compiler.skeleton import resolve_preset
 from nasc.diagnostics import printable
 
 # Helpers of templates/support.py.jinja that only some op families need.
-FAMILY_HELPERS = {"separable": {"same_conv"}, "conv": {"same_conv"}, "pool": {"same_pool"}}
+FAMILY_HELPERS = {
+    "separable": {"same_conv"},
+    "conv": {"same_conv"},
+    "bottleneck": {"same_conv"},
+    "pool": {"same_pool"},
+}
 
 # Names the emitted module defines or imports at its top level.
 MODULE_NAMES = (
     "annotations dataclass replace torch F Tensor nn "
     "NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH SOURCE_FILE METADATA "
     "BatchNormConfig same_padding SameConv2d SamePool2d ReLUConvBN ConvBN FactorizedReduction DropPath "
-    "adjust_x2 match_output IdentityBranch PoolBranch SeparableBranch ConvBranch Preset PRESETS "
-    "DEFAULT_PRESET AuxHead create_model"
+    "adjust_x2 match_output IdentityBranch PoolBranch SeparableBranch ConvBranch BottleneckBranch "
+    "Preset PRESETS DEFAULT_PRESET AuxHead create_model"
 ).split()
 # Attributes every cell has, and nn.Module's own.
 CELL_ATTRIBUTES = (
@@ -182,8 +188,14 @@ def _cell_view(graph: CellGraph, class_name: str, label: str) -> _CellView:
     return view
 
 
-def _preset_args(preset: Preset) -> str:
-    return ", ".join(_py(getattr(preset, name)) for name in Preset.__dataclass_fields__)
+def _preset_args(preset: Preset) -> list[str]:
+    """Keyword arguments, one per field, leaving out the fields that keep their defaults."""
+    arguments = []
+    for name, spec in Preset.__dataclass_fields__.items():
+        value = getattr(preset, name)
+        if spec.default is dataclasses.MISSING or value != spec.default:
+            arguments.append(f"{name}={_py(value)}")
+    return arguments
 
 
 def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None) -> str:

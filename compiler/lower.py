@@ -17,6 +17,7 @@ The rules (docs/reference.md, "Cell inputs and blocks" and "Operations"; TF-slim
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nasc.compiler import ir
@@ -96,8 +97,10 @@ class CellGraph:
         return channels
 
 
-def lower_cell(cell: ir.Cell, stride: int, filename: str | None = None) -> CellGraph:
-    """One cell read at `stride` (ops on its inputs run strided)."""
+def lower_cell(
+    cell: ir.Cell, stride: int, filename: str | None = None, specs: Mapping[str, OpSpec] = OPS
+) -> CellGraph:
+    """One cell read at `stride` (ops on its inputs run strided), each op meaning what `specs` say."""
     h0, h1 = cell.inputs
     channels: dict[str, Channels] = {h0: F, h1: H1}
     blocks = []
@@ -105,7 +108,7 @@ def lower_cell(cell: ir.Cell, stride: int, filename: str | None = None) -> CellG
         operands = tuple(
             OpNode(
                 attr=f"{block.target}_{side}",
-                spec=OPS[operand.op],
+                spec=specs[operand.op],
                 state=operand.input,
                 in_channels=channels[operand.input],
                 stride=stride if operand.input in cell.inputs else 1,
@@ -144,8 +147,13 @@ ROLES = (("normal", 1), ("reduction", 2))
 def lower(genotype: ir.Genotype) -> dict[str, CellGraph]:
     """The cell graph of each role. NASNet reads its `normal` and `reduction` cells; PNASNet reads its
     one cell in both roles, at stride 1 and at stride 2."""
-    kinds = dict(convention_of(genotype).roles)
-    return {role: lower_cell(genotype.cell(kinds[role]), stride, genotype.filename) for role, stride in ROLES}
+    convention = convention_of(genotype)
+    kinds = dict(convention.roles)
+    specs = {**OPS, **convention.op_specs}
+    return {
+        role: lower_cell(genotype.cell(kinds[role]), stride, genotype.filename, specs)
+        for role, stride in ROLES
+    }
 
 
 # -- one concrete instance ------------------------------------------------------------------------

@@ -22,6 +22,9 @@ class Preset:
     num_classes: int
     # PNASNet: the two reduction cells are among the 3N cells (at N and 2N) instead of added before them
     reductions_inline: bool = False
+    stem_filters: int | None = None  # AmoebaNet's stem_reduction_size; None: int(32 · stem_multiplier)
+    aux_scaling: float = 1.0  # AmoebaNet scales the aux head's 128 and 768 channels by 0.4
+    drop_path_per_cell: bool = True  # False (AmoebaNet): drop path grows in time only, alike in every cell
 
 
 PRESETS: dict[str, Preset] = {

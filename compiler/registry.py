@@ -31,6 +31,9 @@ class OpSpec:
     description: str
     dilation: int = 1
     pool: str | None = None
+    # family "bottleneck" (AmoebaNet): ReLU → 1x1 to F·a/b → BN → ReLU → the convolutions → BN → ReLU
+    # → 1x1 to F → BN, where (a, b) is this ratio; no bottleneck where F·a/b < 1
+    bottleneck: tuple[int, int] | None = None
 
     @property
     def template(self) -> str:

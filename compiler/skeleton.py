@@ -50,7 +50,7 @@ def nasnet_skeleton(preset: Preset) -> Skeleton:
         cells.append(CellPlan(kind, filters, x1, x2 if x2 >= 0 else None))
 
     if preset.stem == "imagenet":
-        stem_channels = int(32 * preset.stem_multiplier)
+        stem_channels = preset.stem_filters or int(32 * preset.stem_multiplier)
         for k in range(2):  # two reduction cells at filter scaling 1/4, 1/2
             add("reduction", int(preset.filters * 0.25 * 2**k), 2)
     else:

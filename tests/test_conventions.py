@@ -310,6 +310,60 @@ def test_every_zoo_file_compiles_by_default(tmp_path: Path) -> None:
 
 def test_pnasnet_trains_on_digits(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    code, stdout, stderr = run("train", str(PNASNET_5), "--scale", "1@160", "--epochs", "1", "--out", str(out))
+    code, stdout, stderr = run(
+        "train", str(PNASNET_5), "--scale", "1@160", "--epochs", "1", "--out", str(out)
+    )
     assert code == 0, stderr
     assert "trained pnasnet_5 for 1 epochs" in stdout
+
+
+# -- AmoebaNet-A: NASNet's cells with bottlenecked convolutions --------------------------------------------
+
+AMOEBANET_A = GENOTYPES / "amoebanet_a.cell"
+
+
+@pytest.mark.parametrize(
+    ("preset", "figures"),
+    [
+        # Real et al. 2019, Table 2: 86.7M parameters, 23.1B mult-adds; 5.1M and 555M (mobile)
+        ("large", (86_718_797, 87_668_685, 23_133_663_507)),
+        ("mobile", (5_086_930, 5_666_558, 554_687_204)),
+    ],
+)
+def test_amoebanet_a_has_the_papers_size_as_the_reference_code_builds_it(preset: str, figures) -> None:
+    import json
+
+    code, out, err = run("stats", str(AMOEBANET_A), "--preset", preset, "--json")
+    assert code == 0, err
+    counted = json.loads(out)
+    assert (counted["parameters"], counted["parameters_with_aux"], counted["mult_adds"]) == figures
+    assert "bottleneck" in counted["ops"]["conv_1x7_7x1"]
+
+
+@pytest.mark.parametrize(("cell", "preset"), [(AMOEBANET_A, "mobile"), (PNASNET_5, "mobile")])
+def test_static_counts_equal_the_built_module_for_every_nasnet_family_convention(
+    cell: Path, preset: str
+) -> None:
+    from nasc.compiler.conventions import convention_of
+
+    genotype = nasc.load(cell)
+    options = EmitOptions(preset=preset)
+    _, model, _, size = build_network(genotype, options)
+    _, aux_model, _, _ = build_network(genotype, options, aux_head=True)
+    measured = measure(model, size, aux_model)
+    convention = convention_of(genotype)
+    counted = convention.count(genotype, convention.resolve_preset(genotype, options)[1])
+    assert (counted.parameters, counted.parameters_with_aux, counted.mult_adds) == (
+        measured.parameters,
+        measured.parameters_with_aux,
+        measured.mult_adds,
+    )
+    assert [(c.output_shape, c.parameters, c.mult_adds) for c in counted.cells] == [
+        (c.output_shape, c.parameters, c.mult_adds) for c in measured.cells
+    ]
+
+
+def test_amoebanet_drop_path_grows_in_time_alike_in_every_cell() -> None:
+    _, model, _, _ = build_network(nasc.load(AMOEBANET_A), EmitOptions(preset="mobile"))
+    model.set_drop_path_progress(0.5)
+    assert set(model.drop_path_keep_probs()) == {1 - 0.5 * (1 - 0.7)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from nasc.compiler.conventions.amoebanet import AMOEBANET
 from nasc.compiler.conventions.base import Convention
 from nasc.compiler.conventions.darts import DARTS
 from nasc.compiler.conventions.nasnet import NASNET
@@ -13,7 +14,7 @@ from nasc.compiler.conventions.pnasnet import PNASNET
 DEFAULT = NASNET.name
 
 CONVENTIONS: MappingProxyType[str, Convention] = MappingProxyType(
-    {convention.name: convention for convention in (NASNET, PNASNET, DARTS)}
+    {convention.name: convention for convention in (NASNET, PNASNET, AMOEBANET, DARTS)}
 )
 
 
@@ -22,4 +23,4 @@ def convention_of(genotype) -> Convention:
     return CONVENTIONS[genotype.convention]
 
 
-__all__ = ["CONVENTIONS", "DARTS", "DEFAULT", "NASNET", "PNASNET", "Convention", "convention_of"]
+__all__ = ["AMOEBANET", "CONVENTIONS", "DARTS", "DEFAULT", "NASNET", "PNASNET", "Convention", "convention_of"]

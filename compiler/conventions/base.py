@@ -39,6 +39,8 @@ class Convention:
     combines: tuple[str, ...] = ("add", "concat", "add_layernorm", "add_instancenorm")
     # NASNet-family networks: the cell kind that plays each role ("normal", "reduction")
     roles: tuple[tuple[str, str], ...] = (("normal", "normal"), ("reduction", "reduction"))
+    # NASNet-family networks: ops whose meaning differs from the registry's (registry.OpSpec)
+    op_specs: Mapping[str, Any] = field(default_factory=dict)
     example_inputs: tuple[str, ...] = field(default=("h0", "h1"))
 
     @property

@@ -60,11 +60,12 @@ class SameConv2d(nn.Conv2d):
         in_channels: int,
         out_channels: int,
         kernel_size: tuple[int, int],
-        stride: int = 1,
+        stride: int | tuple[int, int] = 1,
         dilation: int = 1,
         groups: int = 1,
     ) -> None:
-        padding = tuple((k - 1) * dilation // 2 for k in kernel_size) if stride == 1 else (0, 0)
+        strided = stride not in (1, (1, 1))
+        padding = (0, 0) if strided else tuple((k - 1) * dilation // 2 for k in kernel_size)
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False
         )
@@ -372,6 +373,9 @@ class Preset:
     image_size: int
     num_classes: int
     reductions_inline: bool = False
+    stem_filters: int | None = None  # None: int(32 · stem_multiplier)
+    aux_scaling: float = 1.0
+    drop_path_per_cell: bool = True
 
     @property
     def penultimate_filters(self) -> int:
@@ -379,9 +383,45 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "cifar": Preset("cifar", 6, 32, 3.0, 0.6, 1.0, False, 1e-05, 0.1, 32, 10, False),
-    "mobile": Preset("imagenet", 4, 44, 1.0, 1.0, 0.5, False, 0.001, 0.0003, 224, 1000, False),
-    "large": Preset("imagenet", 6, 168, 3.0, 0.7, 0.5, True, 0.001, 0.0003, 331, 1000, False),
+    "cifar": Preset(
+        stem="cifar",
+        cells_per_stage=6,
+        filters=32,
+        stem_multiplier=3.0,
+        drop_path_keep_prob=0.6,
+        dropout_keep_prob=1.0,
+        skip_reduction_layer_input=False,
+        bn_eps=1e-05,
+        bn_momentum=0.1,
+        image_size=32,
+        num_classes=10,
+    ),
+    "mobile": Preset(
+        stem="imagenet",
+        cells_per_stage=4,
+        filters=44,
+        stem_multiplier=1.0,
+        drop_path_keep_prob=1.0,
+        dropout_keep_prob=0.5,
+        skip_reduction_layer_input=False,
+        bn_eps=0.001,
+        bn_momentum=0.0003,
+        image_size=224,
+        num_classes=1000,
+    ),
+    "large": Preset(
+        stem="imagenet",
+        cells_per_stage=6,
+        filters=168,
+        stem_multiplier=3.0,
+        drop_path_keep_prob=0.7,
+        dropout_keep_prob=0.5,
+        skip_reduction_layer_input=True,
+        bn_eps=0.001,
+        bn_momentum=0.0003,
+        image_size=331,
+        num_classes=1000,
+    ),
 }
 DEFAULT_PRESET = "cifar"
 
@@ -390,18 +430,21 @@ class AuxHead(nn.Module):
     """Auxiliary classifier (training only): ReLU → 5x5 avg pool, stride 3 → 1x1 conv 128 → BN → ReLU
     → conv 768 over the remaining map → BN → ReLU → linear."""
 
-    def __init__(self, in_channels: int, size: int, num_classes: int, bn: BatchNormConfig) -> None:
+    def __init__(
+        self, in_channels: int, size: int, num_classes: int, bn: BatchNormConfig, scaling: float = 1.0
+    ) -> None:
         super().__init__()
         pooled = (size - 5) // 3 + 1
+        projected, hidden = int(128 * scaling), int(768 * scaling)
         if pooled < 1:
             raise ValueError(f"the aux head needs a 5x5 map or larger after stage 2, got {size}x{size}")
         self.act = nn.ReLU()
         self.pool = nn.AvgPool2d(5, stride=3)
-        self.proj = nn.Conv2d(in_channels, 128, 1, bias=False)
-        self.bn_proj = bn(128)
-        self.conv = nn.Conv2d(128, 768, pooled, bias=False)
-        self.bn_conv = bn(768)
-        self.classifier = nn.Linear(768, num_classes)
+        self.proj = nn.Conv2d(in_channels, projected, 1, bias=False)
+        self.bn_proj = bn(projected)
+        self.conv = nn.Conv2d(projected, hidden, pooled, bias=False)
+        self.bn_conv = bn(hidden)
+        self.classifier = nn.Linear(hidden, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.act(self.bn_proj(self.proj(self.pool(self.act(x)))))
@@ -435,7 +478,7 @@ class NasnetA(nn.Module):
         reduction_before = [int(k / 3 * num_cells) for k in (1, 2)]
 
         if preset.stem == "imagenet":
-            stem_channels = int(32 * preset.stem_multiplier)
+            stem_channels = preset.stem_filters or int(32 * preset.stem_multiplier)
             self.stem = nn.Sequential(nn.Conv2d(3, stem_channels, 3, stride=2, bias=False), bn(stem_channels))
             size, reduction = (image_size - 3) // 2 + 1, 2
         else:
@@ -498,7 +541,9 @@ class NasnetA(nn.Module):
                 aux_channels, aux_size = states[-1]
         self.cells = nn.ModuleList(cells)
         self.num_features = states[-1][0]
-        self.aux_head = AuxHead(aux_channels, aux_size, num_classes, bn) if aux_head else None
+        self.aux_head = (
+            AuxHead(aux_channels, aux_size, num_classes, bn, preset.aux_scaling) if aux_head else None
+        )
         self.act = nn.ReLU()
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(1.0 - preset.dropout_keep_prob)
@@ -514,7 +559,8 @@ class NasnetA(nn.Module):
         progress = min(1.0, max(0.0, float(fraction)))
         total = len(self.cells)
         for index, cell in enumerate(self.cells):
-            cell.drop_path.keep_prob = 1.0 - progress * (index + 1) / total * (1.0 - self.drop_path_keep_prob)
+            depth = (index + 1) / total if self.preset.drop_path_per_cell else 1.0  # AmoebaNet: time only
+            cell.drop_path.keep_prob = 1.0 - progress * depth * (1.0 - self.drop_path_keep_prob)
 
     def drop_path_keep_probs(self) -> list[float]:
         return [cell.drop_path.keep_prob for cell in self.cells]
