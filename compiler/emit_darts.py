@@ -8,12 +8,8 @@ op becomes one named attribute; each cell's forward is straight-line code citing
 
 from __future__ import annotations
 
-import ast
-import functools
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
-
-import jinja2
 
 import nasc
 from nasc.compiler import ir
@@ -22,6 +18,10 @@ from nasc.compiler.hashing import structural_hash
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.printer import format_block
+from nasc.compiler.templating import camel as _camel
+from nasc.compiler.templating import checked
+from nasc.compiler.templating import environment as _environment
+from nasc.compiler.templating import py_literal as _py
 from nasc.diagnostics import printable
 
 # Names the emitted module defines or imports at its top level.
@@ -72,33 +72,6 @@ class _CellView:
     s1: str
     blocks: list[_BlockView] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
-
-
-def _py(value: object) -> str:
-    if isinstance(value, str):
-        literal = repr(value)
-        return f'"{literal[1:-1]}"' if literal.startswith("'") and '"' not in value else literal
-    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
-        return repr(value)
-    raise TypeError(f"cannot emit {type(value).__name__} as a literal")
-
-
-@functools.cache
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("nasc", "templates"),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["py"] = _py
-    return env
-
-
-def _camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Genotype"
 
 
 def _cell_view(cell: ir.Cell, class_name: str, label: str) -> _CellView:
@@ -209,9 +182,4 @@ def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
         "normal_outputs": len(genotype.cell("normal").output.members),
         "preset_names": ", ".join(name for name, _ in presets),
     }
-    text = _environment().get_template("darts/module.py.jinja").render(context)
-    try:
-        ast.parse(text)
-    except SyntaxError as error:  # a template bug, caught here rather than at the user's import
-        raise RuntimeError(f"nasc emitted invalid Python (line {error.lineno}): {error.msg}") from error
-    return text
+    return checked(_environment().get_template("darts/module.py.jinja").render(context))

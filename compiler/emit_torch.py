@@ -7,14 +7,10 @@ The result is parsed back with `ast` before anyone can import it.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
-
-import jinja2
 
 import nasc
 from nasc.compiler import ir
@@ -25,6 +21,10 @@ from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import Preset
 from nasc.compiler.skeleton import resolve_preset
+from nasc.compiler.templating import camel as _camel
+from nasc.compiler.templating import checked
+from nasc.compiler.templating import environment as _environment
+from nasc.compiler.templating import py_literal as _py
 from nasc.diagnostics import printable
 
 # Helpers of templates/support.py.jinja that only some op families need.
@@ -96,39 +96,10 @@ class _CellView:
     out_channels_doc: str = ""
 
 
-def _py(value: object) -> str:
-    """A Python literal for a str/int/float/bool/None: repr, never the raw text (double-quoted where
-    repr allows it, as the project's formatter writes strings)."""
-    if isinstance(value, str):
-        literal = repr(value)
-        return f'"{literal[1:-1]}"' if literal.startswith("'") and '"' not in value else literal
-    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
-        return repr(value)
-    raise TypeError(f"cannot emit {type(value).__name__} as a literal")
-
-
-@functools.cache
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("nasc", "templates"),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["py"] = _py
-    return env
-
-
 def _channels_code(channels: Channels) -> str:
     if channels.h1:
         return "h1_channels"
     return "filters" if channels.filters == 1 else f"{channels.filters} * filters"
-
-
-def _camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Genotype"
 
 
 def _cell_view(graph: CellGraph, class_name: str, label: str) -> _CellView:
@@ -254,9 +225,4 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
         "title": convention.title,
         "summary": convention.summary,
     }
-    text = env.get_template("module.py.jinja").render(context)
-    try:
-        ast.parse(text)
-    except SyntaxError as error:  # a template bug, caught here rather than at the user's import
-        raise RuntimeError(f"nasc emitted invalid Python (line {error.lineno}): {error.msg}") from error
-    return text
+    return checked(env.get_template("module.py.jinja").render(context))

@@ -32,13 +32,9 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _cell_lines(cell: ir.Cell, graph: CellGraph, lowered: bool, prefix: str) -> list[str]:
-    title = f"{cell.kind} cell" + (f" (stride {graph.stride})" if graph.stride > 1 else "")
-    lines = [
-        f"  subgraph {_quote('cluster_' + cell.kind)} {{",
-        f"    label={_quote(title)};",
-        '    fontsize=16; style=rounded; color="#999999";',
-    ]
+def _drawing(lines: list[str], prefix: str):
+    """`node(name, label, **attributes)` and `edge(a, b, label=None)`, appending DOT to `lines`, every
+    name under `prefix` (one cluster per cell) and every label quoted."""
 
     def node(name: str, label: str, **attributes: str) -> None:
         extra = "".join(f", {key}={_quote(value)}" for key, value in attributes.items())
@@ -47,6 +43,19 @@ def _cell_lines(cell: ir.Cell, graph: CellGraph, lowered: bool, prefix: str) -> 
     def edge(a: str, b: str, label: str | None = None) -> None:
         tail = f" [label={_quote(label)}, fontsize=10]" if label else ""
         lines.append(f"    {_quote(prefix + a)} -> {_quote(prefix + b)}{tail};")
+
+    return node, edge
+
+
+def _cell_lines(cell: ir.Cell, graph: CellGraph, lowered: bool, prefix: str) -> list[str]:
+    title = f"{cell.kind} cell" + (f" (stride {graph.stride})" if graph.stride > 1 else "")
+    lines = [
+        f"  subgraph {_quote('cluster_' + cell.kind)} {{",
+        f"    label={_quote(title)};",
+        '    fontsize=16; style=rounded; color="#999999";',
+    ]
+
+    node, edge = _drawing(lines, prefix)
 
     h0, h1 = cell.inputs
     if lowered:
@@ -145,12 +154,7 @@ def _convention_cell_lines(cell: ir.Cell, convention: Convention, lowered: bool,
         '    fontsize=16; style=rounded; color="#999999";',
     ]
 
-    def node(name: str, label: str, **attributes: str) -> None:
-        extra = "".join(f", {key}={_quote(value)}" for key, value in attributes.items())
-        lines.append(f"    {_quote(prefix + name)} [label={_quote(label)}{extra}];")
-
-    def edge(a: str, b: str) -> None:
-        lines.append(f"    {_quote(prefix + a)} -> {_quote(prefix + b)};")
+    node, edge = _drawing(lines, prefix)
 
     for name, role in zip(cell.inputs, convention.input_roles, strict=False):
         node(

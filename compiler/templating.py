@@ -1,0 +1,48 @@
+"""What every emitter shares: the one Jinja environment (strict, whitespace-trimmed, never
+autoescaped for HTML: it writes Python), the literal filter, and class names from .cell names."""
+
+from __future__ import annotations
+
+import ast
+import functools
+
+import jinja2
+
+
+def py_literal(value: object) -> str:
+    """A Python literal for a str/int/float/bool/None: repr, never the raw text (double-quoted where
+    repr allows it, as the project's formatter writes strings)."""
+    if isinstance(value, str):
+        literal = repr(value)
+        return f'"{literal[1:-1]}"' if literal.startswith("'") and '"' not in value else literal
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
+        return repr(value)
+    raise TypeError(f"cannot emit {type(value).__name__} as a literal")
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("nasc", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["py"] = py_literal
+    return env
+
+
+def camel(name: str) -> str:
+    """A class name from a snake_case .cell name: `nasnet_a` → `NasnetA`."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Genotype"
+
+
+def checked(text: str) -> str:
+    """The emitted text, parsed before anyone can import it: a template bug fails the compile."""
+    try:
+        ast.parse(text)
+    except SyntaxError as error:
+        raise RuntimeError(f"nasc emitted invalid Python (line {error.lineno}): {error.msg}") from error
+    return text
