@@ -226,3 +226,31 @@ def read_darts(text: str, filename: str = "<input>", name: str | None = None) ->
         genotype_name = "imported"
     metadata = (ir.MetaEntry("imported_from", f"{filename} {name}".strip()),)
     return ir.Genotype(genotype_name, cells, metadata, convention="darts")
+
+
+# nasc's op names → DARTS's, where they differ.
+TO_DARTS = {nasc_name: darts_name for darts_name, nasc_name in RENAMED.items()}
+
+
+def write_darts(genotype: ir.Genotype, name: str | None = None) -> str:
+    """`NAME = Genotype(normal=[...], normal_concat=[...], reduce=[...], reduce_concat=[...])` for a
+    genotype of the darts convention; FormatError naming what the format cannot say otherwise."""
+    from nasc.compiler.nasnet_format import FormatError
+
+    if genotype.convention != "darts":
+        raise FormatError(
+            f"the darts format describes cells of the darts convention; this genotype is read by "
+            f"`{genotype.convention}`, whose ops mean other things"
+        )
+    fields = []
+    for field, kind in (("normal", "normal"), ("reduce", "reduction")):
+        cell = genotype.cell(kind)
+        states = {name: index for index, name in enumerate(cell.inputs)}
+        pairs = []
+        for block in cell.blocks:
+            for operand in block.operands:
+                pairs.append(f"({TO_DARTS.get(operand.op, operand.op)!r}, {states[operand.input]})")
+            states[block.target] = len(states)
+        concat = ", ".join(str(states[member]) for member in cell.output.members)
+        fields.append(f"{field}=[{', '.join(pairs)}], {field}_concat=[{concat}]")
+    return f"{(name or genotype.name).upper()} = Genotype({', '.join(fields)})\n"

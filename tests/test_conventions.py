@@ -367,3 +367,56 @@ def test_amoebanet_drop_path_grows_in_time_alike_in_every_cell() -> None:
     _, model, _, _ = build_network(nasc.load(AMOEBANET_A), EmitOptions(preset="mobile"))
     model.set_drop_path_progress(0.5)
     assert set(model.drop_path_keep_probs()) == {1 - 0.5 * (1 - 0.7)}
+
+
+# -- export --format darts|nasnet, import nasnet -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["nasnet_a", "pnasnet_5", "amoebanet_a"])
+def test_the_nasnet_family_round_trips_through_the_reference_cell_format(tmp_path: Path, name: str) -> None:
+    import json
+
+    exported, imported = tmp_path / f"{name}.json", tmp_path / f"{name}.cell"
+    assert run("export", str(GENOTYPES / f"{name}.cell"), "--format", "nasnet", "-o", str(exported))[0] == 0
+    cells = json.loads(exported.read_text())["cells"]
+    if name == "nasnet_a":  # TF-slim nasnet_utils.NasNetANormalCell, as the reference writes it
+        assert cells["normal"]["operations"][:2] == ["separable_5x5_2", "separable_3x3_2"]
+        assert cells["normal"]["used_hiddenstates"] == [1, 0, 0, 0, 0, 0, 0]
+    code, _, err = run("import", "nasnet", str(exported), "-o", str(imported))
+    assert code == 0, err
+    original, again = nasc.load(GENOTYPES / f"{name}.cell"), nasc.load(imported)
+    assert nasc.structural_hash(again) == nasc.structural_hash(original)
+    assert again.convention == original.convention
+
+
+def test_darts_cells_export_as_the_reference_writes_them(tmp_path: Path) -> None:
+    code, out, _ = run("export", str(DARTS_V2), "--format", "darts", "-o", "-")
+    reference_line = next(
+        line for line in REFERENCE_GENOTYPES.replace("\\\n", "").splitlines() if "DARTS_V2 =" in line
+    )
+    assert code == 0 and reference_line.replace(" ", "") in out.replace(" ", "")
+    source = tmp_path / "exported.py"
+    source.write_text(out)
+    assert nasc.structural_hash(read_darts(out, "exported.py")) == nasc.structural_hash(nasc.load(DARTS_V2))
+
+
+def test_what_a_format_cannot_say_is_one_clear_error(tmp_path: Path) -> None:
+    code, _, err = run(
+        "export", str(GENOTYPES / "nasnet_a.cell"), "--format", "darts", "-o", str(tmp_path / "x.py")
+    )
+    assert code == 1 and "read by `nasnet`, whose ops mean other things" in err
+    concat = tmp_path / "concat.cell"
+    concat.write_text(
+        (GENOTYPES / "nasnet_a.cell")
+        .read_text()
+        .replace("h3 = add(sep_conv_5x5(h1)", "h3 = concat(sep_conv_5x5(h1)")
+    )
+    code, _, err = run("export", str(concat), "--format", "nasnet", "-o", str(tmp_path / "x.json"))
+    assert code == 1 and "combines with `concat`; the format adds two ops" in err
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "x.py").exists()
+    hostile = tmp_path / "hostile.json"
+    for text in ("[" * 100_000, '{"cells": {"normal": {"operations": "__import__(\'os\')"}}}', "9" * 5000):
+        hostile.write_text(text)
+        code, _, err = run("import", "nasnet", str(hostile), "-o", str(tmp_path / "y.cell"))
+        assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) <= 3
+    assert run("export", str(DARTS_V2))[0] == 2  # what to export must be said

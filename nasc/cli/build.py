@@ -20,6 +20,7 @@ from nasc.cli.common import (
 from nasc.compiler.api import STDIN
 from nasc.compiler.conventions import convention_of
 from nasc.diagnostics import Diagnostic, NascError
+from nasc.fileio import MARK
 
 
 def _static_figures(genotype, options, image_size: int | None = None):
@@ -198,6 +199,23 @@ def _export(
     )
 
 
+def _export_cells(genotype, format_name: str, output: str | None, inputs, force: bool) -> None:
+    from nasc.compiler.darts_format import write_darts
+    from nasc.compiler.nasnet_format import FormatError, write_nasnet
+
+    destination = output or f"{genotype.name}.{'py' if format_name == 'darts' else 'json'}"
+    prepare_output(destination, inputs=inputs, force=force)
+    try:
+        text = write_darts(genotype) if format_name == "darts" else write_nasnet(genotype)
+    except FormatError as error:
+        raise click.ClickException(str(error)) from None
+    marked = f"# {MARK} from genotype {genotype.name}\n" + text if format_name == "darts" else text
+    written = write(destination, marked.encode("utf-8"))
+    click.echo(
+        f"wrote {written}: genotype {genotype.name} in the {format_name} format", err=destination == STDIN
+    )
+
+
 def _parse_batch(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     if value != "dynamic" and not (value.isdigit() and int(value) >= 1):
         raise click.BadParameter(f"{value!r} is neither a positive number nor 'dynamic'")
@@ -206,10 +224,19 @@ def _parse_batch(_ctx: click.Context, _param: click.Parameter, value: str) -> st
 
 @click.command()
 @click.argument("file", type=click.Path())
+@click.option("--onnx", "as_onnx", is_flag=True, help="Export to ONNX (the same as --format onnx).")
 @click.option(
-    "--onnx", "as_onnx", is_flag=True, required=True, help="Export to ONNX (the one format so far)."
+    "--format",
+    "format_name",
+    type=click.Choice(["onnx", "darts", "nasnet"]),
+    help="onnx: a verified model; darts: a DARTS Genotype(...); nasnet: the TF-slim cell format (JSON).",
 )
-@click.option("-o", "--output", type=click.Path(), help="Output file (default: GENOTYPE_PRESET.onnx here).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="Output file (default: GENOTYPE_PRESET.onnx, GENOTYPE.py/.json).",
+)
 @network_options
 @click.option(
     "--image-size", type=click.IntRange(min=8), help="Input height and width (default: the preset's)."
@@ -227,6 +254,7 @@ def _parse_batch(_ctx: click.Context, _param: click.Parameter, value: str) -> st
 def export(
     file: str,
     as_onnx: bool,
+    format_name: str | None,
     output: str | None,
     preset: str,
     scale,
@@ -236,9 +264,11 @@ def export(
     batch: str,
     force: bool,
 ) -> None:
-    """Export to ONNX, verified: onnx checker, shape inference, and onnxruntime against PyTorch.
+    """Export to ONNX, verified: onnx checker, shape inference, and onnxruntime against PyTorch; or
+    the cells in another tool's format (--format darts|nasnet; - writes to stdout).
 
-    Fails (exit 1, no file written) if onnxruntime and PyTorch differ by more than 1e-4 relative.
+    Fails (exit 1, no file written) if onnxruntime and PyTorch differ by more than 1e-4 relative, or
+    if the format cannot express the cells (the message says what).
     The model's metadata carries the genotype, its hash, the preset and the .cell source.
 
     Exit status: 0 written, 1 diagnostics or a failed check (nothing written), 2 usage error, 3 a bug.
@@ -246,8 +276,17 @@ def export(
     \b
     Example:
       nasc export genotypes/nasnet_a.cell --onnx --preset mobile -o nasnet_a_mobile.onnx
+      nasc export genotypes/darts_v2.cell --format darts -o -
     """
+    if as_onnx and format_name not in (None, "onnx"):
+        raise click.UsageError("--onnx and --format darts|nasnet are different exports; choose one")
+    format_name = "onnx" if as_onnx else format_name
+    if format_name is None:
+        raise click.UsageError("choose what to export: --onnx, or --format darts|nasnet")
     genotype = load_cell(file)
+    if format_name != "onnx":
+        _export_cells(genotype, format_name, output, (file,), force)
+        return
     options = emit_options(file, preset, scale, num_classes)
     destination = output or f"{genotype.name}_{_preset_name(genotype, options)}.onnx"
     _export(genotype, options, destination, (file,), force, image_size, opset, batch)

@@ -52,3 +52,36 @@ def import_darts(file: str, output: str | None, name: str | None, force: bool) -
         f"wrote {written}: genotype {genotype.name} : darts, hash {nasc.structural_hash(genotype)[:12]}",
         err=destination == "-",
     )
+
+
+@import_group.command(name="nasnet")
+@click.argument("file", type=click.Path())
+@click.option(
+    "-o", "--output", type=click.Path(), help="The .cell file to write (default: NAME.cell; - for stdout)."
+)
+@force_option
+def import_nasnet(file: str, output: str | None, force: bool) -> None:
+    """The TF-slim / TPU cell format of NASNet, PNASNet and AmoebaNet (per cell: operations,
+    hiddenstate_indices, used_hiddenstates), as JSON or a Python literal; never run. What
+    `nasc export --format nasnet` writes.
+
+    Exit status: 0 written, 1 the input is wrong, 2 usage error, 3 a bug.
+
+    \b
+    Example:
+      nasc export genotypes/nasnet_a.cell --format nasnet -o nasnet_a.json
+      nasc import nasnet nasnet_a.json -o again.cell
+    """
+    from nasc.compiler.nasnet_format import read_nasnet
+
+    genotype = read_nasnet(read_source(file), display_name(file))
+    text = nasc.format(genotype)
+    nasc.parse(text, f"{genotype.name}.cell")  # the checker's word on the result, before writing
+    destination = output or f"{genotype.name}.cell"
+    prepare_output(destination, inputs=(file,), force=force, ours=lambda _path: False)
+    written = write(destination, text.encode("utf-8"))
+    click.echo(
+        f"wrote {written}: genotype {genotype.name} : {genotype.convention}, "
+        f"hash {nasc.structural_hash(genotype)[:12]}",
+        err=destination == "-",
+    )
