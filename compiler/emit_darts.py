@@ -28,7 +28,7 @@ from nasc.diagnostics import printable
 MODULE_NAMES = (
     "annotations dataclass replace torch F Tensor nn NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH "
     "SOURCE_FILE METADATA ReLUConvBN FactorizedReduce SepConv DilConv DropPath Preset PRESETS DEFAULT_PRESET "
-    "AuxHeadCIFAR AuxHeadImageNet create_model"
+    "AuxHeadCIFAR AuxHeadImageNet AuxHeadTooSmall create_model"
 ).split()
 CELL_ATTRIBUTES = (
     "preprocess0 preprocess1 drop_path multiplier reduction training forward parameters buffers children "

@@ -41,7 +41,7 @@ MODULE_NAMES = (
     "NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH SOURCE_FILE METADATA "
     "BatchNormConfig same_padding SameConv2d SamePool2d ReLUConvBN ConvBN FactorizedReduction DropPath "
     "adjust_x2 match_output IdentityBranch PoolBranch SeparableBranch ConvBranch BottleneckBranch "
-    "Preset PRESETS DEFAULT_PRESET AuxHead create_model"
+    "Preset PRESETS DEFAULT_PRESET AuxHead AuxHeadTooSmall create_model"
 ).split()
 # Attributes every cell has, and nn.Module's own.
 CELL_ATTRIBUTES = (

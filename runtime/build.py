@@ -46,9 +46,10 @@ def build_network(
     image_size: int | None = None,
     aux_head: bool = False,
 ):
-    """Emit, import and build the network `options` ask for: (module, model, preset name, image size).
+    """Emit, import and build the network `options` ask for: (module, model, preset name, image size),
+    the module and model keeping runtime/contract.py.
 
-    The one way the CLI, `nasc train` and the exporter get a model, so all build the same thing."""
+    The one way the CLI and the exporter get a model, so all build the same thing."""
     options = options or EmitOptions()
     try:
         module = compile_module(genotype, options)
@@ -58,6 +59,6 @@ def build_network(
     size = image_size or module.PRESETS[name].image_size
     try:
         model = module.create_model(name, image_size=size, aux_head=aux_head)
-    except ValueError as error:
+    except ValueError as error:  # AuxHeadTooSmall included: the caller asked for the aux head
         raise BuildError(str(error)) from None
     return module, model, name, size

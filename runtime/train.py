@@ -349,9 +349,11 @@ class Trainer:
                 drop_path_keep_prob=self.config.drop_path_keep_prob,
                 image_size=self.data.image_size,
             )
-        except ValueError as error:
-            if aux_head and "aux head" in str(error):
+        except self.module.AuxHeadTooSmall:
+            if aux_head:
                 return None  # the images are too small for the aux head: train without it
+            raise
+        except ValueError as error:
             raise TrainingError(str(error)) from None
 
     def _optimizer(self) -> torch.optim.Optimizer:

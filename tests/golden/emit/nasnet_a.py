@@ -426,6 +426,10 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "cifar"
 
 
+class AuxHeadTooSmall(ValueError):
+    """The input images leave too small a map for the aux head: build the network without it."""
+
+
 class AuxHead(nn.Module):
     """Auxiliary classifier (training only): ReLU → 5x5 avg pool, stride 3 → 1x1 conv 128 → BN → ReLU
     → conv 768 over the remaining map → BN → ReLU → linear."""
@@ -437,7 +441,7 @@ class AuxHead(nn.Module):
         pooled = (size - 5) // 3 + 1
         projected, hidden = int(128 * scaling), int(768 * scaling)
         if pooled < 1:
-            raise ValueError(f"the aux head needs a 5x5 map or larger after stage 2, got {size}x{size}")
+            raise AuxHeadTooSmall(f"the aux head needs a 5x5 map or larger after stage 2, got {size}x{size}")
         self.act = nn.ReLU()
         self.pool = nn.AvgPool2d(5, stride=3)
         self.proj = nn.Conv2d(in_channels, projected, 1, bias=False)

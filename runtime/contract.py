@@ -1,0 +1,68 @@
+"""The contract every compiled module keeps, whatever its convention: written down once, as types,
+and held by tests/test_contract.py for every file in genotypes/. `nasc train`, `stats`, `export` and
+the command line use emitted modules through these names only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+
+@runtime_checkable
+class CompiledNetwork(Protocol):
+    """The network `create_model` returns (an `nn.Module`), timm's interface where timm has one."""
+
+    num_classes: int
+    num_features: int  # channels before the classifier
+    feature_info: list[dict[str, object]]  # per stage: num_chs, reduction, module
+    cells: nn.ModuleList  # every cell, stem cells included, in order
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits; (logits, aux logits) in training when built with the aux head."""
+        ...
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last cell's output, unpooled."""
+        ...
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor: ...
+
+    def get_classifier(self) -> nn.Module: ...
+
+    def reset_classifier(self, num_classes: int) -> None: ...
+
+    def set_drop_path_progress(self, fraction: float) -> None:
+        """How far training has come (0 → 1); each convention owns its drop-path schedule."""
+        ...
+
+    def drop_path_keep_probs(self) -> list[float]: ...
+
+
+@runtime_checkable
+class CompiledModule(Protocol):
+    """The emitted file, imported."""
+
+    GENOTYPE: str
+    CONVENTION: str
+    STRUCTURAL_HASH: str
+    NASC_VERSION: str
+    SOURCE_FILE: str
+    METADATA: Mapping[str, Any]
+    PRESETS: Mapping[str, Any]  # preset name → a keyword-built frozen dataclass with image_size, num_classes
+    DEFAULT_PRESET: str
+    AuxHeadTooSmall: type[ValueError]  # raised when the images are too small for the aux head
+
+    def create_model(
+        self,
+        preset: Any = ...,
+        *,
+        num_classes: int | None = None,
+        aux_head: bool = False,
+        drop_path_keep_prob: float | None = None,
+        image_size: int | None = None,
+        cells_per_stage: int | None = None,
+    ) -> CompiledNetwork: ...
