@@ -118,6 +118,12 @@ def _cell_view(cell: ir.Cell, class_name: str, label: str) -> _CellView:
 def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, DartsPreset]:
     """The DARTS preset a compile asks for. `--scale N@P`: N normal cells per stage (layers = 3N + 2)
     and P channels before the classifier (P = 4 · C · the normal cell's output states)."""
+    if options.first_filters is not None:
+        if options.penultimate_filters is not None:
+            raise ValueError("give the first-stage channels or the penultimate filters, not both")
+        options = replace(
+            options, penultimate_filters=options.first_filters * penultimate_per_filter(genotype)
+        )
     name = options.preset or next(iter(PRESETS))  # unset: the first
     if name not in PRESETS:
         raise ValueError(f"unknown darts preset {name!r}; choose from {', '.join(PRESETS)}")

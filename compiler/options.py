@@ -14,4 +14,7 @@ class EmitOptions:
     cells_per_stage: int | None = None
     penultimate_filters: int | None = None
     num_classes: int | None = None
+    # The first-stage width F0 itself (filters, or DARTS's C), for callers that think in it, as the
+    # search does; P (penultimate_filters) follows from the cells. Not with penultimate_filters.
+    first_filters: int | None = None
     source_file: str | None = None

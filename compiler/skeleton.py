@@ -82,13 +82,14 @@ def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Pr
     if preset not in convention.presets:
         choices = ", ".join(convention.presets)
         raise ValueError(f"unknown {convention.name} preset {preset!r}; choose from {choices}")
+    unit = lower(genotype)["normal"].out_channels_per_filter
+    penultimate = options.penultimate_filters
+    if options.first_filters is not None:
+        if penultimate is not None:
+            raise ValueError("give the first-stage filters or the penultimate filters, not both")
+        penultimate = 4 * unit * options.first_filters
     return effective_preset(
-        preset,
-        lower(genotype)["normal"].out_channels_per_filter,
-        options.cells_per_stage,
-        options.penultimate_filters,
-        options.num_classes,
-        convention.presets,
+        preset, unit, options.cells_per_stage, penultimate, options.num_classes, convention.presets
     )
 
 

@@ -106,17 +106,15 @@ def evaluate_child(job: ChildJob) -> dict:
     try:
         import torch
 
-        from nasc.compiler.conventions import convention_of
         from nasc.runtime.train import TrainConfig, train
 
         torch.set_num_threads(job.threads)
         genotype = nasc.parse(job.text, f"step-{job.step}.cell")
-        # The same first-stage width for every child; its penultimate width follows from its cells.
-        penultimate = convention_of(genotype).penultimate_per_filter(genotype) * job.filters
         config = TrainConfig(
             dataset=job.dataset,
             data_dir=job.data_dir,
-            scale=(job.cells, penultimate),
+            scale=(job.cells, None),
+            first_filters=job.filters,  # the same F0 for every child; P follows from its cells
             epochs=job.epochs,
             batch_size=job.batch_size,
             seed=job.seed,

@@ -157,6 +157,7 @@ class TrainConfig:
     quiet: bool = False
     artifacts: bool = True  # False: write nothing (search children keep only their result)
     stop_signals: bool = True  # False: leave SIGINT/SIGTERM to the caller (a search child's parent)
+    first_filters: int | None = None  # F0 instead of P in `scale` (the search's children)
 
     def resolved(self, genotype: ir.Genotype | None = None) -> TrainConfig:
         """A copy with every default filled in from the dataset and the recipe (and, given the
@@ -177,7 +178,7 @@ class TrainConfig:
             preset = defaults["preset"]
             if genotype is not None and preset not in convention_of(genotype).presets:
                 preset = next(iter(convention_of(genotype).presets))
-        if scale is None and defaults["scale"] is not None:
+        if scale is None and defaults["scale"] is not None and self.first_filters is None:
             cells, first_filters = defaults["scale"]
             unit = convention_of(genotype).penultimate_per_filter(genotype) if genotype is not None else 24
             scale = (cells, first_filters * unit)
@@ -302,10 +303,13 @@ class Trainer:
             config.dataset, config.data_dir, image_size=config.image_size, cutout=config.cutout
         )
         cells, filters = config.scale or (None, None)
+        if config.first_filters is not None:
+            cells = cells or DATASET_DEFAULTS[config.dataset]["scale"][0]
         self.options = EmitOptions(
             preset=config.preset,
             cells_per_stage=cells,
             penultimate_filters=filters,
+            first_filters=config.first_filters,
             num_classes=config.num_classes or self.data.num_classes,
             source_file=genotype.filename,
         )

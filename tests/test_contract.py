@@ -50,3 +50,19 @@ def test_every_compiled_module_keeps_the_contract(name: str) -> None:
     assert all(p.grad is not None for p in model.parameters())
     with pytest.raises(module.AuxHeadTooSmall):
         module.create_model(module.DEFAULT_PRESET, image_size=8, aux_head=True)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_the_first_stage_width_names_the_same_network_as_the_penultimate_width(name: str) -> None:
+    from nasc.compiler.conventions import convention_of
+
+    genotype = nasc.load(GENOTYPES / f"{name}.cell")
+    convention = convention_of(genotype)
+    unit = convention.penultimate_per_filter(genotype)
+    by_first = convention.resolve_preset(genotype, EmitOptions(cells_per_stage=1, first_filters=8))
+    by_last = convention.resolve_preset(
+        genotype, EmitOptions(cells_per_stage=1, penultimate_filters=8 * unit)
+    )
+    assert by_first == by_last
+    with pytest.raises(ValueError, match="not both"):
+        convention.resolve_preset(genotype, EmitOptions(first_filters=8, penultimate_filters=8 * unit))
