@@ -318,6 +318,9 @@ COMMANDS = {
     "train": ["--out", "{out}/run", "--epochs", "1"],
     "viz": ["-o", "{out}/x.dot"],
     "diff": ["{nasnet}"],
+    "import darts": ["-o", "{out}/x.cell"],
+    "import nasnet": ["-o", "{out}/x.cell"],
+    "export --format nasnet": ["-o", "{out}/x.json"],
 }
 
 
@@ -347,8 +350,11 @@ def test_every_command_fails_bad_input_in_one_line_with_the_contracts_status(
 ) -> None:
     source = _make_input(kind, tmp_path)
     extra = [a.format(out=tmp_path, nasnet=NASNET_A) for a in COMMANDS[command]]
-    code, out, err = run(command, source, *extra)
-    assert code == (2 if command == "diff" else 1), (code, err)
+    name, *options = command.split()
+    # `export --format` takes its options after the file; `import` names the format before it
+    before, after = (options, []) if name == "import" else ([], options)
+    code, out, err = run(name, *before, source, *after, *extra)
+    assert code == (2 if name == "diff" else 1), (code, err)
     assert "Traceback" not in err and "internal error" not in err
     assert "\x1b" not in err and "\x1b" not in out
     first = err.splitlines()[0]
