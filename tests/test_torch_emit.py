@@ -45,12 +45,14 @@ def test_emitted_file_imports_only_torch_and_the_standard_library() -> None:
     assert imported - STDLIB - {"__future__"} == {"torch"}
 
 
-def test_emitted_file_passes_ruff_with_the_project_settings(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(path.stem for path in GENOTYPES.glob("*.cell")))
+def test_emitted_file_passes_ruff_with_the_project_settings(tmp_path: Path, name: str) -> None:
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     if not Path(ruff).exists():
         pytest.skip("ruff is not installed")
-    target = tmp_path / "nasnet_a.py"
-    target.write_text(nasnet_a_source())
+    target = tmp_path / f"{name}.py"
+    options = EmitOptions(source_file=f"genotypes/{name}.cell")
+    target.write_text(emit_torch(nasc.load(GENOTYPES / f"{name}.cell"), options))
     config = str(ROOT / "pyproject.toml")
     check = subprocess.run(
         [ruff, "check", "--no-cache", "--config", config, str(target)], capture_output=True, text=True
