@@ -9,7 +9,6 @@ op becomes one named attribute; each cell's forward is straight-line code citing
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import PurePath
 
 import nasc
 from nasc.compiler import ir
@@ -19,10 +18,9 @@ from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.printer import format_block
 from nasc.compiler.templating import camel as _camel
-from nasc.compiler.templating import checked
+from nasc.compiler.templating import checked, source_names
 from nasc.compiler.templating import environment as _environment
 from nasc.compiler.templating import py_literal as _py
-from nasc.diagnostics import printable
 
 # Names the emitted module defines or imports at its top level.
 MODULE_NAMES = (
@@ -167,12 +165,10 @@ def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
     class_names = {kind: names.name(("cell", kind), _camel(kind) + "Cell") for kind in kinds}
     network_class = names.name("network", _camel(genotype.name))
     source = options.source_file or genotype.filename
-    label = PurePath(source).name if source else genotype.name
-    if not label.replace(".", "").replace("-", "").replace("_", "").isalnum() or not label.isascii():
-        label = genotype.name
+    label, source_literal = source_names(source, genotype.name)
     context = {
         "version": nasc.__version__,
-        "source_repr": _py(printable(str(source), keep_newlines=False) if source else "<memory>"),
+        "source_repr": source_literal,
         "genotype_name": genotype.name,
         "structural_hash": structural_hash(genotype),
         "metadata": [(entry.key, entry.value) for entry in genotype.metadata],

@@ -8,9 +8,7 @@ The result is parsed back with `ast` before anyone can import it.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
-from pathlib import PurePath
 
 import nasc
 from nasc.compiler import ir
@@ -22,10 +20,9 @@ from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import Preset
 from nasc.compiler.skeleton import resolve_preset
 from nasc.compiler.templating import camel as _camel
-from nasc.compiler.templating import checked
+from nasc.compiler.templating import checked, source_names
 from nasc.compiler.templating import environment as _environment
 from nasc.compiler.templating import py_literal as _py
-from nasc.diagnostics import printable
 
 # Helpers of templates/support.py.jinja that only some op families need.
 FAMILY_HELPERS = {
@@ -51,8 +48,6 @@ CELL_ATTRIBUTES = (
     "call_super_init T_destination extra_repr half float double type requires_grad_ share_memory"
 ).split()
 FORWARD_LOCALS = ("self", "x1", "x2")
-
-SAFE_FILE_LABEL = re.compile(r"[A-Za-z0-9._-]+\Z")
 
 
 @dataclass
@@ -183,9 +178,7 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
     class_names = {kind: module_names.name(("cell", kind), _camel(kind) + "Cell") for kind in graphs}
     network_class = module_names.name("network", _camel(genotype.name))
     source = options.source_file or genotype.filename
-    label = PurePath(source).name if source else genotype.name
-    if not SAFE_FILE_LABEL.match(label):
-        label = genotype.name
+    label, source_literal = source_names(source, genotype.name)
 
     families = sorted({op.spec.family for g in graphs.values() for b in g.blocks for op in b.operands})
     helpers = set().union(*(FAMILY_HELPERS.get(family, set()) for family in families))
@@ -200,8 +193,7 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
 
     context = {
         "version": nasc.__version__,
-        # A file name that is not UTF-8 (or holds control characters) is shown escaped, never raw.
-        "source_repr": _py(printable(str(source), keep_newlines=False) if source else "<memory>"),
+        "source_repr": source_literal,
         "genotype_name": genotype.name,
         "structural_hash": structural_hash(genotype),
         "metadata": [(entry.key, entry.value) for entry in genotype.metadata],

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
+from pathlib import PurePath
 
 import jinja2
+
+from nasc.diagnostics import printable
+
+# A file name safe to cite in the comments of emitted code (each block names its .cell line).
+SAFE_FILE_LABEL = re.compile(r"[A-Za-z0-9._-]+\Z")
 
 
 def py_literal(value: object) -> str:
@@ -46,3 +53,14 @@ def checked(text: str) -> str:
     except SyntaxError as error:
         raise RuntimeError(f"nasc emitted invalid Python (line {error.lineno}): {error.msg}") from error
     return text
+
+
+def source_names(source: str | None, genotype_name: str) -> tuple[str, str]:
+    """(label, literal) for the .cell file a module is emitted from: the label cites lines in comments
+    (the file's name where it is plainly safe, else the genotype's name); the literal is SOURCE_FILE,
+    the path escaped where it holds control characters or bytes that are not UTF-8."""
+    label = PurePath(source).name if source else genotype_name
+    if not SAFE_FILE_LABEL.match(label):
+        label = genotype_name
+    literal = py_literal(printable(str(source), keep_newlines=False) if source else "<memory>")
+    return label, literal

@@ -16,11 +16,9 @@ from nasc.cli.app import report
 from nasc.compiler import ir
 from nasc.compiler.api import STDIN, display_name, load
 from nasc.compiler.conventions import CONVENTIONS
-from nasc.compiler.presets import PRESETS
 from nasc.diagnostics import Diagnostic, NascError, printable
 from nasc.fileio import OutputError, check_output, has_mark, write_output
 
-PRESET_NAMES = tuple(PRESETS)
 PRESET_HELP = "; ".join(f"{name} {'|'.join(c.presets)}" for name, c in CONVENTIONS.items())
 
 

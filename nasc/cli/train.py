@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from nasc.cli.common import PRESET_NAMES, config_from, load_cell, parse_scale, shown
+from nasc.cli.common import PRESET_HELP, config_from, load_cell, parse_scale, shown
 
 
 @click.command(name="train")
@@ -21,7 +21,11 @@ from nasc.cli.common import PRESET_NAMES, config_from, load_cell, parse_scale, s
     help="digits is embedded (scikit-learn); the others read --data-dir.",
 )
 @click.option("--data-dir", type=click.Path(), help="CIFAR-10 python files, or DIR/train/<class>/… folders.")
-@click.option("--preset", type=click.Choice(PRESET_NAMES), help="Network skeleton (default: the dataset's).")
+@click.option(
+    "--preset",
+    metavar="NAME",
+    help=f"Network skeleton (default: the dataset's, or the convention's first); {PRESET_HELP}.",
+)
 @click.option(
     "--scale", callback=parse_scale, metavar="N@P", help="N cells per stage @ P penultimate filters."
 )
