@@ -65,8 +65,10 @@ def read_source(path: str | os.PathLike[str]) -> str:
     def fail(message: str, hint: str | None = None) -> NascError:
         return NascError([Diagnostic(message, None, name, hint)])
 
-    if name == "":
-        raise fail("the path is empty", "name a .cell file, a directory of them, or `-` for standard input")
+    if name == "":  # shown as '', not as the "<input>" of a nameless source
+        raise NascError(
+            [Diagnostic("the path is empty", None, "''", "name a .cell file, or `-` for standard input")]
+        )
     file = Path(path)
     try:
         if file.is_dir():

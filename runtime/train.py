@@ -303,8 +303,6 @@ class Trainer:
             config.dataset, config.data_dir, image_size=config.image_size, cutout=config.cutout
         )
         cells, filters = config.scale or (None, None)
-        if config.first_filters is not None:
-            cells = cells or DATASET_DEFAULTS[config.dataset]["scale"][0]
         self.options = EmitOptions(
             preset=config.preset,
             cells_per_stage=cells,

@@ -15,37 +15,35 @@ from nasc.compiler.conventions.base import Convention
 from nasc.compiler.presets import Preset
 from nasc.compiler.registry import OPS
 
+_COMMON = {
+    "stem": "imagenet",
+    "dropout_keep_prob": 0.5,
+    "skip_reduction_layer_input": True,
+    "bn_eps": 1e-3,
+    "bn_momentum": 0.0003,
+    "num_classes": 1000,
+    "reductions_inline": True,
+}
+
 PRESETS = MappingProxyType(
     {
         # pnasnet.py large_imagenet_config: 12 cells, 216 filters, stem multiplier 3, 331 px
         "large": Preset(
-            stem="imagenet",
             cells_per_stage=4,
             filters=216,
             stem_multiplier=3.0,
             drop_path_keep_prob=0.6,
-            dropout_keep_prob=0.5,
-            skip_reduction_layer_input=True,
-            bn_eps=1e-3,
-            bn_momentum=0.0003,
             image_size=331,
-            num_classes=1000,
-            reductions_inline=True,
+            **_COMMON,
         ),
         # pnasnet.py mobile_imagenet_config: 9 cells, 54 filters, stem multiplier 1, 224 px
         "mobile": Preset(
-            stem="imagenet",
             cells_per_stage=3,
             filters=54,
             stem_multiplier=1.0,
             drop_path_keep_prob=1.0,
-            dropout_keep_prob=0.5,
-            skip_reduction_layer_input=True,
-            bn_eps=1e-3,
-            bn_momentum=0.0003,
             image_size=224,
-            num_classes=1000,
-            reductions_inline=True,
+            **_COMMON,
         ),
     }
 )

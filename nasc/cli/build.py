@@ -10,14 +10,13 @@ import nasc
 from nasc.cli.common import (
     emit_options,
     force_option,
-    load_cell,
     network_options,
     prepare_output,
     say,
     shown,
     write,
 )
-from nasc.compiler.api import STDIN
+from nasc.compiler.api import STDIN, load
 from nasc.compiler.conventions import convention_of
 from nasc.diagnostics import Diagnostic, NascError
 from nasc.fileio import MARK
@@ -72,7 +71,7 @@ def compile_command(
       nasc compile genotypes/nasnet_a.cell --target torch -o nasnet_a.py
       nasc compile genotypes/nasnet_a.cell --preset mobile --scale 4@1056
     """
-    genotype = load_cell(file)
+    genotype = load(file)
     options = emit_options(file, preset, scale, num_classes)
     if target == "onnx":
         _export(genotype, options, output or f"{genotype.name}.onnx", (file,), force, None, None, "1")
@@ -113,7 +112,7 @@ def stats(file: str, preset: str, scale, num_classes, image_size: int | None, as
     Example:
       nasc stats genotypes/nasnet_a.cell --preset mobile
     """
-    genotype = load_cell(file)
+    genotype = load(file)
     name, figures = _static_figures(genotype, emit_options(file, preset, scale, num_classes), image_size)
     size = figures.input_shape[-1]
     if as_json:
@@ -283,7 +282,7 @@ def export(
     format_name = "onnx" if as_onnx else format_name
     if format_name is None:
         raise click.UsageError("choose what to export: --onnx, or --format darts|nasnet")
-    genotype = load_cell(file)
+    genotype = load(file)
     if format_name != "onnx":
         _export_cells(genotype, format_name, output, (file,), force)
         return
@@ -328,7 +327,7 @@ def show(file: str) -> None:
             lines.pop()
         say("".join(f"  | {line}\n" for line in lines), nl=False)
         return
-    genotype = load_cell(file)
+    genotype = load(file)
     say(f"genotype {genotype.name} ({shown(file)}), convention {genotype.convention}")
     click.echo(f"structural hash: {nasc.structural_hash(genotype)}")
     for entry in genotype.metadata:

@@ -46,15 +46,6 @@ def cell_files(paths: tuple[str, ...]) -> Iterator[tuple[str, NascError | None]]
             yield path, None
 
 
-def load_cell(path: str) -> ir.Genotype:
-    """Read, parse and check one .cell file; an empty path is a clear error, not "a directory"."""
-    if path == "":
-        raise NascError(
-            [Diagnostic("the path is empty", None, "''", "name a .cell file, or `-` for standard input")]
-        )
-    return load(path)
-
-
 def each_genotype(paths: tuple[str, ...], on_ok: Callable[[str, ir.Genotype], None]) -> int:
     """Load every file, report diagnostics, call `on_ok` for the good ones; returns how many failed."""
     failed = 0
@@ -64,7 +55,7 @@ def each_genotype(paths: tuple[str, ...], on_ok: Callable[[str, ir.Genotype], No
             failed += 1
             continue
         try:
-            genotype = load_cell(path)
+            genotype = load(path)
         except NascError as error:
             report(error)
             failed += 1
@@ -181,7 +172,6 @@ __all__ = [
     "each_genotype",
     "emit_options",
     "force_option",
-    "load_cell",
     "network_options",
     "prepare_output",
     "say",

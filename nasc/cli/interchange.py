@@ -6,7 +6,22 @@ import click
 
 import nasc
 from nasc.cli.common import force_option, prepare_output, write
-from nasc.compiler.api import display_name, read_source
+from nasc.compiler.api import STDIN, display_name, read_source
+
+
+def _write_cell(genotype, source: str, output: str | None, force: bool) -> None:
+    """Write an imported genotype as canonical .cell text, once the checker has passed it. A .cell
+    file carries no "generated" mark (it is source), so replacing one always needs --force."""
+    text = nasc.format(genotype)
+    nasc.parse(text, f"{genotype.name}.cell")
+    destination = output or f"{genotype.name}.cell"
+    prepare_output(destination, inputs=(source,), force=force, ours=lambda _path: False)
+    written = write(destination, text.encode("utf-8"))
+    click.echo(
+        f"wrote {written}: genotype {genotype.name} : {genotype.convention}, "
+        f"hash {nasc.structural_hash(genotype)[:12]}",
+        err=destination == STDIN,
+    )
 
 
 @click.group(name="import")
@@ -42,16 +57,7 @@ def import_darts(file: str, output: str | None, name: str | None, force: bool) -
     """
     from nasc.compiler.darts_format import read_darts
 
-    genotype = read_darts(read_source(file), display_name(file), name)
-    text = nasc.format(genotype)
-    nasc.parse(text, f"{genotype.name}.cell")  # the checker's word on the result, before writing
-    destination = output or f"{genotype.name}.cell"
-    prepare_output(destination, inputs=(file,), force=force, ours=lambda _path: False)
-    written = write(destination, text.encode("utf-8"))
-    click.echo(
-        f"wrote {written}: genotype {genotype.name} : darts, hash {nasc.structural_hash(genotype)[:12]}",
-        err=destination == "-",
-    )
+    _write_cell(read_darts(read_source(file), display_name(file), name), file, output, force)
 
 
 @import_group.command(name="nasnet")
@@ -74,14 +80,4 @@ def import_nasnet(file: str, output: str | None, force: bool) -> None:
     """
     from nasc.compiler.nasnet_format import read_nasnet
 
-    genotype = read_nasnet(read_source(file), display_name(file))
-    text = nasc.format(genotype)
-    nasc.parse(text, f"{genotype.name}.cell")  # the checker's word on the result, before writing
-    destination = output or f"{genotype.name}.cell"
-    prepare_output(destination, inputs=(file,), force=force, ours=lambda _path: False)
-    written = write(destination, text.encode("utf-8"))
-    click.echo(
-        f"wrote {written}: genotype {genotype.name} : {genotype.convention}, "
-        f"hash {nasc.structural_hash(genotype)[:12]}",
-        err=destination == "-",
-    )
+    _write_cell(read_nasnet(read_source(file), display_name(file)), file, output, force)

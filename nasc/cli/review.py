@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from nasc.cli.app import report
-from nasc.cli.common import force_option, load_cell, prepare_output, say, shown, write
-from nasc.compiler.api import STDIN
+from nasc.cli.common import force_option, prepare_output, say, shown, write
+from nasc.compiler.api import STDIN, load
 from nasc.diagnostics import NascError
 
 
@@ -42,7 +42,7 @@ def viz(file: str, output: str | None, cells: str, lowered: bool, force: bool) -
     """
     from nasc.compiler.viz import FORMATS, RenderError, render, to_dot
 
-    genotype = load_cell(file)
+    genotype = load(file)
     destination = output or f"{genotype.name}.svg"
     suffix = ".dot" if destination == STDIN else Path(destination).suffix.lower()
     if suffix not in FORMATS:
@@ -77,7 +77,7 @@ def diff_command(a: str, b: str, as_json: bool) -> None:
     from nasc.compiler.diff import diff
 
     try:
-        first, second = load_cell(a), load_cell(b)
+        first, second = load(a), load(b)
     except NascError as error:
         report(error)
         sys.exit(2)

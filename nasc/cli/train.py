@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from nasc.cli.common import PRESET_HELP, config_from, load_cell, parse_scale, shown
+from nasc.cli.common import PRESET_HELP, config_from, parse_scale, shown
+from nasc.compiler.api import load
 
 
 @click.command(name="train")
@@ -74,7 +75,7 @@ def train_command(file: str, **options) -> None:
     from nasc.runtime.data import DataError
     from nasc.runtime.train import TrainConfig, TrainingError, train
 
-    genotype = load_cell(file)
+    genotype = load(file)
     config = config_from(TrainConfig, options)
     try:
         result = train(genotype, config)
