@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from nasc.compiler import ir
-from nasc.compiler.lower import CellGraph, RealizedCell, lower, realize
+from nasc.compiler.lower import CellGraph, RealizedCell, lower
 from nasc.compiler.presets import Preset
 from nasc.compiler.registry import OpSpec
-from nasc.compiler.skeleton import nasnet_skeleton
+from nasc.compiler.skeleton import instances, nasnet_skeleton
 
 
 @dataclass(frozen=True)
@@ -145,24 +145,15 @@ def count_network(
     outputs: list[tuple[int, int]] = [(skeleton.stem_channels, stem_size)]  # (channels, size)
     cells: list[CellStats] = []
     total = _Tally(stem.parameters, stem.mult_adds)
-    for index, plan in enumerate(skeleton.cells):
-        x1_channels, x1_size = outputs[plan.x1]
-        x2 = outputs[plan.x2] if plan.x2 is not None else None
-        graph = graphs[plan.kind]
-        realized = realize(
-            graph,
-            plan.filters,
-            x1_channels,
-            x2[0] if x2 else None,
-            reduce_x2=x2 is not None and x2[1] != x1_size,
-        )
-        tally = _count_cell(realized, x1_size, x2[1] if x2 else None)
-        out = (realized.out_channels, _ceil_div(x1_size, graph.stride))
+    for instance in instances(skeleton, graphs):
+        plan = instance.plan
+        x1_size = outputs[plan.x1][1]
+        x2_size = outputs[plan.x2][1] if plan.x2 is not None else None
+        tally = _count_cell(instance.cell, x1_size, x2_size)
+        out = (instance.cell.out_channels, _ceil_div(x1_size, instance.cell.graph.stride))
         outputs.append(out)
         cells.append(
-            CellStats(
-                f"cells.{index}", plan.kind, (1, out[0], out[1], out[1]), tally.parameters, tally.mult_adds
-            )
+            CellStats(plan.name, plan.kind, (1, out[0], out[1], out[1]), tally.parameters, tally.mult_adds)
         )
         total.parameters += tally.parameters
         total.mult_adds += tally.mult_adds

@@ -8,6 +8,7 @@ op becomes one named attribute; each cell's forward is straight-line code citing
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 import nasc
@@ -20,11 +21,10 @@ from nasc.compiler.printer import format_block
 from nasc.compiler.templating import camel as _camel
 from nasc.compiler.templating import checked, source_names
 from nasc.compiler.templating import environment as _environment
-from nasc.compiler.templating import py_literal as _py
 
 # Names the emitted module defines or imports at its top level.
 MODULE_NAMES = (
-    "annotations dataclass replace torch F Tensor nn NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH "
+    "annotations dataclass torch F Tensor nn NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH "
     "SOURCE_FILE METADATA ReLUConvBN FactorizedReduce SepConv DilConv DropPath Preset PRESETS DEFAULT_PRESET "
     "AuxHeadCIFAR AuxHeadImageNet AuxHeadTooSmall create_model"
 ).split()
@@ -35,7 +35,7 @@ CELL_ATTRIBUTES = (
 
 # What each op builds, as a constructor call on C channels at `stride`; `{c}` and `{stride}` filled in.
 CONSTRUCTORS = {
-    "identity": None,  # nn.Identity at stride 1, a factorized reduction when strided
+    "identity": None,  # the state itself at stride 1 (no module), a factorized reduction when strided
     "max_pool_3x3": "nn.MaxPool2d(3, stride={stride}, padding=1)",
     "avg_pool_3x3": "nn.AvgPool2d(3, stride={stride}, padding=1, count_include_pad=False)",
     "sep_conv_3x3": "SepConv({c}, {c}, 3, stride={stride}, padding=1)",
@@ -48,7 +48,7 @@ CONSTRUCTORS = {
 
 @dataclass
 class _OpView:
-    attr: str
+    attr: str | None  # None: an identity, the state itself
     construct: str
     forward: str
 
@@ -66,13 +66,14 @@ class _CellView:
     class_name: str
     location: str
     reduction: bool
+    reduction_prev: bool  # the cell below is a reduction cell: s0 is at twice s1's size
     s0: str
     s1: str
     blocks: list[_BlockView] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
 
 
-def _cell_view(cell: ir.Cell, class_name: str, label: str) -> _CellView:
+def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str) -> _CellView:
     attributes = Namespace(CELL_ATTRIBUTES)
     locals_ = Namespace((*MODULE_NAMES, "self"))
     reduction = DARTS.stride(cell.kind) > 1
@@ -83,23 +84,25 @@ def _cell_view(cell: ir.Cell, class_name: str, label: str) -> _CellView:
         class_name=class_name,
         location=f"{label}:{line}" if line else label,
         reduction=reduction,
+        reduction_prev=reduction_prev,
         s0=local[cell.inputs[0]],
         s1=local[cell.inputs[1]],
     )
     for block in cell.blocks:
         operands = []
         for side, operand in zip(("left", "right"), block.operands, strict=True):
-            attr = attributes.name(("op", block.target, side), f"{block.target}_{side}")
             stride = 2 if reduction and operand.input in cell.inputs else 1
             template = CONSTRUCTORS[operand.op]
-            if template is None:
-                construct = "FactorizedReduce(c, c)" if stride > 1 else "nn.Identity()"
-            else:
-                construct = template.format(c="c", stride=stride)
+            if template is None and stride == 1:  # skip_connect: the state itself, never dropped
+                operands.append(_OpView(None, "", local[operand.input]))
+                continue
+            attr = attributes.name(("op", block.target, side), f"{block.target}_{side}")
+            construct = (
+                "FactorizedReduce(c, c)" if template is None else template.format(c="c", stride=stride)
+            )
             term = f"self.{attr}({local[operand.input]})"
             # The reference drops every op but a true identity (a strided skip is a reduction).
-            dropped = not (operand.op == "identity" and stride == 1)
-            operands.append(_OpView(attr, construct, f"self.drop_path({term})" if dropped else term))
+            operands.append(_OpView(attr, construct, f"self.drop_path({term})"))
         comment = f"{label}:{block.span.line}  {format_block(block)}" if block.span else format_block(block)
         view.blocks.append(_BlockView(comment, locals_.name(block.target), operands))
         local[block.target] = view.blocks[-1].local
@@ -151,37 +154,144 @@ def penultimate_per_filter(genotype: ir.Genotype) -> int:
     return 4 * len(genotype.cell("normal").output.members)
 
 
-def _preset_args(preset: DartsPreset) -> list[str]:
-    return [f"{name}={_py(getattr(preset, name))}" for name in DartsPreset.__dataclass_fields__]
+@dataclass
+class _CellCall:
+    attr: str
+    construct: str
+    forward: str
+    release: str  # outputs no later cell reads, freed here ("" when none)
+
+
+@dataclass
+class _NetworkView:
+    class_name: str
+    preset_name: str
+    preset: DartsPreset
+    drop_path_keep_prob: float
+    stem: str  # "cifar" or "imagenet"
+    stem_channels: int
+    cells: list[_CellCall]
+    cell_names: list[str]
+    aux_input: str
+    aux_channels: int
+    aux_halvings: int  # stride-2 layers between the image and the aux head's input
+    feature_info: list[str]
+    num_features: int
+    output: str
+
+
+def _network_view(
+    name: str, preset: DartsPreset, genotype: ir.Genotype, class_names: dict, class_name: str
+) -> _NetworkView:
+    """One preset's network as cnn/model.py builds it, every cell a named attribute."""
+    c = preset.channels
+    multiplier = {kind: len(genotype.cell(kind).output.members) for kind in ("normal", "reduction")}
+    if preset.stem == "imagenet":
+        values, channels, reduction = ["x_stem0", "x_stem1"], [c, c], 8
+        reduction_prev = True
+    else:
+        values, channels, reduction = ["x_stem", "x_stem"], [3 * c, 3 * c], 1
+        reduction_prev = False
+    reductions = (preset.layers // 3, 2 * preset.layers // 3)
+    feature_info = [(channels[-1], reduction, "stem1" if preset.stem == "imagenet" else "stem")]
+    calls: list[_CellCall] = []
+    current = c
+    aux = None
+    for index in range(preset.layers):
+        kind = "reduction" if index in reductions else "normal"
+        if kind == "reduction":
+            current *= 2
+            feature_info.append((channels[-1], reduction, f"cell_{index - 1}"))
+            reduction *= 2
+        attr = f"cell_{index}"
+        arguments = f"prev_prev_channels={channels[-2]}, prev_channels={channels[-1]}, c={current}"
+        construct = f"{class_names[(kind, reduction_prev)]}({arguments})"
+        calls.append(_CellCall(attr, construct, f"x_{attr} = self.{attr}({values[-2]}, {values[-1]})", ""))
+        values.append(f"x_{attr}")
+        channels.append(multiplier[kind] * current)
+        reduction_prev = kind == "reduction"
+        if index == reductions[1]:
+            aux = (values[-1], channels[-1], reduction.bit_length() - 1)  # halvings of the image
+    feature_info.append((channels[-1], reduction, f"cell_{preset.layers - 1}"))
+    assert aux is not None  # every preset has a second reduction cell
+    # Free each output after the last cell that reads it (cell i reads outputs i and i + 1 of `values`).
+    keep = {aux[0], values[-1]}
+    for index, call in enumerate(calls[:-1]):
+        dead = values[index] if values[index] not in values[index + 1 :] and values[index] not in keep else ""
+        call.release = dead
+    return _NetworkView(
+        class_name=class_name,
+        preset_name=name,
+        preset=preset,
+        drop_path_keep_prob=round(1.0 - preset.drop_path_prob, 6),
+        stem=preset.stem,
+        stem_channels=3 * c if preset.stem == "cifar" else c,
+        cells=calls,
+        cell_names=[call.attr for call in calls],
+        aux_input=aux[0],
+        aux_channels=aux[1],
+        aux_halvings=aux[2],
+        feature_info=[
+            f'{{"num_chs": {chs}, "reduction": {red}, "module": "{module}"}}'
+            for chs, red, module in feature_info
+        ],
+        num_features=channels[-1],
+        output=values[-1],
+    )
 
 
 def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
+    """The module: one class per cell variant, one straight-line class per preset. A rescaled compile
+    (N @ P, classes) holds that one network only."""
     default_name, default = resolve_preset(genotype, options)
-    presets = [(name, _preset_args(preset)) for name, preset in PRESETS.items()]
-    if default_name not in PRESETS:
-        presets.append((default_name, _preset_args(default)))
+    presets = dict(PRESETS) if default_name in PRESETS else {default_name: default}
     names = Namespace(MODULE_NAMES)
-    kinds = [cell.kind for cell in genotype.cells]
-    class_names = {kind: names.name(("cell", kind), _camel(kind) + "Cell") for kind in kinds}
-    network_class = names.name("network", _camel(genotype.name))
     source = options.source_file or genotype.filename
     label, source_literal = source_names(source, genotype.name)
+    # A cell after a reduction cell (or the ImageNet stem) reduces its s0: a variant of its own.
+    variants = sorted({(kind, after) for preset in presets.values() for kind, after in _cells(preset)})
+    class_names = {
+        (kind, after): names.name(
+            ("cell", kind, after), _camel(kind) + "Cell" + ("AfterReduction" if after else "")
+        )
+        for kind, after in variants
+    }
+    cells = [
+        _cell_view(genotype.cell(kind), after, class_names[(kind, after)], label) for kind, after in variants
+    ]
+    genotype_class = _camel(genotype.name)
+    networks = [
+        _network_view(
+            name,
+            preset,
+            genotype,
+            class_names,
+            names.name(("network", name), genotype_class + _camel(re.sub(r"\W+", "_", name))),
+        )
+        for name, preset in presets.items()
+    ]
     context = {
         "version": nasc.__version__,
         "source_repr": source_literal,
         "genotype_name": genotype.name,
         "structural_hash": structural_hash(genotype),
         "metadata": [(entry.key, entry.value) for entry in genotype.metadata],
-        "cells": [
-            _cell_view(genotype.cell(kind), class_names[kind], label) for kind in ("normal", "reduction")
-        ],
-        "network_class": network_class,
-        "normal_class": class_names["normal"],
-        "reduction_class": class_names["reduction"],
-        "presets": presets,
+        "cells": cells,
+        "networks": networks,
         "default_preset": default_name,
         "default_classes": default.num_classes,
-        "normal_outputs": len(genotype.cell("normal").output.members),
-        "preset_names": ", ".join(name for name, _ in presets),
+        "preset_names": ", ".join(presets),
     }
     return checked(_environment().get_template("darts/module.py.jinja").render(context))
+
+
+def _cells(preset: DartsPreset) -> list[tuple[str, bool]]:
+    """(kind, whether the cell below reduces) for each cell of the preset's network."""
+    reductions = (preset.layers // 3, 2 * preset.layers // 3)
+    after = preset.stem == "imagenet"  # the ImageNet stem ends strided
+    cells = []
+    for index in range(preset.layers):
+        kind = "reduction" if index in reductions else "normal"
+        cells.append((kind, after))
+        after = kind == "reduction"
+    return cells

@@ -7,37 +7,39 @@ The result is parsed back with `ast` before anyone can import it.
 
 from __future__ import annotations
 
-import dataclasses
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import nasc
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.hashing import structural_hash
-from nasc.compiler.lower import CellGraph, Channels, lower
+from nasc.compiler.lower import CellGraph, Channels, RealizedCell, lower
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import Preset
-from nasc.compiler.skeleton import resolve_preset
+from nasc.compiler.skeleton import instances, nasnet_skeleton, resolve_preset
 from nasc.compiler.templating import camel as _camel
 from nasc.compiler.templating import checked, source_names
 from nasc.compiler.templating import environment as _environment
 from nasc.compiler.templating import py_literal as _py
 
-# Helpers of templates/support.py.jinja that only some op families need.
-FAMILY_HELPERS = {
-    "separable": {"same_conv"},
-    "conv": {"same_conv"},
-    "bottleneck": {"same_conv"},
-    "pool": {"same_pool"},
+# Helpers of templates/support.py.jinja and the op templates each emitted name needs besides itself.
+NEEDS = {
+    "SeparableBranch": {"SameConv2d"},
+    "ConvBranch": {"SameConv2d"},
+    "BottleneckBranch": {"SameConv2d"},
+    "PoolBranch": {"SamePool2d", "ConvBN"},
+    "ReLUFactorizedReduction": {"FactorizedReduction"},
 }
 
 # Names the emitted module defines or imports at its top level.
 MODULE_NAMES = (
-    "annotations dataclass replace torch F Tensor nn "
+    "annotations dataclass torch F Tensor nn "
     "NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH SOURCE_FILE METADATA "
-    "BatchNormConfig same_padding SameConv2d SamePool2d ReLUConvBN ConvBN FactorizedReduction DropPath "
-    "adjust_x2 match_output IdentityBranch PoolBranch SeparableBranch ConvBranch BottleneckBranch "
+    "BatchNormConfig same_padding halved SameConv2d SamePool2d ReLUConvBN ConvBN FactorizedReduction "
+    "ReLUFactorizedReduction DropPath PoolBranch SeparableBranch ConvBranch BottleneckBranch "
     "Preset PRESETS DEFAULT_PRESET AuxHead AuxHeadTooSmall create_model"
 ).split()
 # Attributes every cell has, and nn.Module's own.
@@ -49,10 +51,22 @@ CELL_ATTRIBUTES = (
 ).split()
 FORWARD_LOCALS = ("self", "x1", "x2")
 
+# How a cell variant receives x2, by the lowering's name for the adapter (lower.realize), and what
+# its class name adds to the kind's: one class per way, each with only the modules it runs.
+X2_WAYS = {
+    "relu_conv_bn": ("", "x2 is brought to F channels: ReLU → 1x1 conv → BN."),
+    "relu_factorized_reduction": (
+        "ReducingX2",
+        "x2 is at twice x1's size: ReLU → factorized reduction to F channels.",
+    ),
+    "identity": ("KeepingX2", "x2 already has F channels at x1's size: h1 is x2."),
+    "none": ("WithoutX2", "No x2 (the first cell after a stem): h1 is x1 itself, unsqueezed."),
+}
+
 
 @dataclass
 class _OpView:
-    attr: str
+    attr: str | None  # None: an identity that needs no module (the term is the state itself)
     construct: str
     forward: str
 
@@ -69,56 +83,88 @@ class _BlockView:
 
 
 @dataclass
-class _OutputView:
-    attr: str
-    channels: str
-    stride: int
-
-
-@dataclass
 class _CellView:
     kind: str
+    role: str  # "normal" or "reduction": what the network uses the cell as
     class_name: str
     location: str
     stride: int
+    x2_way: str
+    x2_doc: str
+    parameters: str
+    adjust_x2: str | None
+    forward_parameters: str
     h0: str
     h1: str
+    h1_term: str
     blocks: list[_BlockView] = field(default_factory=list)
-    adapted_outputs: list[_OutputView] = field(default_factory=list)
+    output_adapters: list[tuple[str, str]] = field(default_factory=list)
     output_terms: list[str] = field(default_factory=list)
-    final_channels: str = ""
     out_channels: str = ""
     out_channels_doc: str = ""
 
 
-def _channels_code(channels: Channels) -> str:
-    if channels.h1:
-        return "h1_channels"
-    return "filters" if channels.filters == 1 else f"{channels.filters} * filters"
+def _x2_way(cell: RealizedCell) -> str:
+    adjust = next(module for module in cell.modules if module.attr == "adjust_x2")
+    return "none" if adjust.what.startswith("identity (") else adjust.what
 
 
-def _cell_view(graph: CellGraph, class_name: str, label: str) -> _CellView:
+def _signature(cell: RealizedCell) -> tuple:
+    """What decides a cell variant's code: its kind and every module it has, numbers aside."""
+    return (cell.graph.kind, cell.graph.stride, tuple((m.attr, m.what, m.adapters) for m in cell.modules))
+
+
+def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
+    """The class of one cell variant: the modules that `cell` (any instance of the variant) has."""
+    graph = cell.graph
     env = _environment()
     attributes = Namespace(CELL_ATTRIBUTES)
     locals_ = Namespace((*MODULE_NAMES, *FORWARD_LOCALS))
     local = {name: locals_.name(name) for name in graph.inputs}
-    channels = graph.state_channels()
+    way = _x2_way(cell)
+    h1_code = "x1_channels" if way == "none" else "filters"
+
+    def channels_code(channels: Channels) -> str:
+        if channels.h1:
+            return h1_code
+        return "filters" if channels.filters == 1 else f"{channels.filters} * filters"
+
+    takes_x2 = way in ("relu_conv_bn", "relu_factorized_reduction")
+    adjust = {
+        "relu_conv_bn": "ReLUConvBN(x2_channels, filters, bn)",
+        "relu_factorized_reduction": "ReLUFactorizedReduction(x2_channels, filters, bn)",
+    }.get(way)
     line = graph.span.line if graph.span else None
     view = _CellView(
         kind=graph.kind,
+        role="reduction" if graph.stride > 1 else "normal",
         class_name=class_name,
         location=f"{label}:{line}" if line else label,
         stride=graph.stride,
+        x2_way=way,
+        x2_doc=X2_WAYS[way][1],
+        parameters="x1_channels: int, x2_channels: int, filters: int"
+        if takes_x2
+        else "x1_channels: int, filters: int",
+        adjust_x2=adjust,
+        forward_parameters="x1: Tensor" if way == "none" else "x1: Tensor, x2: Tensor",
         h0=local[graph.inputs[0]],
         h1=local[graph.inputs[1]],
+        h1_term={"none": "x1", "identity": "x2"}.get(way, "self.adjust_x2(x2)"),
     )
+    adapted = {module.attr for module in cell.modules if module.adapters}
     for block in graph.blocks:
         operands = []
         for op in block.operands:
-            attr = attributes.name(("op", op.attr), op.attr)
             construct = str(
-                env.get_template(op.spec.template).module.construct(op, _channels_code(op.in_channels))
-            )
+                env.get_template(op.spec.template).module.construct(
+                    op, channels_code(op.in_channels), op.attr in adapted
+                )
+            ).strip()
+            if not construct:  # an identity at F channels and stride 1: the state itself
+                operands.append(_OpView(None, "", local[op.state]))
+                continue
+            attr = attributes.name(("op", op.attr), op.attr)
             term = f"self.{attr}({local[op.state]})"
             operands.append(
                 _OpView(attr, construct, f"self.drop_path({term})" if op.spec.drop_path else term)
@@ -132,36 +178,132 @@ def _cell_view(graph: CellGraph, class_name: str, label: str) -> _CellView:
             init="",
             forward="",
             norm=norm,
-            channels=_channels_code(block.channels),
+            channels=channels_code(block.channels),
         )
         block_view.init = str(combine.init(block_view)).strip()
         block_view.forward = str(combine.forward(block_view, [op.forward for op in operands])).strip()
         local[block.target] = block_view.local
         view.blocks.append(block_view)
-    view.final_channels = _channels_code(graph.final_channels)
+    realized_outputs = {
+        module.attr: module for module in cell.modules if module.what == "factorized_reduction"
+    }
     for output in graph.outputs:
-        if output.adapter_attr:
-            attr = attributes.name(("out", output.member), output.adapter_attr)
-            view.adapted_outputs.append(
-                _OutputView(attr, _channels_code(channels[output.member]), output.stride)
-            )
-            view.output_terms.append(f"self.{attr}({local[output.member]})")
-        else:
+        module = realized_outputs.get(output.adapter_attr or "")
+        if module is None:
             view.output_terms.append(local[output.member])
+            continue
+        attr = attributes.name(("out", output.member), output.adapter_attr)
+        member, final = channels_code(output.channels), channels_code(graph.final_channels)
+        # A factorized reduction at stride 1 is its 1x1 convolution and batch norm.
+        adapter = "FactorizedReduction" if module.stride > 1 else "ConvBN"
+        view.output_adapters.append((attr, f"{adapter}({member}, {final}, bn)"))
+        view.output_terms.append(f"self.{attr}({local[output.member]})")
     per_filter = graph.out_channels_per_filter
     view.out_channels = f"{per_filter} * filters"
     view.out_channels_doc = f"{per_filter}·F"
     return view
 
 
-def _preset_args(preset: Preset) -> list[str]:
-    """Keyword arguments, one per field, leaving out the fields that keep their defaults."""
-    arguments = []
-    for name, spec in Preset.__dataclass_fields__.items():
-        value = getattr(preset, name)
-        if spec.default is dataclasses.MISSING or value != spec.default:
-            arguments.append(f"{name}={_py(value)}")
-    return arguments
+@dataclass
+class _CellCall:
+    attr: str
+    construct: str
+    forward: str
+    release: str  # names no later line reads, to free their memory early ("" when none)
+
+
+@dataclass
+class _NetworkView:
+    class_name: str
+    preset_name: str
+    preset: Preset
+    bn: str
+    stem_channels: int
+    stem_size: str  # the stem's output size as code, from `image_size`
+    cells: list[_CellCall]
+    cell_names: list[str]
+    aux_input: str
+    aux_channels: int
+    aux_halvings: int
+    feature_info: list[str]
+    num_features: int
+    output: str
+    penultimate_filters: int
+    drop_path_keep_prob: float
+
+
+def _network_view(
+    preset_name: str,
+    preset: Preset,
+    graphs: Mapping[str, CellGraph],
+    class_names: Mapping[tuple, str],
+    class_name: str,
+) -> _NetworkView:
+    """One preset's network: every cell a named attribute, every adapter decided here."""
+    skeleton = nasnet_skeleton(preset)
+    planned = instances(skeleton, graphs)
+    values = ["x_stem", *(f"x_{instance.name}" for instance in planned)]
+    calls = []
+    for instance in planned:
+        plan, cell = instance.plan, instance.cell
+        way = _x2_way(cell)
+        arguments = [f"x1_channels={instance.x1_channels}"]
+        inputs = [values[plan.x1]]
+        if way in ("relu_conv_bn", "relu_factorized_reduction"):
+            arguments.append(f"x2_channels={instance.x2_channels}")
+        if way != "none":
+            inputs.append(values[plan.x2])
+        arguments += [f"filters={plan.filters}", "bn=bn"]
+        construct = f"{class_names[_signature(cell)]}({', '.join(arguments)})"
+        forward = f"x_{instance.name} = self.{instance.name}({', '.join(inputs)})"
+        calls.append(_CellCall(instance.name, construct, forward, ""))
+    # Free each output after the last cell that reads it (the aux head's input and the result stay).
+    aux = planned[skeleton.aux_after]
+    keep = {f"x_{aux.name}", values[-1]}
+    last_read: dict[str, int] = {}
+    for index, instance in enumerate(planned):
+        for source in (instance.plan.x1, instance.plan.x2):
+            if source is not None:
+                last_read[values[source]] = index
+    for index, call in enumerate(calls[:-1]):  # the last line's values die with the return
+        dead = [value for value, last in last_read.items() if last == index and value not in keep]
+        call.release = ", ".join(sorted(dead, key=values.index))
+
+    stem_reduction = 2 if preset.stem == "imagenet" else 1
+    stage_ends = [instance for instance in planned[1:] if instance.cell.graph.stride > 1]
+    feature_info = []
+    if preset.stem == "imagenet":
+        first = planned[1]  # the second stem cell ends the stem
+        feature_info.append((first.cell.out_channels, first.reduction, first.name))
+        stage_ends = [i for i in planned[2:] if i.cell.graph.stride > 1]
+    else:
+        feature_info.append((skeleton.stem_channels, stem_reduction, "stem"))
+    for reduction_cell in stage_ends:
+        before = planned[planned.index(reduction_cell) - 1]
+        feature_info.append((before.cell.out_channels, before.reduction, before.name))
+    last = planned[-1]
+    feature_info.append((last.cell.out_channels, last.reduction, last.name))
+    return _NetworkView(
+        class_name=class_name,
+        preset_name=preset_name,
+        preset=preset,
+        bn=f"BatchNormConfig(eps={_py(preset.bn_eps)}, momentum={_py(preset.bn_momentum)})",
+        stem_channels=skeleton.stem_channels,
+        stem_size="(image_size - 3) // 2 + 1" if preset.stem == "imagenet" else "image_size",
+        cells=calls,
+        cell_names=[instance.name for instance in planned],
+        aux_input=f"x_{aux.name}",
+        aux_channels=aux.cell.out_channels,
+        aux_halvings=aux.reduction.bit_length() - stem_reduction.bit_length(),
+        feature_info=[
+            f'{{"num_chs": {channels}, "reduction": {reduction}, "module": "{module}"}}'
+            for channels, reduction, module in feature_info
+        ],
+        num_features=last.cell.out_channels,
+        output=values[-1],
+        penultimate_filters=preset.filters * 4 * graphs["normal"].out_channels_per_filter,
+        drop_path_keep_prob=preset.drop_path_keep_prob,
+    )
 
 
 def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None) -> str:
@@ -171,47 +313,74 @@ def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None) -> str
 
 
 def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
-    """The NASNet convention's module (docs/reference.md)."""
+    """The NASNet family's module (docs/reference.md): one class per cell variant, one straight-line
+    class per preset. A rescaled compile (N @ P, classes) holds that one network only."""
     graphs = lower(genotype)
     convention = convention_of(genotype)
     module_names = Namespace(MODULE_NAMES)
-    class_names = {kind: module_names.name(("cell", kind), _camel(kind) + "Cell") for kind in graphs}
-    network_class = module_names.name("network", _camel(genotype.name))
     source = options.source_file or genotype.filename
     label, source_literal = source_names(source, genotype.name)
-
-    families = sorted({op.spec.family for g in graphs.values() for b in g.blocks for op in b.operands})
-    helpers = set().union(*(FAMILY_HELPERS.get(family, set()) for family in families))
-    env = _environment()
-    op_templates = [env.get_template(f"ops/{family}.jinja").module for family in families]
-
-    presets = [(name, _preset_args(preset)) for name, preset in convention.presets.items()]
-    normal_per_filter = graphs["normal"].out_channels_per_filter
     default_preset, default = resolve_preset(genotype, options)
-    if default_preset not in convention.presets:
-        presets.append((default_preset, _preset_args(default)))
+    rescaled = default_preset not in convention.presets
+    presets = {default_preset: default} if rescaled else dict(convention.presets)
 
+    # Cell variants: one class per distinct set of modules; the commonest way of a kind keeps its name.
+    realized = {name: instances(nasnet_skeleton(preset), graphs) for name, preset in presets.items()}
+    examples: dict[tuple, RealizedCell] = {}
+    uses: dict[tuple, int] = {}
+    for planned in realized.values():
+        for instance in planned:
+            key = _signature(instance.cell)
+            examples.setdefault(key, instance.cell)
+            uses[key] = uses.get(key, 0) + 1
+    class_names: dict[tuple, str] = {}
+    for role in graphs:
+        keys = [key for key in examples if key[0] == graphs[role].kind and key[1] == graphs[role].stride]
+        base = _camel(role) + "Cell"
+        commonest = max(keys, key=lambda key: uses[key]) if keys else None
+        for key in sorted(keys, key=lambda key: (key != commonest, list(examples).index(key))):
+            suffix = "" if key == commonest else X2_WAYS[_x2_way(examples[key])][0] or "ProjectingX2"
+            class_names[key] = module_names.name(("cell", key), base + suffix)
+    cells = [_cell_view(examples[key], class_names[key], label) for key in class_names]
+
+    genotype_class = _camel(genotype.name)
+    networks = [
+        _network_view(
+            name,
+            preset,
+            graphs,
+            class_names,
+            module_names.name(("network", name), genotype_class + _camel(re.sub(r"\W+", "_", name))),
+        )
+        for name, preset in presets.items()
+    ]
+    constructs = [op.construct for cell in cells for block in cell.blocks for op in block.operands]
+    constructs += [cell.adjust_x2 or "" for cell in cells]
+    constructs += [adapter for cell in cells for _, adapter in cell.output_adapters]
+    used = {construct.split("(")[0] for construct in constructs if construct}
+    for name in list(used):
+        used |= NEEDS.get(name, set())
+    families = sorted({op.spec.family for g in graphs.values() for b in g.blocks for op in b.operands})
+    env = _environment()
+    definitions = (str(env.get_template(f"ops/{family}.jinja").module.define(used)) for family in families)
+    normal_per_filter = graphs["normal"].out_channels_per_filter
     context = {
         "version": nasc.__version__,
         "source_repr": source_literal,
         "genotype_name": genotype.name,
         "structural_hash": structural_hash(genotype),
         "metadata": [(entry.key, entry.value) for entry in genotype.metadata],
-        "helpers": helpers,
-        "op_templates": op_templates,
-        "cells": [_cell_view(graphs[kind], class_names[kind], label) for kind in graphs],
+        "used": used,
+        "op_definitions": [text.strip() for text in definitions if text.strip()],
+        "cells": cells,
         "cell_class": env.get_template("cell.py.jinja").module.cell_class,
-        "network_class": network_class,
-        "normal_class": class_names["normal"],
-        "reduction_class": class_names["reduction"],
-        "normal_out_per_filter": normal_per_filter,
-        "presets": presets,
+        "networks": networks,
         "default_preset": default_preset,
         "default_classes": default.num_classes,
-        "preset_names": ", ".join(name for name, _ in presets),
+        "preset_names": ", ".join(presets),
         "preset_summary": ", ".join(
             f"{name} ({p.cells_per_stage} @ {p.filters * 4 * normal_per_filter})"
-            for name, p in convention.presets.items()
+            for name, p in presets.items()
         ),
         "convention": convention.name,
         "title": convention.title,

@@ -26,6 +26,11 @@ class Preset:
     aux_scaling: float = 1.0  # AmoebaNet scales the aux head's 128 and 768 channels by 0.4
     drop_path_per_cell: bool = True  # False (AmoebaNet): drop path grows in time only, alike in every cell
 
+    @property
+    def width(self) -> int:
+        """The first stage's width F0, in which the convention scales P (N @ P)."""
+        return self.filters
+
 
 PRESETS: dict[str, Preset] = {
     "cifar": Preset("cifar", 6, 32, 3.0, 0.6, 1.0, False, 1e-5, 0.1, 32, 10),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
-from nasc.compiler.lower import lower
+from nasc.compiler.lower import CellGraph, RealizedCell, lower, realize
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import Preset, effective_preset
 
@@ -22,6 +22,7 @@ class CellPlan:
     """One cell of the network. Outputs are numbered 0 (the stem) and 1, 2, ... (cell i is output i+1);
     x1 is always the output just below; `x2` is None for the first cell after a stem."""
 
+    name: str  # the reference's module name: cell_stem_0, cell_3, reduction_cell_1
     kind: str
     filters: int
     x1: int
@@ -41,18 +42,23 @@ def nasnet_skeleton(preset: Preset) -> Skeleton:
     # Reduction cells go before normal cells int(k/3 * num_cells), k = 1, 2.
     reduction_before = [int(k / 3 * num_cells) for k in (1, 2)]
     cells: list[CellPlan] = []
+    counts = {"stem": 0, "normal": 0, "reduction": 0}
 
-    def add(kind: str, filters: int, back: int) -> None:
+    def add(kind: str, filters: int, back: int, stem: bool = False) -> None:
         # `back` counts outputs below this cell: 2 is the one two below, 3 the one three below.
         # The stem is output 0; "before the stem" means the cell has no x2.
         x1 = len(cells)
         x2 = x1 + 1 - back
-        cells.append(CellPlan(kind, filters, x1, x2 if x2 >= 0 else None))
+        # Names as TF-slim and timm give them; PNASNet numbers its inline reductions with the cells.
+        family = "stem" if stem else ("normal" if preset.reductions_inline else kind)
+        name = {"stem": "cell_stem_{}", "normal": "cell_{}", "reduction": "reduction_cell_{}"}[family]
+        cells.append(CellPlan(name.format(counts[family]), kind, filters, x1, x2 if x2 >= 0 else None))
+        counts[family] += 1
 
     if preset.stem == "imagenet":
         stem_channels = preset.stem_filters or int(32 * preset.stem_multiplier)
         for k in range(2):  # two reduction cells at filter scaling 1/4, 1/2
-            add("reduction", int(preset.filters * 0.25 * 2**k), 2)
+            add("reduction", int(preset.filters * 0.25 * 2**k), 2, stem=True)
     else:
         stem_channels = int(preset.filters * preset.stem_multiplier)
     filter_scaling = 1
@@ -73,6 +79,40 @@ def nasnet_skeleton(preset: Preset) -> Skeleton:
         if cell_num == reduction_before[1] - 1:
             aux_after = len(cells) - 1
     return Skeleton(preset.stem, stem_channels, tuple(cells), aux_after)
+
+
+@dataclass(frozen=True)
+class CellInstance:
+    """One cell of a planned network with its concrete numbers and the adapters it really has."""
+
+    plan: CellPlan
+    x1_channels: int
+    x2_channels: int | None
+    reduce_x2: bool  # x2 is at twice x1's size (a reduction cell lies between them)
+    cell: RealizedCell
+    reduction: int  # the input size over this cell's output size (a power of two)
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+
+def instances(skeleton: Skeleton, graphs: dict[str, CellGraph]) -> tuple[CellInstance, ...]:
+    """Every cell of the skeleton realized: widths from the plan, adapters from the lowering. Sizes
+    are compared as reductions (powers of two), so the plan holds at any image size."""
+    stem_reduction = 2 if skeleton.stem == "imagenet" else 1
+    outputs: list[tuple[int, int]] = [(skeleton.stem_channels, stem_reduction)]  # (channels, reduction)
+    planned = []
+    for plan in skeleton.cells:
+        x1_channels, x1_reduction = outputs[plan.x1]
+        x2 = outputs[plan.x2] if plan.x2 is not None else None
+        reduce_x2 = x2 is not None and x2[1] != x1_reduction
+        graph = graphs[plan.kind]
+        cell = realize(graph, plan.filters, x1_channels, x2[0] if x2 else None, reduce_x2)
+        reduction = x1_reduction * graph.stride
+        outputs.append((cell.out_channels, reduction))
+        planned.append(CellInstance(plan, x1_channels, x2[0] if x2 else None, reduce_x2, cell, reduction))
+    return tuple(planned)
 
 
 def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Preset]:

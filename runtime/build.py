@@ -6,8 +6,12 @@ import hashlib
 import importlib.util
 import sys
 from types import ModuleType
+from typing import Any, NamedTuple
+
+from torch import nn
 
 from nasc.compiler import ir
+from nasc.compiler.conventions import convention_of
 from nasc.compiler.emit_torch import EmitOptions, emit_torch
 
 
@@ -36,7 +40,20 @@ def compile_module(genotype: ir.Genotype, options: EmitOptions | None = None) ->
 
 
 class BuildError(ValueError):
-    """The network cannot be built with these options (e.g. an image too small for the aux head)."""
+    """The network cannot be built with these options (e.g. an unknown preset, a width too small)."""
+
+
+class AuxHeadUnavailable(BuildError):
+    """The images are too small for the aux head the caller asked for."""
+
+
+class Built(NamedTuple):
+    module: ModuleType  # the emitted file, imported: runtime/contract.py's CompiledModule
+    model: nn.Module  # its network: CompiledNetwork
+    preset: str  # the preset's name, rescaled ones included (`cifar-2@240`)
+    settings: Any  # the compiler's preset it names (compiler/presets.Preset, or the convention's own)
+    image_size: int
+    source: str  # the emitted Python text
 
 
 def build_network(
@@ -45,20 +62,26 @@ def build_network(
     *,
     image_size: int | None = None,
     aux_head: bool = False,
-):
-    """Emit, import and build the network `options` ask for: (module, model, preset name, image size),
-    the module and model keeping runtime/contract.py.
-
-    The one way the CLI and the exporter get a model, so all build the same thing."""
+    drop_path_keep_prob: float | None = None,
+) -> Built:
+    """Emit, import and build the network `options` ask for. The one way the CLI, the trainer and
+    the exporter get a model, so all build the same thing; the preset comes from the compiler, never
+    read back from the module."""
     options = options or EmitOptions()
+    convention = convention_of(genotype)
     try:
-        module = compile_module(genotype, options)
+        name, preset = convention.resolve_preset(genotype, options)
+        source = emit_torch(genotype, options)
     except ValueError as error:
         raise BuildError(str(error)) from None
-    name = module.DEFAULT_PRESET
-    size = image_size or module.PRESETS[name].image_size
+    module = import_source(source)
+    size = image_size or preset.image_size
     try:
-        model = module.create_model(name, image_size=size, aux_head=aux_head)
-    except ValueError as error:  # AuxHeadTooSmall included: the caller asked for the aux head
+        model = module.create_model(
+            name, image_size=size, aux_head=aux_head, drop_path_keep_prob=drop_path_keep_prob
+        )
+    except module.AuxHeadTooSmall as error:
+        raise AuxHeadUnavailable(str(error)) from None
+    except ValueError as error:
         raise BuildError(str(error)) from None
-    return module, model, name, size
+    return Built(module, model, name, preset, size, source)

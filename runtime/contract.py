@@ -18,8 +18,13 @@ class CompiledNetwork(Protocol):
 
     num_classes: int
     num_features: int  # channels before the classifier
-    feature_info: list[dict[str, object]]  # per stage: num_chs, reduction, module
-    cells: nn.ModuleList  # every cell, stem cells included, in order
+    feature_info: list[dict[str, object]]  # per stage: num_chs, reduction, module (an attribute name)
+    cell_names: tuple[str, ...]  # each cell's attribute, in order: the reference's names (cell_stem_0, …)
+
+    @property
+    def cells(self) -> list[nn.Module]:
+        """Every cell, stem cells included, in order; each has `kind` ("normal", "reduction")."""
+        ...
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits; (logits, aux logits) in training when built with the aux head."""
@@ -52,7 +57,9 @@ class CompiledModule(Protocol):
     NASC_VERSION: str
     SOURCE_FILE: str
     METADATA: Mapping[str, Any]
-    PRESETS: Mapping[str, Any]  # preset name → a keyword-built frozen dataclass with image_size, num_classes
+    # preset name → a keyword-built frozen dataclass: `network` (the class, the architecture) apart from
+    # the data and training settings `image_size`, `num_classes`, `drop_path_keep_prob`
+    PRESETS: Mapping[str, Any]
     DEFAULT_PRESET: str
     AuxHeadTooSmall: type[ValueError]  # raised when the images are too small for the aux head
 
@@ -64,5 +71,6 @@ class CompiledModule(Protocol):
         aux_head: bool = False,
         drop_path_keep_prob: float | None = None,
         image_size: int | None = None,
-        cells_per_stage: int | None = None,
-    ) -> CompiledNetwork: ...
+    ) -> CompiledNetwork:
+        """The preset's network; other depths and widths are compiled, not built from a preset."""
+        ...

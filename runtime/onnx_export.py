@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import nasc
 from nasc.compiler import ir
+from nasc.compiler.conventions import convention_of
 from nasc.compiler.emit_torch import EmitOptions
 from nasc.compiler.hashing import structural_hash
 from nasc.diagnostics import printable
@@ -53,17 +54,19 @@ def supported_opsets() -> range:
 
 
 def provenance(
-    genotype: ir.Genotype, module, preset_name: str, image_size: int, batch: str
+    genotype: ir.Genotype, preset_name: str, preset, num_classes: int, image_size: int, batch: str
 ) -> dict[str, str]:
-    preset = module.PRESETS[preset_name]
+    """What the exported file records of its origin; `preset` is the compiler's (never read back
+    from the emitted module)."""
+    penultimate = preset.width * convention_of(genotype).penultimate_per_filter(genotype)
     source = genotype.source if genotype.source is not None else nasc.format(genotype)
     return {
         "genotype": genotype.name,
         "convention": genotype.convention,
         "structural_hash": structural_hash(genotype),
         "preset": preset_name,
-        "scale": f"{preset.cells_per_stage}@{preset.penultimate_filters}",
-        "num_classes": str(preset.num_classes),
+        "scale": f"{preset.cells_per_stage}@{penultimate}",
+        "num_classes": str(num_classes),
         "image_size": str(image_size),
         "batch": batch,
         "nasc_version": nasc.__version__,
@@ -115,7 +118,8 @@ def export_onnx(
         raise ExportError(str(error)) from None
 
     try:
-        module, model, preset_name, size = build_network(genotype, options, image_size=image_size)
+        built = build_network(genotype, options, image_size=image_size)
+        model, preset_name, size = built.model, built.preset, built.image_size
     except BuildError as error:
         raise ExportError(str(error)) from None
     model.eval()
@@ -144,7 +148,7 @@ def export_onnx(
             ) from None
     proto = program.model_proto
     opset = next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
-    metadata = provenance(genotype, module, preset_name, size, batch)
+    metadata = provenance(genotype, preset_name, built.settings, model.num_classes, size, batch)
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_PREFIX + key, value

@@ -30,9 +30,10 @@ def measure(model: nn.Module, image_size: int, aux_model: nn.Module | None = Non
     counter = {"total": 0}
     per_cell: dict[str, int] = {}
     owner: dict[nn.Module, str] = {}
-    for index, cell in enumerate(model.cells):
+    named_cells = list(zip(model.cell_names, model.cells, strict=True))
+    for name, cell in named_cells:
         for sub in cell.modules():
-            owner[sub] = f"cells.{index}"
+            owner[sub] = name
 
     def hook(layer: nn.Module, _inputs, output: torch.Tensor) -> None:
         macs = _layer_mult_adds(layer, output)
@@ -45,10 +46,8 @@ def measure(model: nn.Module, image_size: int, aux_model: nn.Module | None = Non
     ]
     shapes: dict[str, tuple[int, ...]] = {}
     handles += [
-        cell.register_forward_hook(
-            lambda _m, _i, out, key=f"cells.{i}": shapes.__setitem__(key, tuple(out.shape))
-        )
-        for i, cell in enumerate(model.cells)
+        cell.register_forward_hook(lambda _m, _i, out, key=name: shapes.__setitem__(key, tuple(out.shape)))
+        for name, cell in named_cells
     ]
     was_training = model.training
     model.eval()
@@ -61,14 +60,8 @@ def measure(model: nn.Module, image_size: int, aux_model: nn.Module | None = Non
             handle.remove()
         model.train(was_training)
     cells = tuple(
-        CellStats(
-            f"cells.{i}",
-            type(cell).__name__,
-            shapes[f"cells.{i}"],
-            count_parameters(cell),
-            per_cell.get(f"cells.{i}", 0),
-        )
-        for i, cell in enumerate(model.cells)
+        CellStats(name, cell.kind, shapes[name], count_parameters(cell), per_cell.get(name, 0))
+        for name, cell in named_cells
     )
     return NetworkStats(
         parameters=count_parameters(model),

@@ -29,9 +29,9 @@ from torch import nn
 import nasc
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
-from nasc.compiler.emit_torch import EmitOptions, emit_torch
+from nasc.compiler.options import EmitOptions
 from nasc.fileio import atomic_write_bytes, atomic_write_text
-from nasc.runtime.build import import_source
+from nasc.runtime.build import AuxHeadUnavailable, BuildError, Built, build_network
 from nasc.runtime.data import DataSplits, collate, load_dataset
 from nasc.runtime.optim import ExponentialMovingAverage, RMSpropTF, parameter_groups
 from nasc.runtime.plots import plot_curves
@@ -311,18 +311,18 @@ class Trainer:
             num_classes=config.num_classes or self.data.num_classes,
             source_file=genotype.filename,
         )
-        try:
-            self.source = emit_torch(genotype, self.options)
-        except ValueError as error:
-            raise TrainingError(str(error)) from None
-        self.module = import_source(self.source)
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.aux_head = config.aux_head and config.aux_weight > 0
-        model = self._create_model(self.aux_head)
-        if model is None:
-            self.aux_head = False
-            model = self._create_model(False)
-        self.model = model.to(self.device)
+        try:
+            built = self._build(self.aux_head)
+            if built is None:  # the images are too small for the aux head: train without it
+                self.aux_head = False
+                torch.manual_seed(config.seed)
+                built = self._build(False)
+        except BuildError as error:
+            raise TrainingError(str(error)) from None
+        self.source, self.preset_name = built.source, built.preset
+        self.model = built.model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ddp = (
@@ -343,20 +343,20 @@ class Trainer:
         self.history: list[dict] = []
         self._stop_requested = False
 
-    def _create_model(self, aux_head: bool) -> nn.Module | None:
+    def _build(self, aux_head: bool) -> Built | None:
+        """The network to train; None where the aux head was asked for and the images are too small."""
         try:
-            return self.module.create_model(
-                self.module.DEFAULT_PRESET,
+            return build_network(
+                self.genotype,
+                self.options,
+                image_size=self.data.image_size,
                 aux_head=aux_head,
                 drop_path_keep_prob=self.config.drop_path_keep_prob,
-                image_size=self.data.image_size,
             )
-        except self.module.AuxHeadTooSmall:
+        except AuxHeadUnavailable:
             if aux_head:
-                return None  # the images are too small for the aux head: train without it
+                return None
             raise
-        except ValueError as error:
-            raise TrainingError(str(error)) from None
 
     def _optimizer(self) -> torch.optim.Optimizer:
         config, recipe = self.config, RECIPES[self.config.recipe]
@@ -683,7 +683,7 @@ class Trainer:
                 genotype=self.genotype.name,
                 structural_hash=nasc.structural_hash(self.genotype),
                 dataset=self.config.dataset,
-                preset=self.module.DEFAULT_PRESET,
+                preset=self.preset_name,
                 aux_head=self.aux_head,
             )
             atomic_write_text(self.out / "result.json", json.dumps(summary, indent=2) + "\n")

@@ -177,7 +177,8 @@ def test_compile_with_scale_and_classes_sets_the_default_preset(tmp_path: Path) 
     from nasc.runtime.build import import_source
 
     model = import_source(out.read_text()).create_model()
-    assert model.preset.cells_per_stage == 2 and model.preset.filters == 10 and model.num_classes == 5
+    assert len(model.cell_names) == 3 * 2 + 2 and model.num_classes == 5
+    assert model.num_features == 240 and model.cell_0.squeeze_x1.conv.out_channels == 10
 
 
 @pytest.mark.parametrize(
@@ -225,4 +226,4 @@ def test_stats_table_for_people() -> None:
     code, out, _ = run("stats", str(GENOTYPES / "nasnet_a.cell"))
     assert code == 0
     assert "parameters: 3,346,538 (with aux head: 4,978,036)" in out
-    assert "cells.19" in out and "normal" in out
+    assert "reduction_cell_1" in out and "cell_17" in out and "normal" in out

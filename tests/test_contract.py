@@ -4,10 +4,14 @@ every parameter gets a gradient, feature channels as feature_info says."""
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 import torch
 
 import nasc
+from nasc.compiler.conventions import convention_of
+from nasc.compiler.emit_torch import emit_torch
 from nasc.compiler.options import EmitOptions
 from nasc.runtime.build import build_network
 from nasc.runtime.contract import CompiledModule, CompiledNetwork
@@ -32,9 +36,13 @@ def test_every_zoo_file_is_covered() -> None:
 def test_every_compiled_module_keeps_the_contract(name: str) -> None:
     options, size = SMALL[name]
     genotype = nasc.load(GENOTYPES / f"{name}.cell")
-    module, model, _, _ = build_network(genotype, options, image_size=size)
+    module, model = build_network(genotype, options, image_size=size)[:2]
     assert isinstance(module, CompiledModule) and isinstance(model, CompiledNetwork)
     assert module.CONVENTION == genotype.convention and module.GENOTYPE == genotype.name
+    # Every cell is a named attribute, listed in order; feature_info names attributes too.
+    assert [getattr(model, name) for name in model.cell_names] == model.cells
+    assert {cell.kind for cell in model.cells} == {"normal", "reduction"}
+    assert all(hasattr(model, info["module"]) for info in model.feature_info)
     images = torch.randn(2, 3, size, size)
     model.eval()
     features = model.forward_features(images)
@@ -66,3 +74,27 @@ def test_the_first_stage_width_names_the_same_network_as_the_penultimate_width(n
     assert by_first == by_last
     with pytest.raises(ValueError, match="not both"):
         convention.resolve_preset(genotype, EmitOptions(first_filters=8, penultimate_filters=8 * unit))
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_network_forward_is_straight_line_code(name: str) -> None:
+    """The network reads like timm's: one line per cell naming its inputs, no loop over a plan."""
+    genotype = nasc.load(GENOTYPES / f"{name}.cell")
+    tree = ast.parse(emit_torch(genotype))
+    networks = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        and any(isinstance(s, ast.Assign) and s.targets[0].id == "cell_names" for s in node.body)
+    ]
+    assert len(networks) == len(convention_of(genotype).presets)
+    for network in networks:
+        methods = {m.name: m for m in network.body if isinstance(m, ast.FunctionDef)}
+        forward = methods["_forward_cells"]
+        loops = (ast.For, ast.While, ast.comprehension)
+        assert not [n for n in ast.walk(forward) if isinstance(n, loops)]
+        names = next(s for s in network.body if isinstance(s, ast.Assign) and s.targets[0].id == "cell_names")
+        cell_names = [element.value for element in names.value.elts]
+        calls = [n.func for n in ast.walk(forward) if isinstance(n, ast.Call)]
+        called = [f.attr for f in calls if isinstance(f, ast.Attribute) and f.attr in cell_names]
+        assert called == cell_names

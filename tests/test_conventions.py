@@ -163,14 +163,14 @@ DARTS_FIGURES = {
 def test_darts_cells_compile_to_the_reference_parameter_counts(genotype_name: str, preset: str) -> None:
     genotype = nasc.load(GENOTYPES / f"{genotype_name}.cell")
     plain, with_aux = DARTS_FIGURES[(genotype_name, preset)]
-    _, model, _, _ = build_network(genotype, EmitOptions(preset=preset))
-    _, aux_model, _, _ = build_network(genotype, EmitOptions(preset=preset), aux_head=True)
+    model = build_network(genotype, EmitOptions(preset=preset)).model
+    aux_model = build_network(genotype, EmitOptions(preset=preset), aux_head=True).model
     assert count_parameters(model) == plain and count_parameters(aux_model) == with_aux
 
 
 def test_darts_stage_shapes_and_the_aux_head_in_training() -> None:
     genotype = nasc.load(DARTS_V2)
-    _, model, _, _ = build_network(genotype, EmitOptions(preset="cifar"), aux_head=True)
+    model = build_network(genotype, EmitOptions(preset="cifar"), aux_head=True).model
     figures = measure(model, 32)
     shapes = [cell.output_shape[1:] for cell in figures.cells]
     # 20 cells; reductions at 6 and 13 double C (36 → 72 → 144); the cell output is 4·C
@@ -184,7 +184,7 @@ def test_darts_stage_shapes_and_the_aux_head_in_training() -> None:
 
 def test_darts_drop_path_grows_in_time_alike_in_every_cell() -> None:
     genotype = nasc.load(DARTS_V2)
-    _, model, _, _ = build_network(genotype, EmitOptions(preset="cifar"))
+    model = build_network(genotype, EmitOptions(preset="cifar")).model
     model.set_drop_path_progress(0.5)
     assert model.drop_path_keep_probs() == pytest.approx([1 - 0.5 * 0.2] * 20)
 
@@ -274,7 +274,8 @@ PNASNET_5 = GENOTYPES / "pnasnet_5.cell"
 def test_pnasnet_5_large_is_timms_pnasnet5large_to_the_parameter_and_the_cell() -> None:
     timm = pytest.importorskip("timm")
     genotype = nasc.load(PNASNET_5)
-    _, model, _, size = build_network(genotype, EmitOptions(preset="large"))
+    built = build_network(genotype, EmitOptions(preset="large"))
+    model, size = built.model, built.image_size
     figures = measure(model, size)
     # the figures of the issue: timm pnasnet5large's parameters, conv + linear mult-adds at 331 px
     assert (figures.parameters, figures.mult_adds) == (86_057_668, 24_937_395_792)
@@ -285,9 +286,10 @@ def test_pnasnet_5_large_is_timms_pnasnet5large_to_the_parameter_and_the_cell() 
     shapes = [c.output_shape[1:] for c in figures.cells]
     assert shapes[0] == (270, 83, 83) and shapes[1] == (540, 42, 42) and shapes[-1] == (4320, 11, 11)
     # reductions are the 5th and 9th of the 12 cells (stem cells aside), the same cell at stride 2
-    assert [type(c).__name__ for c in model.cells][2:] == ["NormalCell"] * 4 + ["ReductionCell"] + [
-        "NormalCell"
-    ] * 3 + ["ReductionCell"] + ["NormalCell"] * 3
+    assert [c.kind for c in model.cells][2:] == ["normal"] * 4 + ["reduction"] + ["normal"] * 3 + [
+        "reduction"
+    ] + ["normal"] * 3
+    assert list(model.cell_names) == names  # timm's (and TF-slim's) module names
 
 
 def test_pnasnet_5_mobile_has_the_papers_size() -> None:
@@ -348,8 +350,9 @@ def test_static_counts_equal_the_built_module_for_every_nasnet_family_convention
 
     genotype = nasc.load(cell)
     options = EmitOptions(preset=preset)
-    _, model, _, size = build_network(genotype, options)
-    _, aux_model, _, _ = build_network(genotype, options, aux_head=True)
+    built = build_network(genotype, options)
+    model, size = built.model, built.image_size
+    aux_model = build_network(genotype, options, aux_head=True).model
     measured = measure(model, size, aux_model)
     convention = convention_of(genotype)
     counted = convention.count(genotype, convention.resolve_preset(genotype, options)[1])
@@ -364,7 +367,7 @@ def test_static_counts_equal_the_built_module_for_every_nasnet_family_convention
 
 
 def test_amoebanet_drop_path_grows_in_time_alike_in_every_cell() -> None:
-    _, model, _, _ = build_network(nasc.load(AMOEBANET_A), EmitOptions(preset="mobile"))
+    model = build_network(nasc.load(AMOEBANET_A), EmitOptions(preset="mobile")).model
     model.set_drop_path_progress(0.5)
     assert set(model.drop_path_keep_probs()) == {1 - 0.5 * (1 - 0.7)}
 

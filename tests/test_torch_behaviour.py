@@ -3,25 +3,25 @@ timm-style interface, TF "SAME" padding, and agreement between the compiler's pl
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 
 import nasc
-from nasc.compiler.lower import lower, realize
+from nasc.compiler.lower import lower
+from nasc.compiler.options import EmitOptions
+from nasc.compiler.skeleton import instances, nasnet_skeleton, resolve_preset
 from nasc.runtime.build import compile_module
 
 from .strategies import genotypes
-from .torch_helpers import nasnet_a
+from .torch_helpers import nasnet_a, small_nasnet_a
 
 
 def small(preset: str = "cifar", **kwargs):
     # N = 1 and a quarter of the width: every code path of the preset, a fraction of the cost.
-    module = nasnet_a()
-    base = module.PRESETS[preset]
-    return module.create_model(
-        preset, cells_per_stage=1, penultimate_filters=base.penultimate_filters // 4, **kwargs
-    )
+    return small_nasnet_a(preset).create_model(**kwargs)
 
 
 # -- ScheduledDropPath ------------------------------------------------------------------------------
@@ -82,8 +82,12 @@ def test_identity_branches_are_never_dropped() -> None:
 
     body = nasnet_a_source()
     # normal cell: h4 = add(avg_pool_3x3(h0), identity(h1)); reduction cell: h5 = add(identity(h3), ...)
+    # An identity at F channels is the state itself: no module, never dropped.
+    assert "h4 = self.drop_path(self.h4_left(h0)) + h1\n" in body
+    assert "h5 = h3 + self.drop_path(self.h5_right(h2))\n" in body
+    # Where h1 is the raw stem output (no x2), the identity is a 1x1 adapter, still never dropped.
     assert "h4 = self.drop_path(self.h4_left(h0)) + self.h4_right(h1)\n" in body
-    assert "h5 = self.h5_left(h3) + self.drop_path(self.h5_right(h2))\n" in body
+    assert "nn.Identity()" not in body.split("class AuxHeadTooSmall")[0]  # no no-op modules in cells
 
 
 # -- training -----------------------------------------------------------------------------------------
@@ -142,11 +146,14 @@ def test_image_too_small_for_the_aux_head_is_a_clear_error() -> None:
 
 
 def test_unknown_preset_and_bad_scale_are_clear_errors() -> None:
-    module = nasnet_a()
+    from nasc.compiler.options import EmitOptions
+    from nasc.runtime.build import BuildError, build_network
+
     with pytest.raises(ValueError, match="unknown preset"):
-        module.create_model("huge")
-    with pytest.raises(ValueError, match="multiple of 24"):
-        module.create_model("cifar", penultimate_filters=100)
+        nasnet_a().create_model("huge")
+    genotype = nasc.load("genotypes/nasnet_a.cell")
+    with pytest.raises(BuildError, match="multiple of 24"):
+        build_network(genotype, EmitOptions(penultimate_filters=100))
 
 
 # -- TF "SAME" padding ----------------------------------------------------------------------------------
@@ -195,67 +202,75 @@ def test_factorized_reduction_matches_the_reference_shift() -> None:
 # -- the compiler's plan and the built module agree --------------------------------------------------------
 
 
-def cell_context(index: int, cell) -> tuple[int, int, int | None, bool]:
-    """(filters, x1 channels, x2 channels, reduce_x2) of a built cell, read off its modules."""
-    filters, x1 = cell.squeeze_x1.conv.out_channels, cell.squeeze_x1.conv.in_channels
-    adjust = cell.adjust_x2
-    if hasattr(adjust, "conv_even"):
-        return filters, x1, adjust.conv_even.in_channels, True
-    if hasattr(adjust, "conv"):
-        return filters, x1, adjust.conv.in_channels, False
-    return filters, x1, (None if index == 0 else filters), False
-
-
 def built_adapters(cell) -> set[str]:
-    """The adapters a built cell really has, named as the compiler's plan names them."""
+    """The adapters a built cell really has, named as the compiler's plan names them: identities
+    and pools made 1x1 convolutions, and output members brought to the last block's shape."""
     found = set()
     for name, child in cell.named_children():
-        if getattr(child, "project", None) is not None:
-            found.add(name)
-        if name.startswith("out_") and not isinstance(child, torch.nn.Identity):
+        adapter = type(child).__name__ in ("ReLUConvBN", "PoolBranch") or name.startswith("out_")
+        if adapter and name not in ("squeeze_x1", "adjust_x2"):
             found.add(name)
     return found
+
+
+def x2_way(cell) -> str:
+    """How a built cell reads x2, named as lower.realize names it."""
+    if not hasattr(cell, "adjust_x2"):
+        takes_x2 = len(inspect.signature(cell.forward).parameters) == 2
+        return "identity" if takes_x2 else "none"
+    return {"ReLUConvBN": "relu_conv_bn", "ReLUFactorizedReduction": "relu_factorized_reduction"}[
+        type(cell.adjust_x2).__name__
+    ]
+
+
+def assert_cells_are_the_plan(genotype, module, preset_name: str, preset) -> None:
+    model = module.create_model(preset_name)
+    planned = instances(nasnet_skeleton(preset), lower(genotype))
+    assert list(model.cell_names) == [instance.name for instance in planned]
+    for instance, cell in zip(planned, model.cells, strict=True):
+        assert cell.out_channels == instance.cell.out_channels
+        assert cell.squeeze_x1.conv.in_channels == instance.x1_channels
+        way = next(m.what for m in instance.cell.modules if m.attr == "adjust_x2")
+        assert x2_way(cell) == ("none" if way.startswith("identity (") else way)
+        planned_adapters = {
+            m.attr for m in instance.cell.modules if m.adapters or m.what == "factorized_reduction"
+        }
+        assert planned_adapters == built_adapters(cell)
+        # No identity without an adapter has a module: its term is the state itself.
+        plain = {m.attr for m in instance.cell.modules if m.what == "identity" and not m.adapters}
+        assert not plain & {name for name, _ in cell.named_children()}
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(genotypes(with_comments=False))
 def test_random_genotypes_build_run_and_have_exactly_the_planned_adapters(genotype) -> None:
-    module = compile_module(genotype)
-    graphs = lower(genotype)
+    from nasc.compiler.presets import PRESETS
+
     for preset in ("cifar", "mobile"):
-        base = module.PRESETS[preset]
-        unit = base.penultimate_filters // base.filters
-        model = module.create_model(
-            preset, cells_per_stage=1, penultimate_filters=unit * 4, image_size=64
-        ).eval()
+        options = EmitOptions(preset=preset, cells_per_stage=1, first_filters=PRESETS[preset].filters // 4)
+        name, rescaled = resolve_preset(genotype, options)
+        module = compile_module(genotype, options)
+        model = module.create_model(image_size=64).eval()
         with torch.no_grad():
-            assert model(torch.randn(1, 3, 64, 64)).shape == (1, base.num_classes)
-        for index, cell in enumerate(model.cells):
-            graph = graphs["normal" if cell.stride == 1 else "reduction"]
-            filters, x1, x2, reduce_x2 = cell_context(index, cell)
-            realized = realize(graph, filters, x1, x2, reduce_x2)
-            assert cell.out_channels == realized.out_channels
-            planned = {m.attr for m in realized.modules if m.adapters or m.what == "factorized_reduction"}
-            assert planned == built_adapters(cell)
+            assert model(torch.randn(1, 3, 64, 64)).shape == (1, rescaled.num_classes)
+        assert_cells_are_the_plan(genotype, module, name, rescaled)
 
 
 def test_realized_plan_names_the_adapters_the_module_has() -> None:
     genotype = nasc.load("genotypes/nasnet_a.cell")
-    graphs = lower(genotype)
-    model = nasnet_a().create_model("cifar", cells_per_stage=2, penultimate_filters=192)
-    first = model.cells[0]  # the first normal cell after the CIFAR stem: no x2, h1 is the raw stem output
-    stem_channels = first.squeeze_x1.conv.in_channels
-    filters = first.squeeze_x1.conv.out_channels
-    realized = realize(graphs["normal"], filters, stem_channels, None, False)
-    by_attr = {m.attr: m for m in realized.modules}
-    assert by_attr["out_h1"].what == "factorized_reduction"
+    options = EmitOptions(preset="cifar", cells_per_stage=2, penultimate_filters=192)
+    name, preset = resolve_preset(genotype, options)
+    module = compile_module(genotype, options)
+    assert_cells_are_the_plan(genotype, module, name, preset)
+    model = module.create_model()
+    first = model.cell_0  # the first normal cell after the CIFAR stem: no x2, h1 is the raw stem output
+    assert type(first).__name__ == "NormalCellWithoutX2" and not hasattr(first, "adjust_x2")
     assert type(first.out_h1).__name__ == "ConvBN"  # stride-1 factorized reduction is 1x1 conv + BN
-    assert by_attr["h4_right"].adapters == ("relu_conv_bn 1x1",) and first.h4_right.project is not None
-    assert by_attr["h5_left"].adapters == ("conv_bn 1x1",) and first.h5_left.project is not None
-    assert by_attr["h6_right"].adapters == () and first.h6_right.project is None
-    second = model.cells[1]  # x2 is the stem output: same size, other width → a 1x1 adapter, h1 is F wide
-    stem_out = second.adjust_x2.conv.in_channels
-    realized = realize(graphs["normal"], filters, second.squeeze_x1.conv.in_channels, stem_out, False)
-    by_attr = {m.attr: m for m in realized.modules}
-    assert by_attr["adjust_x2"].what == "relu_conv_bn" and type(second.adjust_x2).__name__ == "ReLUConvBN"
-    assert "out_h1" not in by_attr and isinstance(second.out_h1, torch.nn.Identity)
+    assert type(first.h4_right).__name__ == "ReLUConvBN"  # identity(h1) at other than F channels
+    assert type(first.h5_left).__name__ == "PoolBranch"  # avg_pool(h1), then 1x1 conv → BN
+    assert not hasattr(first, "h6_right")  # identity(h0): h0 is F wide, no module
+    second = model.cell_1  # x2 is the stem output: same size, other width → a 1x1 adapter, h1 is F wide
+    assert type(second.adjust_x2).__name__ == "ReLUConvBN"
+    assert not hasattr(second, "out_h1") and not hasattr(second, "h4_right")
+    after_reduction = model.cell_2  # x2 is twice x1's size
+    assert type(after_reduction.adjust_x2).__name__ == "ReLUFactorizedReduction"

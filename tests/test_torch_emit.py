@@ -108,14 +108,12 @@ reduction(nn, Tensor) {
 def test_hostile_names_and_strings_cannot_inject_code(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     genotype = nasc.parse(HOSTILE)
-    source = emit_torch(genotype)
+    source = emit_torch(genotype, EmitOptions(cells_per_stage=1, first_filters=8))
     module = import_source(source)
     assert not (tmp_path / "PWNED").exists()
     assert module.METADATA == {entry.key: entry.value for entry in genotype.metadata}
     assert module.GENOTYPE == "torch"
-    model = module.create_model(
-        "cifar", cells_per_stage=1, penultimate_filters=module.PRESETS["cifar"].penultimate_filters // 4
-    ).eval()
+    model = module.create_model().eval()
     with torch.no_grad():
         assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert not (tmp_path / "PWNED").exists()
@@ -139,9 +137,23 @@ def test_state_names_never_shadow_what_the_code_uses() -> None:
 
 
 def test_emitted_presets_are_the_compilers_presets() -> None:
-    from nasc.compiler.presets import PRESETS, Preset
+    from nasc.compiler.presets import PRESETS
 
     module = import_source(nasnet_a_source())
-    assert list(module.Preset.__dataclass_fields__) == list(Preset.__dataclass_fields__)
+    assert list(module.PRESETS) == list(PRESETS)
     for name, preset in PRESETS.items():
-        assert vars(module.PRESETS[name]) == vars(preset)
+        emitted = module.PRESETS[name]
+        settings = (emitted.image_size, emitted.num_classes, emitted.drop_path_keep_prob)
+        assert settings == (preset.image_size, preset.num_classes, preset.drop_path_keep_prob)
+        model = module.create_model(name)
+        assert type(model) is emitted.network and model.num_classes == preset.num_classes
+        assert len(model.cell_names) == 3 * preset.cells_per_stage + 2 + 2 * (preset.stem == "imagenet")
+
+
+def test_a_rescaled_compile_holds_the_one_network_it_names() -> None:
+    source = emit_torch(
+        nasc.load(GENOTYPES / "nasnet_a.cell"), EmitOptions(cells_per_stage=2, penultimate_filters=240)
+    )
+    module = import_source(source)
+    assert list(module.PRESETS) == [module.DEFAULT_PRESET] == ["cifar-2@240"]
+    assert len(module.create_model().cell_names) == 3 * 2 + 2

@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 
+from nasc.compiler.presets import PRESETS
 from nasc.runtime.stats import measure
 
 from .torch_helpers import nasnet_a, parameters
@@ -59,7 +60,7 @@ def test_stage_output_shapes(preset: str) -> None:
     model = module.create_model(preset)
     figures = measure(model, module.PRESETS[preset].image_size)
     shapes = [cell.output_shape[1:] for cell in figures.cells]
-    n = module.PRESETS[preset].cells_per_stage
+    n = PRESETS[preset].cells_per_stage
     # stem output, then stage 1, reduction 0, stage 2, reduction 1, stage 3
     ends = [1, 1 + n, 2 + n, 2 + 2 * n, 3 + 2 * n, 3 + 3 * n]
     assert [(shapes[i][0], shapes[i][1]) for i in ends] == STAGES[preset]
@@ -105,8 +106,9 @@ def test_same_network_as_timm_nasnetalarge() -> None:
     ours_shapes = [c.output_shape for c in measure(ours, 331).cells]
     assert ours_shapes == peer_cell_shapes(peer, 331)
     # Per cell, the same parameters as timm's hand-written classes, in the same order.
-    peer_cells = [m for name, m in peer.named_children() if PEER_CELL.match(name)]
-    assert [parameters(c) for c in ours.cells] == [parameters(c) for c in peer_cells]
+    peer_cells = [(name, m) for name, m in peer.named_children() if PEER_CELL.match(name)]
+    assert list(ours.cell_names) == [name for name, _ in peer_cells]  # the same names, in order
+    assert [parameters(c) for c in ours.cells] == [parameters(c) for _, c in peer_cells]
 
 
 @pytest.mark.parametrize(
@@ -137,16 +139,14 @@ def test_static_counts_equal_the_built_modules(preset: str, scale, image_size) -
     normal_per_filter = lower(genotype)["normal"].out_channels_per_filter
     _, resolved = effective_preset(preset, normal_per_filter, cells, filters)
     counted = count_network(genotype, resolved, image_size)
-    _, model, _, size = build_network(genotype, options, image_size=image_size)
-    _, aux_model, _, _ = build_network(genotype, options, image_size=image_size, aux_head=True)
+    built = build_network(genotype, options, image_size=image_size)
+    model, size = built.model, built.image_size
+    aux_model = build_network(genotype, options, image_size=image_size, aux_head=True).model
     measured = measure(model, size, aux_model)
     assert counted.parameters == measured.parameters
     assert counted.parameters_with_aux == measured.parameters_with_aux
     assert counted.mult_adds == measured.mult_adds
     assert counted.output_shape == measured.output_shape
-    assert [(c.output_shape, c.parameters, c.mult_adds) for c in counted.cells] == [
-        (c.output_shape, c.parameters, c.mult_adds) for c in measured.cells
-    ]
-    assert [c.kind for c in counted.cells] == [
-        type(c).__name__.removesuffix("Cell").lower() for c in model.cells
+    assert [(c.name, c.kind, c.output_shape, c.parameters, c.mult_adds) for c in counted.cells] == [
+        (c.name, c.kind, c.output_shape, c.parameters, c.mult_adds) for c in measured.cells
     ]

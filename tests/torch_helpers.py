@@ -26,3 +26,12 @@ def nasnet_a() -> ModuleType:
 
 def parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@functools.cache
+def small_nasnet_a(preset: str = "cifar") -> ModuleType:
+    """NASNet-A at N = 1 and a quarter of the preset's width: every code path, a fraction of the cost."""
+    from nasc.compiler.presets import PRESETS
+
+    options = EmitOptions(preset=preset, cells_per_stage=1, first_filters=PRESETS[preset].filters // 4)
+    return import_source(emit_torch(nasc.load(GENOTYPES / "nasnet_a.cell"), options))

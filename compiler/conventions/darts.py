@@ -31,6 +31,11 @@ class DartsPreset:
     def cells_per_stage(self) -> int:
         return (self.layers - 2) // 3
 
+    @property
+    def width(self) -> int:
+        """The first stage's width C, in which the convention scales P (N @ P)."""
+        return self.channels
+
 
 PRESETS = MappingProxyType(
     {

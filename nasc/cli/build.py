@@ -36,11 +36,12 @@ def _static_figures(genotype, options, image_size: int | None = None):
         from nasc.runtime.stats import measure
 
         try:
-            _, model, _, size = build_network(genotype, options, image_size=image_size)
+            built = build_network(genotype, options, image_size=image_size)
+            model, size = built.model, built.image_size
         except BuildError as error:
             raise click.UsageError(str(error)) from None
         try:
-            _, aux_model, _, _ = build_network(genotype, options, image_size=image_size, aux_head=True)
+            aux_model = build_network(genotype, options, image_size=image_size, aux_head=True).model
         except BuildError:
             aux_model = None  # the image is too small for the aux head: report the network without it
         figures = measure(model, size, aux_model)

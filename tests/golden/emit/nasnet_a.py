@@ -9,7 +9,7 @@ NASNet (Zoph et al. 2018): normal and reduction cells, TF-slim semantics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,13 @@ def same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) ->
     out_size = -(-size // stride)
     total = max((out_size - 1) * stride + effective - size, 0)
     return total // 2, total - total // 2
+
+
+def halved(size: int, times: int) -> int:
+    """A map's size after `times` stride-2 "SAME" layers (each rounds up)."""
+    for _ in range(times):
+        size = -(-size // 2)
+    return size
 
 
 class SameConv2d(nn.Conv2d):
@@ -134,22 +141,31 @@ class ConvBN(nn.Module):
 
 class FactorizedReduction(nn.Module):
     """Halves height and width without dropping pixels: 1x1 convolutions over the even grid and over
-    the grid shifted by one pixel, concatenated, then batch norm (optionally after a ReLU)."""
+    the grid shifted by one pixel, concatenated, then batch norm."""
 
-    def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig, relu: bool = False) -> None:
+    def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig) -> None:
         super().__init__()
-        self.act = nn.ReLU() if relu else nn.Identity()
         self.conv_even = nn.Conv2d(in_channels, out_channels // 2, 1, bias=False)
         self.conv_odd = nn.Conv2d(in_channels, out_channels - out_channels // 2, 1, bias=False)
         self.bn = bn(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.act(x)
         even = x[:, :, ::2, ::2]
         # The reference pads bottom/right by one and crops top/left; only odd sizes need the pad.
         odd = x[:, :, 1::2, 1::2]
         odd = F.pad(odd, (0, even.shape[-1] - odd.shape[-1], 0, even.shape[-2] - odd.shape[-2]))
         return self.bn(torch.cat([self.conv_even(even), self.conv_odd(odd)], dim=1))
+
+
+class ReLUFactorizedReduction(FactorizedReduction):
+    """ReLU, then a factorized reduction: how a cell halves an x2 that is twice x1's size."""
+
+    def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig) -> None:
+        super().__init__(in_channels, out_channels, bn)
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(self.act(x))
 
 
 class DropPath(nn.Module):
@@ -169,47 +185,8 @@ class DropPath(nn.Module):
         return x / self.keep_prob * torch.floor(self.keep_prob + noise)
 
 
-def adjust_x2(
-    x1_channels: int, x2_channels: int | None, filters: int, reduce_x2: bool, bn: BatchNormConfig
-) -> tuple[nn.Module, int]:
-    """The module that turns x2 into h1, and h1's channels.
-
-    No x2 (the first cell after a stem): h1 is x1 itself, un-squeezed. x2 larger than x1: ReLU →
-    factorized reduction. Only the channels differ: ReLU → 1x1 conv → BN. Otherwise unchanged.
-    """
-    if x2_channels is None:
-        return nn.Identity(), x1_channels
-    if reduce_x2:
-        return FactorizedReduction(x2_channels, filters, bn, relu=True), filters
-    if x2_channels != filters:
-        return ReLUConvBN(x2_channels, filters, bn), filters
-    return nn.Identity(), filters
-
-
-def match_output(in_channels: int, out_channels: int, stride: int, bn: BatchNormConfig) -> nn.Module:
-    """Brings a cell-output member to the last block's shape before the concatenation."""
-    if stride > 1:
-        return FactorizedReduction(in_channels, out_channels, bn)
-    if in_channels != out_channels:
-        return ConvBN(in_channels, out_channels, bn)
-    return nn.Identity()
-
-
-class IdentityBranch(nn.Module):
-    """`identity`: the state itself, or ReLU → strided 1x1 conv → BN where size or channels change."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, bn: BatchNormConfig) -> None:
-        super().__init__()
-        self.project = None
-        if stride > 1 or in_channels != out_channels:
-            self.project = ReLUConvBN(in_channels, out_channels, bn, stride=stride)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x if self.project is None else self.project(x)
-
-
 class PoolBranch(nn.Module):
-    """Average or max pooling ("SAME"), then 1x1 conv → BN if the input has other than F channels."""
+    """Average or max pooling ("SAME") of an input with other than F channels, then 1x1 conv → BN."""
 
     def __init__(
         self,
@@ -222,11 +199,10 @@ class PoolBranch(nn.Module):
     ) -> None:
         super().__init__()
         self.pool = SamePool2d(mode, kernel_size, stride)
-        self.project = ConvBN(in_channels, out_channels, bn) if in_channels != out_channels else None
+        self.project = ConvBN(in_channels, out_channels, bn)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.pool(x)
-        return x if self.project is None else self.project(x)
+        return self.project(self.pool(x))
 
 
 class SeparableBranch(nn.Module):
@@ -259,32 +235,31 @@ class SeparableBranch(nn.Module):
 
 
 class NormalCell(nn.Module):
-    """The `normal` cell (nasnet_a.cell:14): stride 1, output 6·F channels."""
+    """The `normal` cell (nasnet_a.cell:14): stride 1, output 6·F channels.
 
+    x2 is brought to F channels: ReLU → 1x1 conv → BN.
+    """
+
+    kind = "normal"
     stride = 1
 
-    def __init__(
-        self, x1_channels: int, x2_channels: int | None, filters: int, *, reduce_x2: bool, bn: BatchNormConfig
-    ) -> None:
+    def __init__(self, x1_channels: int, x2_channels: int, filters: int, *, bn: BatchNormConfig) -> None:
         super().__init__()
         self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
-        self.adjust_x2, h1_channels = adjust_x2(x1_channels, x2_channels, filters, reduce_x2, bn)
+        self.adjust_x2 = ReLUConvBN(x2_channels, filters, bn)
         # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
         self.h2_left = SeparableBranch(filters, filters, 5, stride=1, bn=bn)
-        self.h2_right = SeparableBranch(h1_channels, filters, 3, stride=1, bn=bn)
+        self.h2_right = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
         # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
-        self.h3_left = SeparableBranch(h1_channels, filters, 5, stride=1, bn=bn)
-        self.h3_right = SeparableBranch(h1_channels, filters, 3, stride=1, bn=bn)
+        self.h3_left = SeparableBranch(filters, filters, 5, stride=1, bn=bn)
+        self.h3_right = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
         # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
-        self.h4_left = PoolBranch("avg", 3, filters, filters, stride=1, bn=bn)
-        self.h4_right = IdentityBranch(h1_channels, filters, stride=1, bn=bn)
+        self.h4_left = SamePool2d("avg", 3, stride=1)
         # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
-        self.h5_left = PoolBranch("avg", 3, h1_channels, filters, stride=1, bn=bn)
-        self.h5_right = PoolBranch("avg", 3, h1_channels, filters, stride=1, bn=bn)
+        self.h5_left = SamePool2d("avg", 3, stride=1)
+        self.h5_right = SamePool2d("avg", 3, stride=1)
         # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
         self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
-        self.h6_right = IdentityBranch(filters, filters, stride=1, bn=bn)
-        self.out_h1 = match_output(h1_channels, filters, stride=1, bn=bn)
         self.drop_path = DropPath()
         self.out_channels = 6 * filters
 
@@ -296,40 +271,132 @@ class NormalCell(nn.Module):
         # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
         h3 = self.drop_path(self.h3_left(h1)) + self.drop_path(self.h3_right(h1))
         # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
+        h4 = self.drop_path(self.h4_left(h0)) + h1
+        # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
+        h5 = self.drop_path(self.h5_left(h1)) + self.drop_path(self.h5_right(h1))
+        # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
+        h6 = self.drop_path(self.h6_left(h0)) + h0
+        return torch.cat([h1, h2, h3, h4, h5, h6], dim=1)
+
+
+class NormalCellWithoutX2(nn.Module):
+    """The `normal` cell (nasnet_a.cell:14): stride 1, output 6·F channels.
+
+    No x2 (the first cell after a stem): h1 is x1 itself, unsqueezed.
+    """
+
+    kind = "normal"
+    stride = 1
+
+    def __init__(self, x1_channels: int, filters: int, *, bn: BatchNormConfig) -> None:
+        super().__init__()
+        self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
+        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
+        self.h2_left = SeparableBranch(filters, filters, 5, stride=1, bn=bn)
+        self.h2_right = SeparableBranch(x1_channels, filters, 3, stride=1, bn=bn)
+        # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
+        self.h3_left = SeparableBranch(x1_channels, filters, 5, stride=1, bn=bn)
+        self.h3_right = SeparableBranch(x1_channels, filters, 3, stride=1, bn=bn)
+        # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
+        self.h4_left = SamePool2d("avg", 3, stride=1)
+        self.h4_right = ReLUConvBN(x1_channels, filters, bn, stride=1)
+        # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
+        self.h5_left = PoolBranch("avg", 3, x1_channels, filters, stride=1, bn=bn)
+        self.h5_right = PoolBranch("avg", 3, x1_channels, filters, stride=1, bn=bn)
+        # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
+        self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
+        self.out_h1 = ConvBN(x1_channels, filters, bn)
+        self.drop_path = DropPath()
+        self.out_channels = 6 * filters
+
+    def forward(self, x1: Tensor) -> Tensor:
+        h0 = self.squeeze_x1(x1)
+        h1 = x1
+        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
+        h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))
+        # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
+        h3 = self.drop_path(self.h3_left(h1)) + self.drop_path(self.h3_right(h1))
+        # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
         h4 = self.drop_path(self.h4_left(h0)) + self.h4_right(h1)
         # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
         h5 = self.drop_path(self.h5_left(h1)) + self.drop_path(self.h5_right(h1))
         # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
-        h6 = self.drop_path(self.h6_left(h0)) + self.h6_right(h0)
+        h6 = self.drop_path(self.h6_left(h0)) + h0
         return torch.cat([self.out_h1(h1), h2, h3, h4, h5, h6], dim=1)
 
 
-class ReductionCell(nn.Module):
-    """The `reduction` cell (nasnet_a.cell:24): stride 2, output 4·F channels."""
+class NormalCellReducingX2(nn.Module):
+    """The `normal` cell (nasnet_a.cell:14): stride 1, output 6·F channels.
 
-    stride = 2
+    x2 is at twice x1's size: ReLU → factorized reduction to F channels.
+    """
 
-    def __init__(
-        self, x1_channels: int, x2_channels: int | None, filters: int, *, reduce_x2: bool, bn: BatchNormConfig
-    ) -> None:
+    kind = "normal"
+    stride = 1
+
+    def __init__(self, x1_channels: int, x2_channels: int, filters: int, *, bn: BatchNormConfig) -> None:
         super().__init__()
         self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
-        self.adjust_x2, h1_channels = adjust_x2(x1_channels, x2_channels, filters, reduce_x2, bn)
+        self.adjust_x2 = ReLUFactorizedReduction(x2_channels, filters, bn)
+        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
+        self.h2_left = SeparableBranch(filters, filters, 5, stride=1, bn=bn)
+        self.h2_right = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
+        # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
+        self.h3_left = SeparableBranch(filters, filters, 5, stride=1, bn=bn)
+        self.h3_right = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
+        # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
+        self.h4_left = SamePool2d("avg", 3, stride=1)
+        # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
+        self.h5_left = SamePool2d("avg", 3, stride=1)
+        self.h5_right = SamePool2d("avg", 3, stride=1)
+        # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
+        self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
+        self.drop_path = DropPath()
+        self.out_channels = 6 * filters
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        h0 = self.squeeze_x1(x1)
+        h1 = self.adjust_x2(x2)
+        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
+        h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))
+        # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
+        h3 = self.drop_path(self.h3_left(h1)) + self.drop_path(self.h3_right(h1))
+        # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
+        h4 = self.drop_path(self.h4_left(h0)) + h1
+        # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
+        h5 = self.drop_path(self.h5_left(h1)) + self.drop_path(self.h5_right(h1))
+        # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
+        h6 = self.drop_path(self.h6_left(h0)) + h0
+        return torch.cat([h1, h2, h3, h4, h5, h6], dim=1)
+
+
+class ReductionCell(nn.Module):
+    """The `reduction` cell (nasnet_a.cell:24): stride 2, output 4·F channels.
+
+    x2 is brought to F channels: ReLU → 1x1 conv → BN.
+    """
+
+    kind = "reduction"
+    stride = 2
+
+    def __init__(self, x1_channels: int, x2_channels: int, filters: int, *, bn: BatchNormConfig) -> None:
+        super().__init__()
+        self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
+        self.adjust_x2 = ReLUConvBN(x2_channels, filters, bn)
         # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
         self.h2_left = SeparableBranch(filters, filters, 5, stride=2, bn=bn)
-        self.h2_right = SeparableBranch(h1_channels, filters, 7, stride=2, bn=bn)
+        self.h2_right = SeparableBranch(filters, filters, 7, stride=2, bn=bn)
         # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
-        self.h3_left = PoolBranch("max", 3, filters, filters, stride=2, bn=bn)
-        self.h3_right = SeparableBranch(h1_channels, filters, 7, stride=2, bn=bn)
+        self.h3_left = SamePool2d("max", 3, stride=2)
+        self.h3_right = SeparableBranch(filters, filters, 7, stride=2, bn=bn)
         # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
-        self.h4_left = PoolBranch("avg", 3, filters, filters, stride=2, bn=bn)
-        self.h4_right = SeparableBranch(h1_channels, filters, 5, stride=2, bn=bn)
+        self.h4_left = SamePool2d("avg", 3, stride=2)
+        self.h4_right = SeparableBranch(filters, filters, 5, stride=2, bn=bn)
         # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
-        self.h5_left = IdentityBranch(filters, filters, stride=1, bn=bn)
-        self.h5_right = PoolBranch("avg", 3, filters, filters, stride=1, bn=bn)
+        self.h5_right = SamePool2d("avg", 3, stride=1)
         # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
         self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
-        self.h6_right = PoolBranch("max", 3, filters, filters, stride=2, bn=bn)
+        self.h6_right = SamePool2d("max", 3, stride=2)
         self.drop_path = DropPath()
         self.out_channels = 4 * filters
 
@@ -343,87 +410,104 @@ class ReductionCell(nn.Module):
         # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
         h4 = self.drop_path(self.h4_left(h0)) + self.drop_path(self.h4_right(h1))
         # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
-        h5 = self.h5_left(h3) + self.drop_path(self.h5_right(h2))
+        h5 = h3 + self.drop_path(self.h5_right(h2))
         # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
         h6 = self.drop_path(self.h6_left(h2)) + self.drop_path(self.h6_right(h0))
         return torch.cat([h3, h4, h5, h6], dim=1)
 
 
-# -- the network ----------------------------------------------------------------------------------
+class ReductionCellWithoutX2(nn.Module):
+    """The `reduction` cell (nasnet_a.cell:24): stride 2, output 4·F channels.
 
-
-@dataclass(frozen=True)
-class Preset:
-    """A NASNet-family network skeleton (TF-slim nasnet.py and pnasnet.py hyper-parameters).
-
-    `cells_per_stage` normal cells in each of three stages (the paper's N) at `filters` filters in
-    the first stage, doubling (with floor) at each of the two reduction cells. With
-    `reductions_inline` (PNASNet) the two reduction cells are among the 3N cells, at N and 2N.
+    No x2 (the first cell after a stem): h1 is x1 itself, unsqueezed.
     """
 
-    stem: str  # "cifar": 3x3 conv; "imagenet": strided 3x3 conv and two reduction cells
-    cells_per_stage: int
-    filters: int
-    stem_multiplier: float
-    drop_path_keep_prob: float
-    dropout_keep_prob: float
-    skip_reduction_layer_input: bool
-    bn_eps: float
-    bn_momentum: float  # PyTorch convention: 1 - TensorFlow's decay
-    image_size: int
-    num_classes: int
-    reductions_inline: bool = False
-    stem_filters: int | None = None  # None: int(32 · stem_multiplier)
-    aux_scaling: float = 1.0
-    drop_path_per_cell: bool = True
+    kind = "reduction"
+    stride = 2
 
-    @property
-    def penultimate_filters(self) -> int:
-        return self.filters * 4 * 6
+    def __init__(self, x1_channels: int, filters: int, *, bn: BatchNormConfig) -> None:
+        super().__init__()
+        self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
+        # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
+        self.h2_left = SeparableBranch(filters, filters, 5, stride=2, bn=bn)
+        self.h2_right = SeparableBranch(x1_channels, filters, 7, stride=2, bn=bn)
+        # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
+        self.h3_left = SamePool2d("max", 3, stride=2)
+        self.h3_right = SeparableBranch(x1_channels, filters, 7, stride=2, bn=bn)
+        # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
+        self.h4_left = SamePool2d("avg", 3, stride=2)
+        self.h4_right = SeparableBranch(x1_channels, filters, 5, stride=2, bn=bn)
+        # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
+        self.h5_right = SamePool2d("avg", 3, stride=1)
+        # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
+        self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
+        self.h6_right = SamePool2d("max", 3, stride=2)
+        self.drop_path = DropPath()
+        self.out_channels = 4 * filters
+
+    def forward(self, x1: Tensor) -> Tensor:
+        h0 = self.squeeze_x1(x1)
+        h1 = x1
+        # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
+        h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))
+        # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
+        h3 = self.drop_path(self.h3_left(h0)) + self.drop_path(self.h3_right(h1))
+        # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
+        h4 = self.drop_path(self.h4_left(h0)) + self.drop_path(self.h4_right(h1))
+        # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
+        h5 = h3 + self.drop_path(self.h5_right(h2))
+        # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
+        h6 = self.drop_path(self.h6_left(h2)) + self.drop_path(self.h6_right(h0))
+        return torch.cat([h3, h4, h5, h6], dim=1)
 
 
-PRESETS: dict[str, Preset] = {
-    "cifar": Preset(
-        stem="cifar",
-        cells_per_stage=6,
-        filters=32,
-        stem_multiplier=3.0,
-        drop_path_keep_prob=0.6,
-        dropout_keep_prob=1.0,
-        skip_reduction_layer_input=False,
-        bn_eps=1e-05,
-        bn_momentum=0.1,
-        image_size=32,
-        num_classes=10,
-    ),
-    "mobile": Preset(
-        stem="imagenet",
-        cells_per_stage=4,
-        filters=44,
-        stem_multiplier=1.0,
-        drop_path_keep_prob=1.0,
-        dropout_keep_prob=0.5,
-        skip_reduction_layer_input=False,
-        bn_eps=0.001,
-        bn_momentum=0.0003,
-        image_size=224,
-        num_classes=1000,
-    ),
-    "large": Preset(
-        stem="imagenet",
-        cells_per_stage=6,
-        filters=168,
-        stem_multiplier=3.0,
-        drop_path_keep_prob=0.7,
-        dropout_keep_prob=0.5,
-        skip_reduction_layer_input=True,
-        bn_eps=0.001,
-        bn_momentum=0.0003,
-        image_size=331,
-        num_classes=1000,
-    ),
-}
-DEFAULT_PRESET = "cifar"
+class ReductionCellReducingX2(nn.Module):
+    """The `reduction` cell (nasnet_a.cell:24): stride 2, output 4·F channels.
+
+    x2 is at twice x1's size: ReLU → factorized reduction to F channels.
+    """
+
+    kind = "reduction"
+    stride = 2
+
+    def __init__(self, x1_channels: int, x2_channels: int, filters: int, *, bn: BatchNormConfig) -> None:
+        super().__init__()
+        self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
+        self.adjust_x2 = ReLUFactorizedReduction(x2_channels, filters, bn)
+        # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
+        self.h2_left = SeparableBranch(filters, filters, 5, stride=2, bn=bn)
+        self.h2_right = SeparableBranch(filters, filters, 7, stride=2, bn=bn)
+        # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
+        self.h3_left = SamePool2d("max", 3, stride=2)
+        self.h3_right = SeparableBranch(filters, filters, 7, stride=2, bn=bn)
+        # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
+        self.h4_left = SamePool2d("avg", 3, stride=2)
+        self.h4_right = SeparableBranch(filters, filters, 5, stride=2, bn=bn)
+        # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
+        self.h5_right = SamePool2d("avg", 3, stride=1)
+        # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
+        self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
+        self.h6_right = SamePool2d("max", 3, stride=2)
+        self.drop_path = DropPath()
+        self.out_channels = 4 * filters
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        h0 = self.squeeze_x1(x1)
+        h1 = self.adjust_x2(x2)
+        # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
+        h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))
+        # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
+        h3 = self.drop_path(self.h3_left(h0)) + self.drop_path(self.h3_right(h1))
+        # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
+        h4 = self.drop_path(self.h4_left(h0)) + self.drop_path(self.h4_right(h1))
+        # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
+        h5 = h3 + self.drop_path(self.h5_right(h2))
+        # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
+        h6 = self.drop_path(self.h6_left(h2)) + self.drop_path(self.h6_right(h0))
+        return torch.cat([h3, h4, h5, h6], dim=1)
+
+
+# -- the networks ---------------------------------------------------------------------------------
 
 
 class AuxHeadTooSmall(ValueError):
@@ -456,133 +540,151 @@ class AuxHead(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-class NasnetA(nn.Module):
-    """The NASNet network of genotype `nasnet_a`: stem, 3 stages of normal cells with a
-    reduction cell between stages, ReLU → global average pool → dropout → linear."""
+class NasnetACifar(nn.Module):
+    """The NASNet network of genotype `nasnet_a`, preset `cifar`: N = 6 cells per stage, F = 32
+    (P = 768), 20 cells; 32 px images.
+
+    Stem, the cells in order, then ReLU → global average pool → dropout → linear. The aux head, when
+    built, reads `cell_11`.
+    """
+
+    cell_names = (
+        "cell_0",
+        "cell_1",
+        "cell_2",
+        "cell_3",
+        "cell_4",
+        "cell_5",
+        "reduction_cell_0",
+        "cell_6",
+        "cell_7",
+        "cell_8",
+        "cell_9",
+        "cell_10",
+        "cell_11",
+        "reduction_cell_1",
+        "cell_12",
+        "cell_13",
+        "cell_14",
+        "cell_15",
+        "cell_16",
+        "cell_17",
+    )
 
     def __init__(
         self,
-        preset: Preset,
         *,
-        num_classes: int,
+        num_classes: int = 10,
         aux_head: bool = False,
-        drop_path_keep_prob: float | None = None,
-        image_size: int | None = None,
+        drop_path_keep_prob: float = 0.6,
+        image_size: int = 32,
     ) -> None:
         super().__init__()
-        self.preset = preset
         self.num_classes = num_classes
-        if drop_path_keep_prob is None:
-            drop_path_keep_prob = preset.drop_path_keep_prob
         self.drop_path_keep_prob = drop_path_keep_prob
-        image_size = preset.image_size if image_size is None else image_size
-        bn = BatchNormConfig(preset.bn_eps, preset.bn_momentum)
-        num_cells = 3 * preset.cells_per_stage
-        # Reduction cells go before normal cells int(k/3 * num_cells), k = 1, 2.
-        reduction_before = [int(k / 3 * num_cells) for k in (1, 2)]
-
-        if preset.stem == "imagenet":
-            stem_channels = preset.stem_filters or int(32 * preset.stem_multiplier)
-            self.stem = nn.Sequential(nn.Conv2d(3, stem_channels, 3, stride=2, bias=False), bn(stem_channels))
-            size, reduction = (image_size - 3) // 2 + 1, 2
-        else:
-            stem_channels = int(preset.filters * preset.stem_multiplier)
-            stem_conv = nn.Conv2d(3, stem_channels, 3, padding=1, bias=False)
-            self.stem = nn.Sequential(stem_conv, bn(stem_channels))
-            size, reduction = image_size, 1
-
-        # (channels, size) of every output a cell may read; None: the first cell has no x2.
-        states: list[tuple[int, int] | None] = [None, (stem_channels, size)]
-        cells: list[nn.Module] = []
-        self.x2_index: list[int] = []  # per cell: where in `states` its x2 comes from
-        self.feature_info: list[dict[str, object]] = []
-
-        def add_cell(cell_class: type[nn.Module], filters: int, x2_index: int) -> None:
-            nonlocal reduction
-            if filters < 1:
-                raise ValueError(
-                    f"{preset.filters} first-stage filters leave cell {len(cells)} with {filters}; "
-                    "the stem cells get a quarter and a half of them: choose a larger P"
-                )
-            (x1_channels, x1_size), x2 = states[-1], states[x2_index]
-            reduce_x2 = x2 is not None and x2[1] != x1_size
-            x2_channels = None if x2 is None else x2[0]
-            cell = cell_class(x1_channels, x2_channels, filters, reduce_x2=reduce_x2, bn=bn)
-            reduction *= cell.stride
-            cells.append(cell)
-            self.x2_index.append(x2_index % len(states))
-            states.append((cell.out_channels, -(-x1_size // cell.stride)))
-
-        if preset.stem == "imagenet":
-            for k in range(2):  # two reduction cells at filter scaling 1/4, 1/2
-                add_cell(ReductionCell, int(preset.filters * 0.25 * 2**k), -2)
-            self.feature_info.append({"num_chs": states[-1][0], "reduction": reduction, "module": "cells.1"})
-        else:
-            self.feature_info.append({"num_chs": stem_channels, "reduction": reduction, "module": "stem"})
-
-        filter_scaling = 1
-        self.aux_after: int | None = None
-        for cell_num in range(num_cells):
-            # skip_reduction_layer_input: the normal cell after a reduction sees, as x2, the output
-            # two back counted before (1) or after (0) the reduction cell is appended.
-            x2_index = -2
-            cell_class = NormalCell
-            if cell_num in reduction_before:
-                filter_scaling *= 2
-                if preset.reductions_inline:  # PNASNet: this cell is the reduction cell
-                    cell_class = ReductionCell
-                else:
-                    add_cell(ReductionCell, int(preset.filters * filter_scaling), -2)
-                    if preset.skip_reduction_layer_input:
-                        x2_index = -3
-            add_cell(cell_class, int(preset.filters * filter_scaling), x2_index)
-            if cell_num + 1 in reduction_before or cell_num + 1 == num_cells:
-                self.feature_info.append(
-                    {"num_chs": states[-1][0], "reduction": reduction, "module": f"cells.{len(cells) - 1}"}
-                )
-            if cell_num == reduction_before[1] - 1:
-                self.aux_after = len(cells) - 1
-                aux_channels, aux_size = states[-1]
-        self.cells = nn.ModuleList(cells)
-        self.num_features = states[-1][0]
-        self.aux_head = (
-            AuxHead(aux_channels, aux_size, num_classes, bn, preset.aux_scaling) if aux_head else None
-        )
+        bn = BatchNormConfig(eps=1e-05, momentum=0.1)
+        self.stem = nn.Sequential(nn.Conv2d(3, 96, 3, padding=1, bias=False), bn(96))
+        self.cell_0 = NormalCellWithoutX2(x1_channels=96, filters=32, bn=bn)
+        self.cell_1 = NormalCell(x1_channels=192, x2_channels=96, filters=32, bn=bn)
+        self.cell_2 = NormalCell(x1_channels=192, x2_channels=192, filters=32, bn=bn)
+        self.cell_3 = NormalCell(x1_channels=192, x2_channels=192, filters=32, bn=bn)
+        self.cell_4 = NormalCell(x1_channels=192, x2_channels=192, filters=32, bn=bn)
+        self.cell_5 = NormalCell(x1_channels=192, x2_channels=192, filters=32, bn=bn)
+        self.reduction_cell_0 = ReductionCell(x1_channels=192, x2_channels=192, filters=64, bn=bn)
+        self.cell_6 = NormalCellReducingX2(x1_channels=256, x2_channels=192, filters=64, bn=bn)
+        self.cell_7 = NormalCell(x1_channels=384, x2_channels=256, filters=64, bn=bn)
+        self.cell_8 = NormalCell(x1_channels=384, x2_channels=384, filters=64, bn=bn)
+        self.cell_9 = NormalCell(x1_channels=384, x2_channels=384, filters=64, bn=bn)
+        self.cell_10 = NormalCell(x1_channels=384, x2_channels=384, filters=64, bn=bn)
+        self.cell_11 = NormalCell(x1_channels=384, x2_channels=384, filters=64, bn=bn)
+        self.reduction_cell_1 = ReductionCell(x1_channels=384, x2_channels=384, filters=128, bn=bn)
+        self.cell_12 = NormalCellReducingX2(x1_channels=512, x2_channels=384, filters=128, bn=bn)
+        self.cell_13 = NormalCell(x1_channels=768, x2_channels=512, filters=128, bn=bn)
+        self.cell_14 = NormalCell(x1_channels=768, x2_channels=768, filters=128, bn=bn)
+        self.cell_15 = NormalCell(x1_channels=768, x2_channels=768, filters=128, bn=bn)
+        self.cell_16 = NormalCell(x1_channels=768, x2_channels=768, filters=128, bn=bn)
+        self.cell_17 = NormalCell(x1_channels=768, x2_channels=768, filters=128, bn=bn)
+        self.feature_info: list[dict[str, object]] = [
+            {"num_chs": 96, "reduction": 1, "module": "stem"},
+            {"num_chs": 192, "reduction": 1, "module": "cell_5"},
+            {"num_chs": 384, "reduction": 2, "module": "cell_11"},
+            {"num_chs": 768, "reduction": 4, "module": "cell_17"},
+        ]
+        self.num_features = 768
+        self.aux_head = None
+        if aux_head:
+            aux_size = halved(image_size, 1)
+            self.aux_head = AuxHead(384, aux_size, num_classes, bn)
         self.act = nn.ReLU()
         self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(1.0 - preset.dropout_keep_prob)
+        self.dropout = nn.Dropout(0.0)
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         self.set_drop_path_progress(0.0)
+
+    @property
+    def cells(self) -> list[nn.Module]:
+        """Every cell, stem cells included, in order."""
+        return [getattr(self, name) for name in self.cell_names]
 
     def set_drop_path_progress(self, fraction: float) -> None:
         """ScheduledDropPath: tell the network how far training has come (0 → 1).
 
-        Cell i (stem cells included) keeps a branch with probability
-        1 - min(1, fraction) * (i + 1) / num_cells * (1 - drop_path_keep_prob).
+        Cell i of n (stem cells included) keeps a branch with probability
+        1 - min(1, fraction) · (i + 1) / n · (1 - drop_path_keep_prob).
         """
         progress = min(1.0, max(0.0, float(fraction)))
-        total = len(self.cells)
-        for index, cell in enumerate(self.cells):
-            depth = (index + 1) / total if self.preset.drop_path_per_cell else 1.0  # AmoebaNet: time only
+        cells = self.cells
+        for index, cell in enumerate(cells):
+            depth = (index + 1) / len(cells)
             cell.drop_path.keep_prob = 1.0 - progress * depth * (1.0 - self.drop_path_keep_prob)
 
     def drop_path_keep_probs(self) -> list[float]:
         return [cell.drop_path.keep_prob for cell in self.cells]
 
-    def _run_cells(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        states: list[Tensor | None] = [None, self.stem(x)]
-        aux_input = None
-        for index, (cell, x2_index) in enumerate(zip(self.cells, self.x2_index, strict=True)):
-            x1, x2 = states[-1], states[x2_index]
-            states.append(cell(x1, x1 if x2 is None else x2))
-            if len(states) > 3:
-                states[-4] = None  # no later cell reads more than three outputs back: free it
-            if index == self.aux_after:
-                aux_input = states[-1]
-        return states[-1], aux_input
+    def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The last cell's output and the aux head's input. Each output is freed after its last reader."""
+        x_stem = self.stem(x)
+        x_cell_0 = self.cell_0(x_stem)
+        x_cell_1 = self.cell_1(x_cell_0, x_stem)
+        del x_stem
+        x_cell_2 = self.cell_2(x_cell_1, x_cell_0)
+        del x_cell_0
+        x_cell_3 = self.cell_3(x_cell_2, x_cell_1)
+        del x_cell_1
+        x_cell_4 = self.cell_4(x_cell_3, x_cell_2)
+        del x_cell_2
+        x_cell_5 = self.cell_5(x_cell_4, x_cell_3)
+        del x_cell_3
+        x_reduction_cell_0 = self.reduction_cell_0(x_cell_5, x_cell_4)
+        del x_cell_4
+        x_cell_6 = self.cell_6(x_reduction_cell_0, x_cell_5)
+        del x_cell_5
+        x_cell_7 = self.cell_7(x_cell_6, x_reduction_cell_0)
+        del x_reduction_cell_0
+        x_cell_8 = self.cell_8(x_cell_7, x_cell_6)
+        del x_cell_6
+        x_cell_9 = self.cell_9(x_cell_8, x_cell_7)
+        del x_cell_7
+        x_cell_10 = self.cell_10(x_cell_9, x_cell_8)
+        del x_cell_8
+        x_cell_11 = self.cell_11(x_cell_10, x_cell_9)
+        del x_cell_9
+        x_reduction_cell_1 = self.reduction_cell_1(x_cell_11, x_cell_10)
+        del x_cell_10
+        x_cell_12 = self.cell_12(x_reduction_cell_1, x_cell_11)
+        x_cell_13 = self.cell_13(x_cell_12, x_reduction_cell_1)
+        del x_reduction_cell_1
+        x_cell_14 = self.cell_14(x_cell_13, x_cell_12)
+        del x_cell_12
+        x_cell_15 = self.cell_15(x_cell_14, x_cell_13)
+        del x_cell_13
+        x_cell_16 = self.cell_16(x_cell_15, x_cell_14)
+        del x_cell_14
+        x_cell_17 = self.cell_17(x_cell_16, x_cell_15)
+        return x_cell_17, x_cell_11
 
     def forward_features(self, x: Tensor) -> Tensor:
-        return self._run_cells(x)[0]
+        return self._forward_cells(x)[0]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = torch.flatten(self.global_pool(self.act(x)), 1)
@@ -590,7 +692,7 @@ class NasnetA(nn.Module):
         return x if pre_logits else self.classifier(x)
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        features, aux_input = self._run_cells(x)
+        features, aux_input = self._forward_cells(x)
         logits = self.forward_head(features)
         if self.training and self.aux_head is not None:
             return logits, self.aux_head(aux_input)
@@ -604,6 +706,367 @@ class NasnetA(nn.Module):
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
 
+class NasnetAMobile(nn.Module):
+    """The NASNet network of genotype `nasnet_a`, preset `mobile`: N = 4 cells per stage, F = 44
+    (P = 1056), 16 cells; 224 px images.
+
+    Stem, the cells in order, then ReLU → global average pool → dropout → linear. The aux head, when
+    built, reads `cell_7`.
+    """
+
+    cell_names = (
+        "cell_stem_0",
+        "cell_stem_1",
+        "cell_0",
+        "cell_1",
+        "cell_2",
+        "cell_3",
+        "reduction_cell_0",
+        "cell_4",
+        "cell_5",
+        "cell_6",
+        "cell_7",
+        "reduction_cell_1",
+        "cell_8",
+        "cell_9",
+        "cell_10",
+        "cell_11",
+    )
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 1000,
+        aux_head: bool = False,
+        drop_path_keep_prob: float = 1.0,
+        image_size: int = 224,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.drop_path_keep_prob = drop_path_keep_prob
+        bn = BatchNormConfig(eps=0.001, momentum=0.0003)
+        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, stride=2, bias=False), bn(32))
+        self.cell_stem_0 = ReductionCellWithoutX2(x1_channels=32, filters=11, bn=bn)
+        self.cell_stem_1 = ReductionCellReducingX2(x1_channels=44, x2_channels=32, filters=22, bn=bn)
+        self.cell_0 = NormalCellReducingX2(x1_channels=88, x2_channels=44, filters=44, bn=bn)
+        self.cell_1 = NormalCell(x1_channels=264, x2_channels=88, filters=44, bn=bn)
+        self.cell_2 = NormalCell(x1_channels=264, x2_channels=264, filters=44, bn=bn)
+        self.cell_3 = NormalCell(x1_channels=264, x2_channels=264, filters=44, bn=bn)
+        self.reduction_cell_0 = ReductionCell(x1_channels=264, x2_channels=264, filters=88, bn=bn)
+        self.cell_4 = NormalCellReducingX2(x1_channels=352, x2_channels=264, filters=88, bn=bn)
+        self.cell_5 = NormalCell(x1_channels=528, x2_channels=352, filters=88, bn=bn)
+        self.cell_6 = NormalCell(x1_channels=528, x2_channels=528, filters=88, bn=bn)
+        self.cell_7 = NormalCell(x1_channels=528, x2_channels=528, filters=88, bn=bn)
+        self.reduction_cell_1 = ReductionCell(x1_channels=528, x2_channels=528, filters=176, bn=bn)
+        self.cell_8 = NormalCellReducingX2(x1_channels=704, x2_channels=528, filters=176, bn=bn)
+        self.cell_9 = NormalCell(x1_channels=1056, x2_channels=704, filters=176, bn=bn)
+        self.cell_10 = NormalCell(x1_channels=1056, x2_channels=1056, filters=176, bn=bn)
+        self.cell_11 = NormalCell(x1_channels=1056, x2_channels=1056, filters=176, bn=bn)
+        self.feature_info: list[dict[str, object]] = [
+            {"num_chs": 88, "reduction": 8, "module": "cell_stem_1"},
+            {"num_chs": 264, "reduction": 8, "module": "cell_3"},
+            {"num_chs": 528, "reduction": 16, "module": "cell_7"},
+            {"num_chs": 1056, "reduction": 32, "module": "cell_11"},
+        ]
+        self.num_features = 1056
+        self.aux_head = None
+        if aux_head:
+            aux_size = halved((image_size - 3) // 2 + 1, 3)
+            self.aux_head = AuxHead(528, aux_size, num_classes, bn)
+        self.act = nn.ReLU()
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(0.5)
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.set_drop_path_progress(0.0)
+
+    @property
+    def cells(self) -> list[nn.Module]:
+        """Every cell, stem cells included, in order."""
+        return [getattr(self, name) for name in self.cell_names]
+
+    def set_drop_path_progress(self, fraction: float) -> None:
+        """ScheduledDropPath: tell the network how far training has come (0 → 1).
+
+        Cell i of n (stem cells included) keeps a branch with probability
+        1 - min(1, fraction) · (i + 1) / n · (1 - drop_path_keep_prob).
+        """
+        progress = min(1.0, max(0.0, float(fraction)))
+        cells = self.cells
+        for index, cell in enumerate(cells):
+            depth = (index + 1) / len(cells)
+            cell.drop_path.keep_prob = 1.0 - progress * depth * (1.0 - self.drop_path_keep_prob)
+
+    def drop_path_keep_probs(self) -> list[float]:
+        return [cell.drop_path.keep_prob for cell in self.cells]
+
+    def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The last cell's output and the aux head's input. Each output is freed after its last reader."""
+        x_stem = self.stem(x)
+        x_cell_stem_0 = self.cell_stem_0(x_stem)
+        x_cell_stem_1 = self.cell_stem_1(x_cell_stem_0, x_stem)
+        del x_stem
+        x_cell_0 = self.cell_0(x_cell_stem_1, x_cell_stem_0)
+        del x_cell_stem_0
+        x_cell_1 = self.cell_1(x_cell_0, x_cell_stem_1)
+        del x_cell_stem_1
+        x_cell_2 = self.cell_2(x_cell_1, x_cell_0)
+        del x_cell_0
+        x_cell_3 = self.cell_3(x_cell_2, x_cell_1)
+        del x_cell_1
+        x_reduction_cell_0 = self.reduction_cell_0(x_cell_3, x_cell_2)
+        del x_cell_2
+        x_cell_4 = self.cell_4(x_reduction_cell_0, x_cell_3)
+        del x_cell_3
+        x_cell_5 = self.cell_5(x_cell_4, x_reduction_cell_0)
+        del x_reduction_cell_0
+        x_cell_6 = self.cell_6(x_cell_5, x_cell_4)
+        del x_cell_4
+        x_cell_7 = self.cell_7(x_cell_6, x_cell_5)
+        del x_cell_5
+        x_reduction_cell_1 = self.reduction_cell_1(x_cell_7, x_cell_6)
+        del x_cell_6
+        x_cell_8 = self.cell_8(x_reduction_cell_1, x_cell_7)
+        x_cell_9 = self.cell_9(x_cell_8, x_reduction_cell_1)
+        del x_reduction_cell_1
+        x_cell_10 = self.cell_10(x_cell_9, x_cell_8)
+        del x_cell_8
+        x_cell_11 = self.cell_11(x_cell_10, x_cell_9)
+        return x_cell_11, x_cell_7
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self._forward_cells(x)[0]
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = torch.flatten(self.global_pool(self.act(x)), 1)
+        x = self.dropout(x)
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        features, aux_input = self._forward_cells(x)
+        logits = self.forward_head(features)
+        if self.training and self.aux_head is not None:
+            return logits, self.aux_head(aux_input)
+        return logits
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+
+
+class NasnetALarge(nn.Module):
+    """The NASNet network of genotype `nasnet_a`, preset `large`: N = 6 cells per stage, F = 168
+    (P = 4032), 22 cells; 331 px images.
+
+    Stem, the cells in order, then ReLU → global average pool → dropout → linear. The aux head, when
+    built, reads `cell_11`.
+    """
+
+    cell_names = (
+        "cell_stem_0",
+        "cell_stem_1",
+        "cell_0",
+        "cell_1",
+        "cell_2",
+        "cell_3",
+        "cell_4",
+        "cell_5",
+        "reduction_cell_0",
+        "cell_6",
+        "cell_7",
+        "cell_8",
+        "cell_9",
+        "cell_10",
+        "cell_11",
+        "reduction_cell_1",
+        "cell_12",
+        "cell_13",
+        "cell_14",
+        "cell_15",
+        "cell_16",
+        "cell_17",
+    )
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 1000,
+        aux_head: bool = False,
+        drop_path_keep_prob: float = 0.7,
+        image_size: int = 331,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.drop_path_keep_prob = drop_path_keep_prob
+        bn = BatchNormConfig(eps=0.001, momentum=0.0003)
+        self.stem = nn.Sequential(nn.Conv2d(3, 96, 3, stride=2, bias=False), bn(96))
+        self.cell_stem_0 = ReductionCellWithoutX2(x1_channels=96, filters=42, bn=bn)
+        self.cell_stem_1 = ReductionCellReducingX2(x1_channels=168, x2_channels=96, filters=84, bn=bn)
+        self.cell_0 = NormalCellReducingX2(x1_channels=336, x2_channels=168, filters=168, bn=bn)
+        self.cell_1 = NormalCell(x1_channels=1008, x2_channels=336, filters=168, bn=bn)
+        self.cell_2 = NormalCell(x1_channels=1008, x2_channels=1008, filters=168, bn=bn)
+        self.cell_3 = NormalCell(x1_channels=1008, x2_channels=1008, filters=168, bn=bn)
+        self.cell_4 = NormalCell(x1_channels=1008, x2_channels=1008, filters=168, bn=bn)
+        self.cell_5 = NormalCell(x1_channels=1008, x2_channels=1008, filters=168, bn=bn)
+        self.reduction_cell_0 = ReductionCell(x1_channels=1008, x2_channels=1008, filters=336, bn=bn)
+        self.cell_6 = NormalCellReducingX2(x1_channels=1344, x2_channels=1008, filters=336, bn=bn)
+        self.cell_7 = NormalCell(x1_channels=2016, x2_channels=1344, filters=336, bn=bn)
+        self.cell_8 = NormalCell(x1_channels=2016, x2_channels=2016, filters=336, bn=bn)
+        self.cell_9 = NormalCell(x1_channels=2016, x2_channels=2016, filters=336, bn=bn)
+        self.cell_10 = NormalCell(x1_channels=2016, x2_channels=2016, filters=336, bn=bn)
+        self.cell_11 = NormalCell(x1_channels=2016, x2_channels=2016, filters=336, bn=bn)
+        self.reduction_cell_1 = ReductionCell(x1_channels=2016, x2_channels=2016, filters=672, bn=bn)
+        self.cell_12 = NormalCellReducingX2(x1_channels=2688, x2_channels=2016, filters=672, bn=bn)
+        self.cell_13 = NormalCell(x1_channels=4032, x2_channels=2688, filters=672, bn=bn)
+        self.cell_14 = NormalCell(x1_channels=4032, x2_channels=4032, filters=672, bn=bn)
+        self.cell_15 = NormalCell(x1_channels=4032, x2_channels=4032, filters=672, bn=bn)
+        self.cell_16 = NormalCell(x1_channels=4032, x2_channels=4032, filters=672, bn=bn)
+        self.cell_17 = NormalCell(x1_channels=4032, x2_channels=4032, filters=672, bn=bn)
+        self.feature_info: list[dict[str, object]] = [
+            {"num_chs": 336, "reduction": 8, "module": "cell_stem_1"},
+            {"num_chs": 1008, "reduction": 8, "module": "cell_5"},
+            {"num_chs": 2016, "reduction": 16, "module": "cell_11"},
+            {"num_chs": 4032, "reduction": 32, "module": "cell_17"},
+        ]
+        self.num_features = 4032
+        self.aux_head = None
+        if aux_head:
+            aux_size = halved((image_size - 3) // 2 + 1, 3)
+            self.aux_head = AuxHead(2016, aux_size, num_classes, bn)
+        self.act = nn.ReLU()
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(0.5)
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.set_drop_path_progress(0.0)
+
+    @property
+    def cells(self) -> list[nn.Module]:
+        """Every cell, stem cells included, in order."""
+        return [getattr(self, name) for name in self.cell_names]
+
+    def set_drop_path_progress(self, fraction: float) -> None:
+        """ScheduledDropPath: tell the network how far training has come (0 → 1).
+
+        Cell i of n (stem cells included) keeps a branch with probability
+        1 - min(1, fraction) · (i + 1) / n · (1 - drop_path_keep_prob).
+        """
+        progress = min(1.0, max(0.0, float(fraction)))
+        cells = self.cells
+        for index, cell in enumerate(cells):
+            depth = (index + 1) / len(cells)
+            cell.drop_path.keep_prob = 1.0 - progress * depth * (1.0 - self.drop_path_keep_prob)
+
+    def drop_path_keep_probs(self) -> list[float]:
+        return [cell.drop_path.keep_prob for cell in self.cells]
+
+    def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The last cell's output and the aux head's input. Each output is freed after its last reader."""
+        x_stem = self.stem(x)
+        x_cell_stem_0 = self.cell_stem_0(x_stem)
+        x_cell_stem_1 = self.cell_stem_1(x_cell_stem_0, x_stem)
+        del x_stem
+        x_cell_0 = self.cell_0(x_cell_stem_1, x_cell_stem_0)
+        del x_cell_stem_0
+        x_cell_1 = self.cell_1(x_cell_0, x_cell_stem_1)
+        del x_cell_stem_1
+        x_cell_2 = self.cell_2(x_cell_1, x_cell_0)
+        del x_cell_0
+        x_cell_3 = self.cell_3(x_cell_2, x_cell_1)
+        del x_cell_1
+        x_cell_4 = self.cell_4(x_cell_3, x_cell_2)
+        del x_cell_2
+        x_cell_5 = self.cell_5(x_cell_4, x_cell_3)
+        del x_cell_3
+        x_reduction_cell_0 = self.reduction_cell_0(x_cell_5, x_cell_4)
+        del x_cell_5
+        x_cell_6 = self.cell_6(x_reduction_cell_0, x_cell_4)
+        del x_cell_4
+        x_cell_7 = self.cell_7(x_cell_6, x_reduction_cell_0)
+        del x_reduction_cell_0
+        x_cell_8 = self.cell_8(x_cell_7, x_cell_6)
+        del x_cell_6
+        x_cell_9 = self.cell_9(x_cell_8, x_cell_7)
+        del x_cell_7
+        x_cell_10 = self.cell_10(x_cell_9, x_cell_8)
+        del x_cell_8
+        x_cell_11 = self.cell_11(x_cell_10, x_cell_9)
+        del x_cell_9
+        x_reduction_cell_1 = self.reduction_cell_1(x_cell_11, x_cell_10)
+        x_cell_12 = self.cell_12(x_reduction_cell_1, x_cell_10)
+        del x_cell_10
+        x_cell_13 = self.cell_13(x_cell_12, x_reduction_cell_1)
+        del x_reduction_cell_1
+        x_cell_14 = self.cell_14(x_cell_13, x_cell_12)
+        del x_cell_12
+        x_cell_15 = self.cell_15(x_cell_14, x_cell_13)
+        del x_cell_13
+        x_cell_16 = self.cell_16(x_cell_15, x_cell_14)
+        del x_cell_14
+        x_cell_17 = self.cell_17(x_cell_16, x_cell_15)
+        return x_cell_17, x_cell_11
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self._forward_cells(x)[0]
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = torch.flatten(self.global_pool(self.act(x)), 1)
+        x = self.dropout(x)
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        features, aux_input = self._forward_cells(x)
+        logits = self.forward_head(features)
+        if self.training and self.aux_head is not None:
+            return logits, self.aux_head(aux_input)
+        return logits
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+
+
+# -- presets --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A published configuration: the network (its architecture, fixed when compiled) and the data and
+    training settings it was published with, which `create_model` arguments override."""
+
+    network: type[nn.Module]
+    image_size: int
+    num_classes: int
+    drop_path_keep_prob: float
+
+
+PRESETS: dict[str, Preset] = {
+    "cifar": Preset(
+        network=NasnetACifar,
+        image_size=32,
+        num_classes=10,
+        drop_path_keep_prob=0.6,
+    ),
+    "mobile": Preset(
+        network=NasnetAMobile,
+        image_size=224,
+        num_classes=1000,
+        drop_path_keep_prob=1.0,
+    ),
+    "large": Preset(
+        network=NasnetALarge,
+        image_size=331,
+        num_classes=1000,
+        drop_path_keep_prob=0.7,
+    ),
+}
+DEFAULT_PRESET = "cifar"
+
+
 def create_model(
     preset: str | Preset = DEFAULT_PRESET,
     *,
@@ -611,28 +1074,20 @@ def create_model(
     aux_head: bool = False,
     drop_path_keep_prob: float | None = None,
     image_size: int | None = None,
-    cells_per_stage: int | None = None,
-    penultimate_filters: int | None = None,
-) -> NasnetA:
-    """Build the network: a preset name (cifar, mobile, large) or a Preset.
+) -> nn.Module:
+    """Build a preset's network (cifar, mobile, large) with its settings, each overridable.
 
-    `cells_per_stage` and `penultimate_filters` rescale it (the paper's N @ P).
+    Other depths and widths are other networks: compile them (`nasc compile --scale N@P`).
     """
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         preset = PRESETS[preset]
-    if cells_per_stage is not None:
-        preset = replace(preset, cells_per_stage=cells_per_stage)
-    if penultimate_filters is not None:
-        per_filter = preset.penultimate_filters // preset.filters
-        if penultimate_filters % per_filter:
-            raise ValueError(f"penultimate filters must be a multiple of {per_filter} for this genotype")
-        preset = replace(preset, filters=penultimate_filters // per_filter)
-    return NasnetA(
-        preset,
+    if drop_path_keep_prob is None:
+        drop_path_keep_prob = preset.drop_path_keep_prob
+    return preset.network(
         num_classes=preset.num_classes if num_classes is None else num_classes,
         aux_head=aux_head,
         drop_path_keep_prob=drop_path_keep_prob,
-        image_size=image_size,
+        image_size=preset.image_size if image_size is None else image_size,
     )
