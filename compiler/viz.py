@@ -1,10 +1,12 @@
 """Pictures of cells in the style of the paper's Figure 4, as Graphviz DOT text.
 
 Inputs at the bottom, each op a box coloured by kind, combines as ellipses, the output concat at the
-top. `lowered=True` adds what the compiler inserts under the NASNet convention: the squeeze of x1,
-the adjustment of x2, strides, the 1x1 adapters inside identity and pools, and the factorized
-reductions of output members. Every label is built from checked identifiers and registry names,
-and quoted for DOT.
+top. `lowered=True` adds what the compiler inserts under the NASNet family of conventions (NASNet,
+PNASNet, AmoebaNet): the squeeze of x1, the adjustment of x2, strides, the 1x1 adapters inside
+identity and pools, the factorized reductions of output members, and what an op means where the
+convention gives it another meaning (AmoebaNet's bottlenecked convolutions). PNASNet's one cell is
+drawn in both its roles. Other families (DARTS) draw each op's meaning and each input's role. Every
+label is built from checked identifiers and registry names, and quoted for DOT.
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ import zlib
 
 import nasc
 from nasc.compiler import ir
-from nasc.compiler.conventions import NASNET, Convention, convention_of
+from nasc.compiler.conventions import Convention, convention_of
 from nasc.compiler.lower import CellGraph, lower
 from nasc.fileio import MARK
 
-FAMILY_COLOURS = {"separable": "#fde58c", "conv": "#f7b77b", "pool": "#a9d3f5", "identity": "#dddddd"}
+FAMILY_COLOURS = {
+    "separable": "#fde58c",
+    "conv": "#f7b77b",
+    "bottleneck": "#f7b77b",
+    "pool": "#a9d3f5",
+    "identity": "#dddddd",
+}
 COMBINE_COLOUR = "#9ed99e"
 OUTPUT_COLOUR = "#f4b6c2"
 INPUT_COLOUR = "#ffffff"
@@ -47,10 +55,14 @@ def _drawing(lines: list[str], prefix: str):
     return node, edge
 
 
-def _cell_lines(cell: ir.Cell, graph: CellGraph, lowered: bool, prefix: str) -> list[str]:
+def _cell_lines(
+    cell: ir.Cell, graph: CellGraph, lowered: bool, prefix: str, convention: Convention, role: str
+) -> list[str]:
     title = f"{cell.kind} cell" + (f" (stride {graph.stride})" if graph.stride > 1 else "")
+    if role != cell.kind:  # PNASNet: one cell drawn in each of its roles
+        title = f"{cell.kind} cell as the {role} cell (stride {graph.stride})"
     lines = [
-        f"  subgraph {_quote('cluster_' + cell.kind)} {{",
+        f"  subgraph {_quote('cluster_' + prefix.rstrip('.'))} {{",
         f"    label={_quote(title)};",
         '    fontsize=16; style=rounded; color="#999999";',
     ]
@@ -95,6 +107,8 @@ def _cell_lines(cell: ir.Cell, graph: CellGraph, lowered: bool, prefix: str) -> 
                     label += "\n+ 1x1 conv, BN if C(h1) ≠ F"
                 elif op.in_channels.filters > 1:
                     label += f"\n{op.in_channels.describe()} → F"
+                if op.spec.name in convention.op_specs:  # the op means something else here: say what
+                    label += "\n" + textwrap.fill(convention.ops[op.spec.name], 36)
             node(op.attr, label, shape="box", style="filled", fillcolor=FAMILY_COLOURS[op.spec.family])
             edge(op.state, op.attr)
         # The combine node is the block's state: later ops read from it.
@@ -199,7 +213,7 @@ def _convention_cell_lines(cell: ir.Cell, convention: Convention, lowered: bool,
 def to_dot(genotype: ir.Genotype, cells: str = "all", lowered: bool = False) -> str:
     """DOT text for the chosen cells ("all", or one kind)."""
     convention = convention_of(genotype)
-    graphs = lower(genotype) if convention is NASNET else {}
+    graphs = lower(genotype) if convention.family == "nasnet" else {}
     chosen = [cell for cell in genotype.cells if cells in ("all", cell.kind)]
     if not chosen:
         raise ValueError(
@@ -217,11 +231,13 @@ def to_dot(genotype: ir.Genotype, cells: str = "all", lowered: bool = False) -> 
         "labelloc=t; fontsize=18;",
     ]
     for cell in chosen:
-        prefix = f"{cell.kind}."
-        if convention is NASNET:
-            lines += _cell_lines(cell, graphs[cell.kind], lowered, prefix)
-        else:
-            lines += _convention_cell_lines(cell, convention, lowered, prefix)
+        if convention.family != "nasnet":
+            lines += _convention_cell_lines(cell, convention, lowered, f"{cell.kind}.")
+            continue
+        roles = [role for role, kind in convention.roles if kind == cell.kind]
+        for role in roles:
+            prefix = f"{cell.kind}." if len(roles) == 1 else f"{cell.kind}.{role}."
+            lines += _cell_lines(cell, graphs[role], lowered, prefix, convention, role)
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -137,6 +137,15 @@ def test_where_conventions_disagree_on_an_op_stats_and_viz_say_so() -> None:
     assert convention_of(nasnet).ops["dil_conv_3x3"] == "3x3 dilated convolution (dilation 2)"
     dot = to_dot(nasc.load(DARTS_V2), "normal", lowered=True)
     assert "darts_v2 · darts (lowered)" in dot and "separable dilated" in dot
+    # AmoebaNet lowers as NASNet does (squeeze, adjusted x2) and says its convs are bottlenecked.
+    amoeba = nasc.load(AMOEBANET_A)
+    dot = to_dot(amoeba, "all", lowered=True)
+    assert "squeeze: ReLU, 1x1 conv to F, BN" in dot
+    meaning = convention_of(amoeba).ops["conv_1x7_7x1"]
+    assert "1x1" in meaning and " ".join(meaning.split()) in " ".join(dot.replace("\\n", " ").split())
+    # PNASNet's one cell is drawn in both its roles, the reduction at stride 2.
+    dot = to_dot(nasc.load(PNASNET_5), "all", lowered=True)
+    assert "as the normal cell (stride 1)" in dot and "as the reduction cell (stride 2)" in dot
 
 
 def test_a_darts_network_exports_to_onnx_with_its_convention(tmp_path: Path) -> None:

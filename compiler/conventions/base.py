@@ -37,6 +37,9 @@ class Convention:
     width: str  # "module:function" (genotype) -> penultimate filters P per first-stage filter (N@P scaling)
     counter: str | None = None  # "module:function" (genotype, preset, image_size, num_classes) -> stats
     combines: tuple[str, ...] = ("add", "concat", "add_layernorm", "add_instancenorm")
+    # "nasnet": cells lowered by compiler/lower.py into NASNet's adapter graph (squeeze of x1, adjusted
+    # x2, F-channel ops); any other family lowers in its own backend.
+    family: str = "nasnet"
     # NASNet-family networks: the cell kind that plays each role ("normal", "reduction")
     roles: tuple[tuple[str, str], ...] = (("normal", "normal"), ("reduction", "reduction"))
     # NASNet-family networks: ops whose meaning differs from the registry's (registry.OpSpec)

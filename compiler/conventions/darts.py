@@ -74,6 +74,7 @@ DARTS = Convention(
     kind_strides=(("normal", 1), ("reduction", 2)),
     ops=OPS,
     combines=("add",),
+    family="darts",
     presets=PRESETS,
     emitter="nasc.compiler.emit_darts:emit_darts",
     resolver="nasc.compiler.emit_darts:resolve_preset",
