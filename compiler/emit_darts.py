@@ -8,7 +8,6 @@ op becomes one named attribute; each cell's forward is straight-line code citing
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 import nasc
@@ -19,7 +18,7 @@ from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.printer import format_block
 from nasc.compiler.templating import camel as _camel
-from nasc.compiler.templating import checked, source_names
+from nasc.compiler.templating import checked, network_class, source_names
 from nasc.compiler.templating import environment as _environment
 
 # Names the emitted module defines or imports at its top level.
@@ -259,14 +258,13 @@ def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
     cells = [
         _cell_view(genotype.cell(kind), after, class_names[(kind, after)], label) for kind, after in variants
     ]
-    genotype_class = _camel(genotype.name)
     networks = [
         _network_view(
             name,
             preset,
             genotype,
             class_names,
-            names.name(("network", name), genotype_class + _camel(re.sub(r"\W+", "_", name))),
+            names.name(("network", name), network_class(genotype.name, name)),
         )
         for name, preset in presets.items()
     ]

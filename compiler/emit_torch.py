@@ -7,7 +7,6 @@ The result is parsed back with `ast` before anyone can import it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -21,7 +20,7 @@ from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import Preset
 from nasc.compiler.skeleton import instances, nasnet_skeleton, resolve_preset
 from nasc.compiler.templating import camel as _camel
-from nasc.compiler.templating import checked, source_names
+from nasc.compiler.templating import checked, network_class, source_names
 from nasc.compiler.templating import environment as _environment
 from nasc.compiler.templating import py_literal as _py
 
@@ -269,18 +268,19 @@ def _network_view(
         dead = [value for value, last in last_read.items() if last == index and value not in keep]
         call.release = ", ".join(sorted(dead, key=values.index))
 
+    # Per stage, its last output: the stem (or the second stem cell), each cell before a reduction
+    # cell, and the last cell.
     stem_reduction = 2 if preset.stem == "imagenet" else 1
-    stage_ends = [instance for instance in planned[1:] if instance.cell.graph.stride > 1]
-    feature_info = []
-    if preset.stem == "imagenet":
-        first = planned[1]  # the second stem cell ends the stem
-        feature_info.append((first.cell.out_channels, first.reduction, first.name))
-        stage_ends = [i for i in planned[2:] if i.cell.graph.stride > 1]
+    stem_cells = 2 if preset.stem == "imagenet" else 0
+    if stem_cells:
+        first = planned[stem_cells - 1]
+        feature_info = [(first.cell.out_channels, first.reduction, first.name)]
     else:
-        feature_info.append((skeleton.stem_channels, stem_reduction, "stem"))
-    for reduction_cell in stage_ends:
-        before = planned[planned.index(reduction_cell) - 1]
-        feature_info.append((before.cell.out_channels, before.reduction, before.name))
+        feature_info = [(skeleton.stem_channels, stem_reduction, "stem")]
+    for index in range(stem_cells + 1, len(planned)):
+        if planned[index].cell.graph.stride > 1:
+            before = planned[index - 1]
+            feature_info.append((before.cell.out_channels, before.reduction, before.name))
     last = planned[-1]
     feature_info.append((last.cell.out_channels, last.reduction, last.name))
     return _NetworkView(
@@ -343,14 +343,13 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
             class_names[key] = module_names.name(("cell", key), base + suffix)
     cells = [_cell_view(examples[key], class_names[key], label) for key in class_names]
 
-    genotype_class = _camel(genotype.name)
     networks = [
         _network_view(
             name,
             preset,
             graphs,
             class_names,
-            module_names.name(("network", name), genotype_class + _camel(re.sub(r"\W+", "_", name))),
+            module_names.name(("network", name), network_class(genotype.name, name)),
         )
         for name, preset in presets.items()
     ]

@@ -46,6 +46,12 @@ def camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Genotype"
 
 
+def network_class(genotype_name: str, preset_name: str) -> str:
+    """The class of one preset's network: `nasnet_a`, `large` → `NasnetALarge`; a rescaled preset's
+    punctuation becomes word breaks (`cifar-2@240` → `NasnetACifar2240`)."""
+    return camel(genotype_name) + camel(re.sub(r"\W+", "_", preset_name))
+
+
 def checked(text: str) -> str:
     """The emitted text, parsed before anyone can import it: a template bug fails the compile."""
     try:
