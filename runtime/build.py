@@ -63,6 +63,8 @@ def build_network(
     image_size: int | None = None,
     aux_head: bool = False,
     drop_path_keep_prob: float | None = None,
+    num_classes: int | None = None,
+    weights: str | None = None,
 ) -> Built:
     """Emit, import and build the network `options` ask for. The one way the CLI, the trainer and
     the exporter get a model, so all build the same thing; the preset comes from the compiler, never
@@ -78,10 +80,40 @@ def build_network(
     size = image_size or preset.image_size
     try:
         model = module.create_model(
-            name, image_size=size, aux_head=aux_head, drop_path_keep_prob=drop_path_keep_prob
+            name,
+            image_size=size,
+            aux_head=aux_head,
+            drop_path_keep_prob=drop_path_keep_prob,
+            num_classes=num_classes,
         )
     except module.AuxHeadTooSmall as error:
         raise AuxHeadUnavailable(str(error)) from None
     except ValueError as error:
         raise BuildError(str(error)) from None
+    if weights is not None:
+        _load_weights(model, weights)
     return Built(module, model, name, preset, size, source)
+
+
+def _load_weights(model: nn.Module, path: str) -> None:
+    """A state_dict file into the model, strictly, never running code from the file."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
+        raise BuildError(f"cannot read weights {path}: {_first_line(error)}") from None
+    if not isinstance(state, dict):
+        raise BuildError(f"{path} holds no state_dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
+        raise BuildError(f"the weights in {path} are not this network's: {_first_line(error, 1)}") from None
+
+
+def _first_line(error: BaseException, skip: int = 0) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return (lines[skip] if len(lines) > skip else lines[0] if lines else type(error).__name__)[:240]

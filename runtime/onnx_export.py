@@ -6,11 +6,13 @@ provenance in its metadata."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nasc
 from nasc.compiler import ir
@@ -96,6 +98,7 @@ def export_onnx(
     opset: int | None = None,
     batch: str = "1",
     seed: int = 0,
+    weights: str | None = None,
 ) -> ExportReport:
     import numpy as np
     import onnx
@@ -118,7 +121,7 @@ def export_onnx(
         raise ExportError(str(error)) from None
 
     try:
-        built = build_network(genotype, options, image_size=image_size)
+        built = build_network(genotype, options, image_size=image_size, weights=weights)
         model, preset_name, size = built.model, built.preset, built.image_size
     except BuildError as error:
         raise ExportError(str(error)) from None
@@ -149,6 +152,8 @@ def export_onnx(
     proto = program.model_proto
     opset = next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
     metadata = provenance(genotype, preset_name, built.settings, model.num_classes, size, batch)
+    if weights is not None:  # which weights: the file's digest, as the file itself may move
+        metadata["weights_sha256"] = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_PREFIX + key, value

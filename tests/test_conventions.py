@@ -18,29 +18,10 @@ from nasc.runtime.build import build_network
 from nasc.runtime.stats import count_parameters, measure
 
 from .conftest import GENOTYPES
+from .darts_reference import REFERENCE_GENOTYPES
 
 DARTS_V2 = GENOTYPES / "darts_v2.cell"
 DARTS_V1 = GENOTYPES / "darts_v1.cell"
-
-# The DARTS genotypes as the reference's cnn/genotypes.py (quark0/darts) writes them.
-REFERENCE_GENOTYPES = """\
-from collections import namedtuple
-
-Genotype = namedtuple('Genotype', 'normal normal_concat reduce reduce_concat')
-
-DARTS_V1 = Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), \
-('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], \
-normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), \
-('max_pool_3x3', 0), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], \
-reduce_concat=[2, 3, 4, 5])
-DARTS_V2 = Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), \
-('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], \
-normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), \
-('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], \
-reduce_concat=[2, 3, 4, 5])
-
-DARTS = DARTS_V2
-"""
 
 
 def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:

@@ -10,6 +10,7 @@ from nasc.cli.review import diff_command, viz
 from nasc.cli.search import search, top_command
 from nasc.cli.source import check, fmt, hash_command
 from nasc.cli.train import train_command
+from nasc.cli.weights import weights_command
 
 for _command in (
     check,
@@ -25,6 +26,7 @@ for _command in (
     viz,
     diff_command,
     import_group,
+    weights_command,
 ):
     main.add_command(_command)
 

@@ -168,7 +168,15 @@ def _is_nasc_onnx(path: str) -> bool:
 
 
 def _export(
-    genotype, options, output: str, inputs, force: bool, image_size: int | None, opset: int | None, batch: str
+    genotype,
+    options,
+    output: str,
+    inputs,
+    force: bool,
+    image_size: int | None,
+    opset: int | None,
+    batch: str,
+    weights: str | None = None,
 ) -> None:
     from nasc.runtime.onnx_export import ExportError, export_onnx
 
@@ -179,7 +187,9 @@ def _export(
         err=True,
     )
     try:
-        report = export_onnx(genotype, options, output, image_size=image_size, opset=opset, batch=batch)
+        report = export_onnx(
+            genotype, options, output, image_size=image_size, opset=opset, batch=batch, weights=weights
+        )
     except ExportError as error:
         raise click.ClickException(str(error)) from None
     ops = ", ".join(f"{name} {count}" for name, count in report.op_mix)
@@ -250,6 +260,11 @@ def _parse_batch(_ctx: click.Context, _param: click.Parameter, value: str) -> st
     metavar="N|dynamic",
     help="Fixed batch size, or 'dynamic' for a variable first axis.",
 )
+@click.option(
+    "--weights",
+    type=click.Path(),
+    help="A state_dict for the network (e.g. from `nasc weights`): export the trained network.",
+)
 @force_option
 def export(
     file: str,
@@ -262,6 +277,7 @@ def export(
     image_size: int | None,
     opset: int | None,
     batch: str,
+    weights: str | None,
     force: bool,
 ) -> None:
     """Export to ONNX, verified: onnx checker, shape inference, and onnxruntime against PyTorch; or
@@ -276,6 +292,7 @@ def export(
     \b
     Example:
       nasc export genotypes/nasnet_a.cell --onnx --preset mobile -o nasnet_a_mobile.onnx
+      nasc export genotypes/nasnet_a.cell --onnx --preset large --weights w.pt
       nasc export genotypes/darts_v2.cell --format darts -o -
     """
     if as_onnx and format_name not in (None, "onnx"):
@@ -283,13 +300,16 @@ def export(
     format_name = "onnx" if as_onnx else format_name
     if format_name is None:
         raise click.UsageError("choose what to export: --onnx, or --format darts|nasnet")
+    if weights is not None and format_name != "onnx":
+        raise click.UsageError("--weights is for --onnx: the other formats hold cells, not weights")
     genotype = load(file)
     if format_name != "onnx":
         _export_cells(genotype, format_name, output, (file,), force)
         return
     options = emit_options(file, preset, scale, num_classes)
     destination = output or f"{genotype.name}_{_preset_name(genotype, options)}.onnx"
-    _export(genotype, options, destination, (file,), force, image_size, opset, batch)
+    inputs = (file,) if weights is None else (file, weights)
+    _export(genotype, options, destination, inputs, force, image_size, opset, batch, weights)
 
 
 @click.command()

@@ -1,0 +1,332 @@
+"""Reference checkpoints into compiled networks: `nasc weights`.
+
+A checkpoint of a hand-written reference network (timm, pretrainedmodels, the DARTS repository) is
+read as untrusted data (`weights_only`, or safetensors) and every tensor of the compiled network is
+found in it by a name derived from the compiler's view of the cell, never from a table per network:
+
+- cells correspond by position: the reference's cells in the order its checkpoint lists them, ours
+  in `cell_names` order;
+- inside a cell, a block corresponds to the reference's combination at the block's position (TF-slim
+  ports: `comb_iter_{i}_{left,right}`; DARTS: `_ops.{2i}`, `_ops.{2i+1}`), and each module of an op to
+  the reference's module of the same role, by the op's family (separable, pool projection, 1x1 conv);
+- the compiler's adapters (squeeze of x1, adjustment of x2) to the reference's `conv_1x1`,
+  `conv_prev_1x1` or factorized path (`path_1`, `path_2`, `final_path_bn`), or DARTS's
+  `preprocess0/1`.
+
+Shapes are checked tensor by tensor; the first disagreement is named on both sides and nothing is
+written. A checkpoint tensor nasc has no place for is an error too, except the aux head's, which goes
+in only when asked for.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from nasc.compiler import ir
+from nasc.compiler.conventions import convention_of
+from nasc.compiler.lower import lower
+
+SOURCES = ("timm", "pretrainedmodels", "darts")
+WRAPPERS = ("state_dict", "model", "state_dict_ema", "model_ema")
+AUX_PREFIXES = ("aux_head.", "auxiliary_head.", "aux_logits.")
+
+
+class WeightsError(Exception):
+    """The checkpoint cannot become this network's weights; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Imported:
+    state_dict: dict[str, torch.Tensor]  # keyed as the compiled module names its tensors
+    num_classes: int
+    mapped: int  # tensors taken from the checkpoint
+    left_out: tuple[str, ...]  # checkpoint tensors not taken (the aux head when not asked for)
+    aux_head: bool
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, by name: a torch.save'd state_dict (possibly wrapped in
+    {"state_dict": …} or {"model": …}, possibly with DataParallel's `module.` prefix) or a
+    .safetensors file. Never runs code from the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise WeightsError(
+                "reading .safetensors needs the safetensors package: pip install safetensors"
+            ) from None
+        try:
+            tensors: object = load_file(str(path))
+        except Exception as error:  # safetensors raises its own types for every kind of damage
+            raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
+    else:
+        try:
+            tensors = torch.load(path, map_location="cpu", weights_only=True)
+        except (
+            pickle.UnpicklingError,
+            RuntimeError,
+            EOFError,
+            zipfile.BadZipFile,
+            ValueError,
+            OSError,
+        ) as error:
+            raise WeightsError(
+                f"{path}: not a checkpoint nasc can read safely ({_first_line(error)})"
+            ) from None
+    for _ in range(3):  # unwrap {"state_dict": {...}} and the like
+        if isinstance(tensors, Mapping):
+            wrapper = next((key for key in WRAPPERS if isinstance(tensors.get(key), Mapping)), None)
+            if wrapper is not None and not any(isinstance(v, torch.Tensor) for v in tensors.values()):
+                tensors = tensors[wrapper]
+    if not isinstance(tensors, Mapping) or not tensors:
+        raise WeightsError(f"{path}: holds no state_dict (a mapping of names to tensors)")
+    found = {str(key): value for key, value in tensors.items() if isinstance(value, torch.Tensor)}
+    if not found:
+        raise WeightsError(f"{path}: holds no tensors")
+    if all(key.startswith("module.") for key in found):  # saved from DataParallel
+        found = {key.removeprefix("module."): value for key, value in found.items()}
+    return found
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
+
+
+# -- the names: derived from the lowered cells ------------------------------------------------------
+
+# Inside one op, our module → the reference's, by the op's family (TF-slim ports: timm, pretrainedmodels).
+SEPARABLE_TF = {
+    "depthwise_1": "separable_1.depthwise_conv2d",
+    "pointwise_1": "separable_1.pointwise_conv2d",
+    "bn_1": "bn_sep_1",
+    "depthwise_2": "separable_2.depthwise_conv2d",
+    "pointwise_2": "separable_2.pointwise_conv2d",
+    "bn_2": "bn_sep_2",
+}
+# DARTS's ops are nn.Sequential: index of each layer (cnn/operations.py).
+SEPARABLE_DARTS = {
+    "depthwise_1": "op.1",
+    "pointwise_1": "op.2",
+    "bn_1": "op.3",
+    "depthwise_2": "op.5",
+    "pointwise_2": "op.6",
+    "bn_2": "op.7",
+}
+DILATED_DARTS = {"depthwise": "op.1", "pointwise": "op.2", "bn": "op.3"}
+RELU_CONV_BN_DARTS = {"conv": "op.1", "bn": "op.2"}
+
+
+def _split(key: str) -> tuple[str, str, str]:
+    """`cell_7.h2_left.bn_1.weight` → ("cell_7", "h2_left", "bn_1.weight")."""
+    head, _, rest = key.partition(".")
+    module, _, tail = rest.partition(".")
+    return head, module, tail
+
+
+def _rename(tail: str, table: Mapping[str, str]) -> str | None:
+    module, _, parameter = tail.partition(".")
+    if module in table:
+        return f"{table[module]}.{parameter}"
+    return None
+
+
+def _op_positions(genotype: ir.Genotype) -> dict[tuple[str, str], tuple[int, int]]:
+    """(cell role, op attribute) → (block position, operand position), from the lowered cells."""
+    positions = {}
+    if convention_of(genotype).family == "nasnet":
+        for role, graph in lower(genotype).items():
+            for index, block in enumerate(graph.blocks):
+                for side, op in enumerate(block.operands):
+                    positions[(role, op.attr)] = (index, side)
+    else:
+        for cell in genotype.cells:
+            for index, block in enumerate(cell.blocks):
+                for side in range(len(block.operands)):
+                    attr = f"{block.target}_{('left', 'right')[side]}" if len(block.operands) == 2 else ""
+                    positions[(cell.kind, attr)] = (index, side)
+    return positions
+
+
+def _tf_port_candidates(key: str, cell_of: Mapping[str, tuple[str, str]], positions, stem: str) -> list[str]:
+    """Where a TF-slim port (timm, pretrainedmodels) keeps the tensor we call `key`."""
+    head, module, tail = _split(key)
+    if head == "stem":  # nn.Sequential(conv, bn) → conv0.conv, conv0.bn (conv_0 in timm's PNASNet)
+        index, _, parameter = f"{module}.{tail}".partition(".")
+        return [f"{stem}.{'conv' if index == '0' else 'bn'}.{parameter}"]
+    if head == "classifier":
+        return [f"last_linear.{module}"]
+    if head not in cell_of:
+        return []
+    reference_cell, role = cell_of[head]
+    base = f"{reference_cell}."
+    if module == "squeeze_x1":
+        return [base + f"conv_1x1.{tail}"]
+    if module == "adjust_x2":
+        factorized = {"conv_even": "path_1.conv", "conv_odd": "path_2.conv", "bn": "final_path_bn"}
+        sub, _, parameter = tail.partition(".")
+        names = [base + f"conv_prev_1x1.{tail}"]
+        if sub in factorized:
+            path = f"{factorized[sub]}.{parameter}"
+            names = [base + path, base + f"conv_prev_1x1.{path}"] + (names if sub == "bn" else [])
+        return names
+    if (role, module) in positions:
+        index, side = positions[(role, module)]
+        op = base + f"comb_iter_{index}_{('left', 'right')[side]}."
+        renamed = _rename(tail, SEPARABLE_TF)
+        if renamed:
+            return [op + renamed]
+        if tail.startswith("project."):  # a pool's 1x1 projection: max_pool → conv → bn
+            return [op + tail.removeprefix("project.")]
+        return [op + tail]  # a 1x1 ReLU-conv-BN (identity with a stride or another width)
+    return []
+
+
+def _darts_candidates(key: str, cell_of: Mapping[str, tuple[str, str]], positions, stem: str) -> list[str]:
+    """Where quark0/darts cnn/model.py (NetworkCIFAR, NetworkImageNet) keeps the tensor `key`."""
+    head, module, tail = _split(key)
+    if head in ("stem", "stem0", "stem1", "classifier"):
+        return [key]
+    if head == "aux_head":
+        return [f"auxiliary_head.{module}.{tail}" if tail else f"auxiliary_head.{module}"]
+    if head not in cell_of:
+        return []
+    reference_cell, kind = cell_of[head]
+    base = f"{reference_cell}."
+    if module in ("preprocess0", "preprocess1"):  # ReLUConvBN (op.1, op.2) or FactorizedReduce
+        renamed = _rename(tail, RELU_CONV_BN_DARTS)
+        return [base + f"{module}.{name}" for name in (renamed, tail) if name]
+    if (kind, module) in positions:
+        index, side = positions[(kind, module)]
+        op = base + f"_ops.{2 * index + side}."
+        renamed = _rename(tail, SEPARABLE_DARTS) or _rename(tail, DILATED_DARTS)
+        return [op + (renamed or tail)]  # FactorizedReduce keeps its names (conv_1, conv_2, bn)
+    return []
+
+
+CANDIDATES: dict[str, Callable[..., list[str]]] = {
+    "timm": _tf_port_candidates,
+    "pretrainedmodels": _tf_port_candidates,
+    "darts": _darts_candidates,
+}
+CELL_PREFIX = {
+    "timm": re.compile(r"^((?:cell_stem_\d+|cell_\d+|reduction_cell_\d+))\."),
+    "pretrainedmodels": re.compile(r"^((?:cell_stem_\d+|cell_\d+|reduction_cell_\d+))\."),
+    "darts": re.compile(r"^(cells\.\d+)\."),
+}
+
+
+def _reference_cells(checkpoint: Mapping[str, torch.Tensor], source: str) -> list[str]:
+    """The reference's cells, in the order its state_dict lists them (its modules' order)."""
+    seen: dict[str, None] = {}
+    for key in checkpoint:
+        match = CELL_PREFIX[source].match(key)
+        if match:
+            seen.setdefault(match.group(1))
+    return list(seen)
+
+
+def _stem_prefix(checkpoint: Mapping[str, torch.Tensor]) -> str:
+    first = next(iter(checkpoint))
+    return first.split(".")[0]
+
+
+# -- importing --------------------------------------------------------------------------------------
+
+
+def import_weights(
+    genotype: ir.Genotype,
+    checkpoint: Mapping[str, torch.Tensor],
+    source: str,
+    model: torch.nn.Module,
+    *,
+    aux_head: bool = False,
+) -> Imported:
+    """The compiled `model`'s state_dict filled from `checkpoint` (a reference network's tensors).
+    Raises WeightsError naming the first tensor that cannot be placed."""
+    if source not in SOURCES:
+        raise WeightsError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
+    family = convention_of(genotype).family
+    expected = "darts" if source == "darts" else "nasnet"
+    if family != expected:
+        raise WeightsError(
+            f"--from {source} reads {'DARTS' if source == 'darts' else 'TF-slim-port (NASNet, PNASNet)'} "
+            f"checkpoints; genotype {genotype.name} is a {genotype.convention} network"
+        )
+    ours = model.state_dict()
+    reference_cells = _reference_cells(checkpoint, source)
+    if len(reference_cells) != len(model.cell_names):
+        raise WeightsError(
+            f"the checkpoint has {len(reference_cells)} cells and {genotype.name} at this preset has "
+            f"{len(model.cell_names)}: is it a {source} checkpoint of this network and preset?"
+        )
+    cell_of = {
+        name: (reference, cell.kind)
+        for name, reference, cell in zip(model.cell_names, reference_cells, model.cells, strict=True)
+    }
+    positions = _op_positions(genotype)
+    candidates = CANDIDATES[source]
+    stem = _stem_prefix(checkpoint)
+    state: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
+    for key, tensor in ours.items():
+        if key.startswith("aux_head.") and not aux_head:
+            continue
+        names = candidates(key, cell_of, positions, stem)
+        found = next((name for name in names if name in checkpoint), None)
+        if found is None and key.endswith(".num_batches_tracked"):
+            state[key] = tensor.clone()  # checkpoints from before PyTorch 0.4.1 have no such counter
+            continue
+        if found is None:
+            where = f" (looked for {', '.join(names)})" if names else ""
+            raise WeightsError(f"the checkpoint has no tensor for {key}{where}")
+        theirs = checkpoint[found]
+        if tuple(theirs.shape) != tuple(tensor.shape):
+            raise WeightsError(
+                f"shape mismatch: {key} is {tuple(tensor.shape)} here, {found} is "
+                f"{tuple(theirs.shape)} in the checkpoint"
+            )
+        state[key] = theirs.to(tensor.dtype).clone()
+        used.add(found)
+    left = [key for key in checkpoint if key not in used]
+    unplaced = [key for key in left if not key.startswith(AUX_PREFIXES)]
+    if unplaced:
+        raise WeightsError(
+            f"the checkpoint has {len(unplaced)} tensor(s) this network has no place for, the first "
+            f"{unplaced[0]}: is it a checkpoint of this network and preset?"
+        )
+    if aux_head and not any(key.startswith("aux_head.") for key in state):
+        raise WeightsError("the checkpoint has no aux head weights")
+    return Imported(state, model.num_classes, len(state), tuple(left), aux_head)
+
+
+def classes_in(checkpoint: Mapping[str, torch.Tensor], source: str) -> int | None:
+    """The number of classes the checkpoint's classifier has, where it has one."""
+    name = "classifier.weight" if source == "darts" else "last_linear.weight"
+    tensor = checkpoint.get(name)
+    return int(tensor.shape[0]) if tensor is not None and tensor.ndim == 2 else None
+
+
+def has_aux_head(checkpoint: Mapping[str, torch.Tensor]) -> bool:
+    return any(key.startswith(AUX_PREFIXES) for key in checkpoint)
+
+
+def save_state_dict(state: Mapping[str, torch.Tensor]) -> bytes:
+    """The bytes torch.save writes for a plain state_dict (to be written atomically by the caller)."""
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    return buffer.getvalue()
