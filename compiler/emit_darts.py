@@ -25,10 +25,11 @@ from nasc.compiler.templating import environment as _environment
 MODULE_NAMES = (
     "annotations dataclass torch F Tensor nn NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH "
     "SOURCE_FILE METADATA ReLUConvBN FactorizedReduce SepConv DilConv DropPath Preset PRESETS DEFAULT_PRESET "
-    "AuxHeadCIFAR AuxHeadImageNet AuxHeadTooSmall create_model"
+    "AuxHeadCIFAR AuxHeadImageNet AuxHeadTooSmall create_model checkpoint Cell global_pooling feature_maps"
 ).split()
 CELL_ATTRIBUTES = (
-    "preprocess0 preprocess1 drop_path multiplier reduction training forward parameters buffers children "
+    "preprocess0 preprocess1 drop_path multiplier reduction kind cell_forward grad_checkpointing "
+    "training forward parameters buffers children "
     "modules state_dict load_state_dict to cuda cpu train eval apply zero_grad register_buffer add_module"
 ).split()
 

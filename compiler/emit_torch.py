@@ -39,11 +39,13 @@ MODULE_NAMES = (
     "NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH SOURCE_FILE METADATA "
     "BatchNormConfig same_padding halved SameConv2d SamePool2d ReLUConvBN ConvBN FactorizedReduction "
     "ReLUFactorizedReduction DropPath PoolBranch SeparableBranch ConvBranch BottleneckBranch "
-    "Preset PRESETS DEFAULT_PRESET AuxHead AuxHeadTooSmall create_model"
+    "Preset PRESETS DEFAULT_PRESET AuxHead AuxHeadTooSmall create_model checkpoint Cell global_pooling "
+    "feature_maps"
 ).split()
 # Attributes every cell has, and nn.Module's own.
 CELL_ATTRIBUTES = (
-    "squeeze_x1 adjust_x2 drop_path out_channels stride training forward parameters buffers children modules "
+    "squeeze_x1 adjust_x2 drop_path out_channels stride kind cell_forward grad_checkpointing "
+    "training forward parameters buffers children modules "
     "named_parameters named_buffers named_children named_modules state_dict load_state_dict to cuda cpu "
     "train eval apply zero_grad register_buffer register_parameter add_module get_submodule dump_patches "
     "call_super_init T_destination extra_repr half float double type requires_grad_ share_memory"

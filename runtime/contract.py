@@ -36,9 +36,21 @@ class CompiledNetwork(Protocol):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor: ...
 
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The maps feature_info lists (or the chosen ones), and the final features."""
+        ...
+
     def get_classifier(self) -> nn.Module: ...
 
-    def reset_classifier(self, num_classes: int) -> None: ...
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier; num_classes=0 with global_pool="" leaves forward unpooled."""
+        ...
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute cells in the backward pass: the same gradients, less memory."""
+        ...
 
     def set_drop_path_progress(self, fraction: float) -> None:
         """How far training has come (0 → 1); each convention owns its drop-path schedule."""
@@ -68,9 +80,13 @@ class CompiledModule(Protocol):
         preset: Any = ...,
         *,
         num_classes: int | None = None,
+        in_chans: int = 3,
+        drop_rate: float | None = None,
+        global_pool: str = "avg",
         aux_head: bool = False,
         drop_path_keep_prob: float | None = None,
         image_size: int | None = None,
+        weights: str | None = None,
     ) -> CompiledNetwork:
         """The preset's network; other depths and widths are compiled, not built from a preset."""
         ...

@@ -98,3 +98,70 @@ def test_every_network_forward_is_straight_line_code(name: str) -> None:
         calls = [n.func for n in ast.walk(forward) if isinstance(n, ast.Call)]
         called = [f.attr for f in calls if isinstance(f, ast.Attribute) and f.attr in cell_names]
         assert called == cell_names
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_backbone_interface_as_timm_tests_it(name: str) -> None:
+    """forward_intermediates gives each stage's map as feature_info describes it; reset_classifier(0,
+    "") leaves forward unpooled; drop_rate and global_pool are what they say."""
+    options, size = SMALL[name]
+    genotype = nasc.load(GENOTYPES / f"{name}.cell")
+    module = build_network(genotype, options, image_size=size).module
+    model = module.create_model(module.DEFAULT_PRESET, image_size=size, drop_rate=0.25, global_pool="max")
+    model.eval()
+    assert model.dropout.p == 0.25 and isinstance(model.global_pool, torch.nn.AdaptiveMaxPool2d)
+    images = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        features, maps = model.forward_intermediates(images)
+        assert torch.equal(features, model.forward_features(images))
+        assert len(maps) == len(model.feature_info)
+        for info, feature_map in zip(model.feature_info, maps, strict=True):
+            assert feature_map.shape[1] == info["num_chs"]
+            assert abs(feature_map.shape[-1] - size / info["reduction"]) <= 1  # a VALID stem rounds down
+        last_two = model.forward_intermediates(images, indices=2, intermediates_only=True)
+        assert [m.shape for m in last_two] == [m.shape for m in maps[-2:]]
+        model.reset_classifier(0, "")
+        assert model(images).shape == features.shape  # unpooled
+    with pytest.raises(ValueError, match="unpooled"):
+        model.reset_classifier(5)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_gradient_checkpointing_gives_the_same_gradients(name: str) -> None:
+    options, size = SMALL[name]
+    genotype = nasc.load(GENOTYPES / f"{name}.cell")
+    model = build_network(genotype, options, image_size=size).model.eval()  # no dropout noise
+    images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+    def gradients() -> list[torch.Tensor]:
+        model.zero_grad()
+        model(images).square().sum().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    plain = gradients()
+    model.set_grad_checkpointing()
+    assert all(cell.grad_checkpointing for cell in model.cells)
+    checkpointed = gradients()
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(plain, checkpointed, strict=True))
+
+
+def test_one_input_channel_trains_on_digits() -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.tensor(digits.images[:16], dtype=torch.float32).unsqueeze(1) / 16.0
+    images = torch.nn.functional.interpolate(images, size=32, mode="bilinear")
+    labels = torch.tensor(digits.target[:16])
+    options, _ = SMALL["darts_v2"]
+    module = build_network(nasc.load(GENOTYPES / "darts_v2.cell"), options).module
+    model = module.create_model(module.DEFAULT_PRESET, in_chans=1, num_classes=10)
+    assert model.stem[0].in_channels == 1
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]

@@ -122,7 +122,7 @@ def test_hostile_names_and_strings_cannot_inject_code(tmp_path: Path, monkeypatc
 def test_state_names_never_shadow_what_the_code_uses() -> None:
     source = emit_torch(nasc.parse(HOSTILE))
     tree = ast.parse(source)
-    forwards = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "forward"]
+    forwards = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "cell_forward"]
     assigned = {
         t.id
         for f in forwards

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 NASC_VERSION = "0.1.0"
 GENOTYPE = "nasnet_a"
@@ -185,6 +186,56 @@ class DropPath(nn.Module):
         return x / self.keep_prob * torch.floor(self.keep_prob + noise)
 
 
+class Cell(nn.Module):
+    """What every cell shares: gradient checkpointing, which recomputes the cell in the backward pass
+    instead of keeping its activations (the same gradients, less memory; see set_grad_checkpointing)."""
+
+    grad_checkpointing = False
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpoint(self.cell_forward, *inputs, use_reentrant=False)
+        return self.cell_forward(*inputs)
+
+
+def global_pooling(kind: str) -> nn.Module:
+    """timm's `global_pool` names: "avg", "max", or "" (none: the head returns the unpooled map)."""
+    if kind == "avg":
+        return nn.AdaptiveAvgPool2d(1)
+    if kind == "max":
+        return nn.AdaptiveMaxPool2d(1)
+    if kind == "":
+        return nn.Identity()
+    raise ValueError(f"global_pool must be 'avg', 'max' or '', not {kind!r}")
+
+
+def feature_maps(
+    network: nn.Module, x: Tensor, indices: int | list[int] | None, intermediates_only: bool
+) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+    """forward_intermediates: the outputs of the modules `feature_info` names, caught on the way."""
+    stages = len(network.feature_info)
+    if indices is None:
+        chosen = list(range(stages))
+    elif isinstance(indices, int):
+        chosen = list(range(stages - indices, stages))
+    else:
+        chosen = [index % stages for index in indices]
+    maps: dict[int, Tensor] = {}
+    hooks = [
+        network.get_submodule(network.feature_info[index]["module"]).register_forward_hook(
+            lambda _module, _inputs, output, index=index: maps.setdefault(index, output)
+        )
+        for index in chosen
+    ]
+    try:
+        features = network.forward_features(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    intermediates = [maps[index] for index in chosen]
+    return intermediates if intermediates_only else (features, intermediates)
+
+
 class PoolBranch(nn.Module):
     """Average or max pooling ("SAME") of an input with other than F channels, then 1x1 conv → BN."""
 
@@ -234,7 +285,7 @@ class SeparableBranch(nn.Module):
 # -- cells ----------------------------------------------------------------------------------------
 
 
-class NormalCell(nn.Module):
+class NormalCell(Cell):
     """The `normal` cell (nasnet_a.cell:14): stride 1, output 6·F channels.
 
     x2 is brought to F channels: ReLU → 1x1 conv → BN.
@@ -263,7 +314,7 @@ class NormalCell(nn.Module):
         self.drop_path = DropPath()
         self.out_channels = 6 * filters
 
-    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+    def cell_forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = self.adjust_x2(x2)
         # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
@@ -279,7 +330,7 @@ class NormalCell(nn.Module):
         return torch.cat([h1, h2, h3, h4, h5, h6], dim=1)
 
 
-class NormalCellWithoutX2(nn.Module):
+class NormalCellWithoutX2(Cell):
     """The `normal` cell (nasnet_a.cell:14): stride 1, output 6·F channels.
 
     No x2 (the first cell after a stem): h1 is x1 itself, unsqueezed.
@@ -309,7 +360,7 @@ class NormalCellWithoutX2(nn.Module):
         self.drop_path = DropPath()
         self.out_channels = 6 * filters
 
-    def forward(self, x1: Tensor) -> Tensor:
+    def cell_forward(self, x1: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = x1
         # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
@@ -325,7 +376,7 @@ class NormalCellWithoutX2(nn.Module):
         return torch.cat([self.out_h1(h1), h2, h3, h4, h5, h6], dim=1)
 
 
-class NormalCellReducingX2(nn.Module):
+class NormalCellReducingX2(Cell):
     """The `normal` cell (nasnet_a.cell:14): stride 1, output 6·F channels.
 
     x2 is at twice x1's size: ReLU → factorized reduction to F channels.
@@ -354,7 +405,7 @@ class NormalCellReducingX2(nn.Module):
         self.drop_path = DropPath()
         self.out_channels = 6 * filters
 
-    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+    def cell_forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = self.adjust_x2(x2)
         # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
@@ -370,7 +421,7 @@ class NormalCellReducingX2(nn.Module):
         return torch.cat([h1, h2, h3, h4, h5, h6], dim=1)
 
 
-class ReductionCell(nn.Module):
+class ReductionCell(Cell):
     """The `reduction` cell (nasnet_a.cell:24): stride 2, output 4·F channels.
 
     x2 is brought to F channels: ReLU → 1x1 conv → BN.
@@ -400,7 +451,7 @@ class ReductionCell(nn.Module):
         self.drop_path = DropPath()
         self.out_channels = 4 * filters
 
-    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+    def cell_forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = self.adjust_x2(x2)
         # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
@@ -416,7 +467,7 @@ class ReductionCell(nn.Module):
         return torch.cat([h3, h4, h5, h6], dim=1)
 
 
-class ReductionCellWithoutX2(nn.Module):
+class ReductionCellWithoutX2(Cell):
     """The `reduction` cell (nasnet_a.cell:24): stride 2, output 4·F channels.
 
     No x2 (the first cell after a stem): h1 is x1 itself, unsqueezed.
@@ -445,7 +496,7 @@ class ReductionCellWithoutX2(nn.Module):
         self.drop_path = DropPath()
         self.out_channels = 4 * filters
 
-    def forward(self, x1: Tensor) -> Tensor:
+    def cell_forward(self, x1: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = x1
         # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
@@ -461,7 +512,7 @@ class ReductionCellWithoutX2(nn.Module):
         return torch.cat([h3, h4, h5, h6], dim=1)
 
 
-class ReductionCellReducingX2(nn.Module):
+class ReductionCellReducingX2(Cell):
     """The `reduction` cell (nasnet_a.cell:24): stride 2, output 4·F channels.
 
     x2 is at twice x1's size: ReLU → factorized reduction to F channels.
@@ -491,7 +542,7 @@ class ReductionCellReducingX2(nn.Module):
         self.drop_path = DropPath()
         self.out_channels = 4 * filters
 
-    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+    def cell_forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = self.adjust_x2(x2)
         # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
@@ -575,15 +626,20 @@ class NasnetACifar(nn.Module):
         self,
         *,
         num_classes: int = 10,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        global_pool: str = "avg",
         aux_head: bool = False,
         drop_path_keep_prob: float = 0.6,
         image_size: int = 32,
     ) -> None:
         super().__init__()
+        if global_pool == "" and num_classes:
+            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
         self.num_classes = num_classes
         self.drop_path_keep_prob = drop_path_keep_prob
         bn = BatchNormConfig(eps=1e-05, momentum=0.1)
-        self.stem = nn.Sequential(nn.Conv2d(3, 96, 3, padding=1, bias=False), bn(96))
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, 96, 3, padding=1, bias=False), bn(96))
         self.cell_0 = NormalCellWithoutX2(x1_channels=96, filters=32, bn=bn)
         self.cell_1 = NormalCell(x1_channels=192, x2_channels=96, filters=32, bn=bn)
         self.cell_2 = NormalCell(x1_channels=192, x2_channels=192, filters=32, bn=bn)
@@ -616,8 +672,9 @@ class NasnetACifar(nn.Module):
             aux_size = halved(image_size, 1)
             self.aux_head = AuxHead(384, aux_size, num_classes, bn)
         self.act = nn.ReLU()
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(0.0)
+        self.pool_type = global_pool
+        self.global_pool = global_pooling(global_pool)
+        self.dropout = nn.Dropout(drop_rate)
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         self.set_drop_path_progress(0.0)
 
@@ -640,6 +697,11 @@ class NasnetACifar(nn.Module):
 
     def drop_path_keep_probs(self) -> list[float]:
         return [cell.drop_path.keep_prob for cell in self.cells]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each cell in the backward pass instead of storing its activations."""
+        for cell in self.cells:
+            cell.grad_checkpointing = enable
 
     def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The last cell's output and the aux head's input. Each output is freed after its last reader."""
@@ -686,8 +748,17 @@ class NasnetACifar(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:
         return self._forward_cells(x)[0]
 
+    def forward_intermediates(
+        self, x: Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """The maps `feature_info` lists (all; the last n for an int; those at the given positions),
+        and the final features unless `intermediates_only`: timm's backbone interface."""
+        return feature_maps(self, x, indices, intermediates_only)
+
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = torch.flatten(self.global_pool(self.act(x)), 1)
+        x = self.global_pool(self.act(x))
+        if self.pool_type:
+            x = torch.flatten(x, 1)
         x = self.dropout(x)
         return x if pre_logits else self.classifier(x)
 
@@ -701,7 +772,11 @@ class NasnetACifar(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.classifier
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            self.pool_type, self.global_pool = global_pool, global_pooling(global_pool)
+        if self.pool_type == "" and num_classes:
+            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
         self.num_classes = num_classes
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
@@ -737,15 +812,20 @@ class NasnetAMobile(nn.Module):
         self,
         *,
         num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.5,
+        global_pool: str = "avg",
         aux_head: bool = False,
         drop_path_keep_prob: float = 1.0,
         image_size: int = 224,
     ) -> None:
         super().__init__()
+        if global_pool == "" and num_classes:
+            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
         self.num_classes = num_classes
         self.drop_path_keep_prob = drop_path_keep_prob
         bn = BatchNormConfig(eps=0.001, momentum=0.0003)
-        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, stride=2, bias=False), bn(32))
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, 32, 3, stride=2, bias=False), bn(32))
         self.cell_stem_0 = ReductionCellWithoutX2(x1_channels=32, filters=11, bn=bn)
         self.cell_stem_1 = ReductionCellReducingX2(x1_channels=44, x2_channels=32, filters=22, bn=bn)
         self.cell_0 = NormalCellReducingX2(x1_channels=88, x2_channels=44, filters=44, bn=bn)
@@ -774,8 +854,9 @@ class NasnetAMobile(nn.Module):
             aux_size = halved((image_size - 3) // 2 + 1, 3)
             self.aux_head = AuxHead(528, aux_size, num_classes, bn)
         self.act = nn.ReLU()
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(0.5)
+        self.pool_type = global_pool
+        self.global_pool = global_pooling(global_pool)
+        self.dropout = nn.Dropout(drop_rate)
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         self.set_drop_path_progress(0.0)
 
@@ -798,6 +879,11 @@ class NasnetAMobile(nn.Module):
 
     def drop_path_keep_probs(self) -> list[float]:
         return [cell.drop_path.keep_prob for cell in self.cells]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each cell in the backward pass instead of storing its activations."""
+        for cell in self.cells:
+            cell.grad_checkpointing = enable
 
     def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The last cell's output and the aux head's input. Each output is freed after its last reader."""
@@ -836,8 +922,17 @@ class NasnetAMobile(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:
         return self._forward_cells(x)[0]
 
+    def forward_intermediates(
+        self, x: Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """The maps `feature_info` lists (all; the last n for an int; those at the given positions),
+        and the final features unless `intermediates_only`: timm's backbone interface."""
+        return feature_maps(self, x, indices, intermediates_only)
+
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = torch.flatten(self.global_pool(self.act(x)), 1)
+        x = self.global_pool(self.act(x))
+        if self.pool_type:
+            x = torch.flatten(x, 1)
         x = self.dropout(x)
         return x if pre_logits else self.classifier(x)
 
@@ -851,7 +946,11 @@ class NasnetAMobile(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.classifier
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            self.pool_type, self.global_pool = global_pool, global_pooling(global_pool)
+        if self.pool_type == "" and num_classes:
+            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
         self.num_classes = num_classes
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
@@ -893,15 +992,20 @@ class NasnetALarge(nn.Module):
         self,
         *,
         num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.5,
+        global_pool: str = "avg",
         aux_head: bool = False,
         drop_path_keep_prob: float = 0.7,
         image_size: int = 331,
     ) -> None:
         super().__init__()
+        if global_pool == "" and num_classes:
+            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
         self.num_classes = num_classes
         self.drop_path_keep_prob = drop_path_keep_prob
         bn = BatchNormConfig(eps=0.001, momentum=0.0003)
-        self.stem = nn.Sequential(nn.Conv2d(3, 96, 3, stride=2, bias=False), bn(96))
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, 96, 3, stride=2, bias=False), bn(96))
         self.cell_stem_0 = ReductionCellWithoutX2(x1_channels=96, filters=42, bn=bn)
         self.cell_stem_1 = ReductionCellReducingX2(x1_channels=168, x2_channels=96, filters=84, bn=bn)
         self.cell_0 = NormalCellReducingX2(x1_channels=336, x2_channels=168, filters=168, bn=bn)
@@ -936,8 +1040,9 @@ class NasnetALarge(nn.Module):
             aux_size = halved((image_size - 3) // 2 + 1, 3)
             self.aux_head = AuxHead(2016, aux_size, num_classes, bn)
         self.act = nn.ReLU()
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(0.5)
+        self.pool_type = global_pool
+        self.global_pool = global_pooling(global_pool)
+        self.dropout = nn.Dropout(drop_rate)
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         self.set_drop_path_progress(0.0)
 
@@ -960,6 +1065,11 @@ class NasnetALarge(nn.Module):
 
     def drop_path_keep_probs(self) -> list[float]:
         return [cell.drop_path.keep_prob for cell in self.cells]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each cell in the backward pass instead of storing its activations."""
+        for cell in self.cells:
+            cell.grad_checkpointing = enable
 
     def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The last cell's output and the aux head's input. Each output is freed after its last reader."""
@@ -1010,8 +1120,17 @@ class NasnetALarge(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:
         return self._forward_cells(x)[0]
 
+    def forward_intermediates(
+        self, x: Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """The maps `feature_info` lists (all; the last n for an int; those at the given positions),
+        and the final features unless `intermediates_only`: timm's backbone interface."""
+        return feature_maps(self, x, indices, intermediates_only)
+
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = torch.flatten(self.global_pool(self.act(x)), 1)
+        x = self.global_pool(self.act(x))
+        if self.pool_type:
+            x = torch.flatten(x, 1)
         x = self.dropout(x)
         return x if pre_logits else self.classifier(x)
 
@@ -1025,7 +1144,11 @@ class NasnetALarge(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.classifier
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            self.pool_type, self.global_pool = global_pool, global_pooling(global_pool)
+        if self.pool_type == "" and num_classes:
+            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
         self.num_classes = num_classes
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
@@ -1071,13 +1194,19 @@ def create_model(
     preset: str | Preset = DEFAULT_PRESET,
     *,
     num_classes: int | None = None,
+    in_chans: int = 3,
+    drop_rate: float | None = None,
+    global_pool: str = "avg",
     aux_head: bool = False,
     drop_path_keep_prob: float | None = None,
     image_size: int | None = None,
+    weights: str | None = None,
 ) -> nn.Module:
     """Build a preset's network (cifar, mobile, large) with its settings, each overridable.
 
-    Other depths and widths are other networks: compile them (`nasc compile --scale N@P`).
+    `weights`: a state_dict file for this network (e.g. one `nasc weights` wrote from a reference
+    checkpoint), loaded strictly and without running code from it. Other depths and widths are other
+    networks: compile them (`nasc compile --scale N@P`).
     """
     if isinstance(preset, str):
         if preset not in PRESETS:
@@ -1085,9 +1214,16 @@ def create_model(
         preset = PRESETS[preset]
     if drop_path_keep_prob is None:
         drop_path_keep_prob = preset.drop_path_keep_prob
-    return preset.network(
+    options = {} if drop_rate is None else {"drop_rate": drop_rate}  # None: the network's own
+    model = preset.network(
         num_classes=preset.num_classes if num_classes is None else num_classes,
+        in_chans=in_chans,
+        global_pool=global_pool,
         aux_head=aux_head,
         drop_path_keep_prob=drop_path_keep_prob,
         image_size=preset.image_size if image_size is None else image_size,
+        **options,
     )
+    if weights is not None:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model
