@@ -16,6 +16,7 @@ from nasc.compiler.conventions.darts import DARTS, PRESETS, DartsPreset
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
+from nasc.compiler.presets import pretrained_cfg
 from nasc.compiler.printer import format_block
 from nasc.compiler.templating import camel as _camel
 from nasc.compiler.templating import checked, network_class, source_names
@@ -178,6 +179,7 @@ class _NetworkView:
     feature_info: list[str]
     num_features: int
     output: str
+    pretrained_cfg: dict[str, object] = field(default_factory=dict)
 
 
 def _network_view(
@@ -269,6 +271,19 @@ def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
         )
         for name, preset in presets.items()
     ]
+    metadata = {entry.key: entry.value for entry in genotype.metadata}
+    base = options.preset or next(iter(PRESETS))
+    rescaled = default_name not in PRESETS
+    for network in networks:
+        network.pretrained_cfg = pretrained_cfg(
+            metadata,
+            base if rescaled else network.preset_name,  # a rescaled network: its base's transform
+            DARTS.data[base if rescaled else network.preset_name],
+            network.preset.image_size,
+            network.preset.num_classes,
+            "stem0.0" if network.stem == "imagenet" else "stem.0",
+            published=not rescaled,
+        )
     context = {
         "version": nasc.__version__,
         "source_repr": source_literal,

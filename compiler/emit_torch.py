@@ -17,7 +17,7 @@ from nasc.compiler.hashing import structural_hash
 from nasc.compiler.lower import CellGraph, Channels, RealizedCell, lower
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
-from nasc.compiler.presets import Preset
+from nasc.compiler.presets import Preset, pretrained_cfg
 from nasc.compiler.skeleton import instances, nasnet_skeleton, resolve_preset
 from nasc.compiler.templating import camel as _camel
 from nasc.compiler.templating import checked, network_class, source_names
@@ -231,6 +231,7 @@ class _NetworkView:
     output: str
     penultimate_filters: int
     drop_path_keep_prob: float
+    pretrained_cfg: dict[str, object] = field(default_factory=dict)
 
 
 def _network_view(
@@ -345,6 +346,8 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
             class_names[key] = module_names.name(("cell", key), base + suffix)
     cells = [_cell_view(examples[key], class_names[key], label) for key in class_names]
 
+    metadata = {entry.key: entry.value for entry in genotype.metadata}
+    base = options.preset or next(iter(convention.presets))
     networks = [
         _network_view(
             name,
@@ -355,6 +358,16 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
         )
         for name, preset in presets.items()
     ]
+    for network in networks:
+        network.pretrained_cfg = pretrained_cfg(
+            metadata,
+            base if rescaled else network.preset_name,  # a rescaled network: its base's transform
+            convention.data[base if rescaled else network.preset_name],
+            network.preset.image_size,
+            network.preset.num_classes,
+            "stem.0",
+            published=not rescaled,
+        )
     constructs = [op.construct for cell in cells for block in cell.blocks for op in block.operands]
     constructs += [cell.adjust_x2 or "" for cell in cells]
     constructs += [adapter for cell in cells for _, adapter in cell.output_adapters]

@@ -32,11 +32,57 @@ class Preset:
         return self.filters
 
 
+@dataclass(frozen=True)
+class DataConfig:
+    """How a preset's images are prepared for evaluation (timm's pretrained_cfg): resize to
+    image_size / crop_pct, centre-crop, normalize. Apart from the architecture; the published top-1
+    and checkpoint of a genotype come from its metadata (`top1_<preset>`, `checkpoint_<preset>`)."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop_pct: float = 1.0
+    interpolation: str = "bilinear"
+
+
+CIFAR10 = DataConfig(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+IMAGENET = DataConfig(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), crop_pct=0.875)
+# TF-slim's inception preprocessing (pixels to [-1, 1]); timm's cfgs of the TF-ported large networks
+TF_INCEPTION = DataConfig(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.875)
+TF_INCEPTION_LARGE = replace(TF_INCEPTION, crop_pct=0.911, interpolation="bicubic")
+
+DATA: dict[str, DataConfig] = {"cifar": CIFAR10, "mobile": TF_INCEPTION, "large": TF_INCEPTION_LARGE}
+
 PRESETS: dict[str, Preset] = {
     "cifar": Preset("cifar", 6, 32, 3.0, 0.6, 1.0, False, 1e-5, 0.1, 32, 10),
     "mobile": Preset("imagenet", 4, 44, 1.0, 1.0, 0.5, False, 1e-3, 0.0003, 224, 1000),
     "large": Preset("imagenet", 6, 168, 3.0, 0.7, 0.5, True, 1e-3, 0.0003, 331, 1000),
 }
+
+
+def pretrained_cfg(
+    metadata: Mapping[str, object],
+    preset: str,
+    data: DataConfig,
+    image_size: int,
+    num_classes: int,
+    first_conv: str,
+    published: bool,
+) -> dict[str, object]:
+    """timm's pretrained_cfg for one preset's network: how to prepare its images, its first conv and
+    classifier (real parameter names), and, for a published network (not a rescaled one), the
+    checkpoint and top-1 its genotype's metadata names (`checkpoint_<preset>`, `top1_<preset>`)."""
+    return {
+        "input_size": (3, image_size, image_size),
+        "mean": data.mean,
+        "std": data.std,
+        "crop_pct": data.crop_pct,
+        "interpolation": data.interpolation,
+        "num_classes": num_classes,
+        "first_conv": first_conv,
+        "classifier": "classifier",
+        "checkpoint": str(metadata.get(f"checkpoint_{preset}", "")) if published else "",
+        "top1": metadata.get(f"top1_{preset}") if published else None,
+    }
 
 
 def effective_preset(

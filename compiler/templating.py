@@ -17,13 +17,15 @@ SAFE_FILE_LABEL = re.compile(r"[A-Za-z0-9._-]+\Z")
 
 
 def py_literal(value: object) -> str:
-    """A Python literal for a str/int/float/bool/None: repr, never the raw text (double-quoted where
-    repr allows it, as the project's formatter writes strings)."""
+    """A Python literal for a str/int/float/bool/None (or a tuple of them): repr, never the raw text
+    (double-quoted where repr allows it, as the project's formatter writes strings)."""
     if isinstance(value, str):
         literal = repr(value)
         return f'"{literal[1:-1]}"' if literal.startswith("'") and '"' not in value else literal
     if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(py_literal(item) for item in value) + ("," if len(value) == 1 else "") + ")"
     raise TypeError(f"cannot emit {type(value).__name__} as a literal")
 
 

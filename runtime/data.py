@@ -16,12 +16,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset
 
+from nasc.compiler.presets import CIFAR10, IMAGENET, DataConfig
+
 VALIDATION_FRACTION = 0.1  # CIFAR-10: 5,000 of 50,000
 SPLIT_SEED = 0
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR_FILES = (
     "data_batch_1",
     "data_batch_2",
@@ -189,7 +187,7 @@ def load_cifar10(
     missing = [name for name in CIFAR_FILES if not (base / name).is_file()]
     if missing:
         raise DataError(f"{base} lacks {', '.join(missing)}; " + _cifar_help(str(root)))
-    normalize = transforms.Compose([transforms.ToTensor(), transforms.Normalize(CIFAR_MEAN, CIFAR_STD)])
+    normalize = transforms.Compose([transforms.ToTensor(), transforms.Normalize(CIFAR10.mean, CIFAR10.std)])
     train_transform = (
         transforms.Compose([normalize, RandomCropFlip(4, flip=True, cutout=cutout)]) if augment else normalize
     )
@@ -214,9 +212,12 @@ def load_image_folder(
     image_size: int = 224,
     augment: bool = True,
     val_fraction: float = VALIDATION_FRACTION,
+    evaluation: DataConfig = IMAGENET,
 ) -> DataSplits:
     """DIR/train/<class>/*.jpg (and DIR/val/<class>/*.jpg as the test set, if present; otherwise a
-    fixed tenth of train is the test set). Inception-style augmentation: random resized crop + flip."""
+    fixed tenth of train is the test set). Inception-style augmentation: random resized crop + flip.
+    Evaluation images as the preset's pretrained_cfg says (`evaluation`): resized to
+    image_size / crop_pct with its interpolation, centre-cropped, normalized with its mean and std."""
     from torchvision import datasets, transforms
 
     if data_dir is None:
@@ -227,7 +228,8 @@ def load_image_folder(
         raise DataError(
             f"{root} is not a directory; expected DIR/train/<class>/<image> and DIR/val/<class>/<image>"
         )
-    normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    normalize = transforms.Normalize(evaluation.mean, evaluation.std)
+    interpolation = transforms.InterpolationMode(evaluation.interpolation)
     train_tf = (
         transforms.Compose(
             [
@@ -242,7 +244,7 @@ def load_image_folder(
     )
     eval_tf = transforms.Compose(
         [
-            transforms.Resize(int(image_size / 0.875)),
+            transforms.Resize(int(image_size / evaluation.crop_pct), interpolation=interpolation),
             transforms.CenterCrop(image_size),
             transforms.ToTensor(),
             normalize,
@@ -276,13 +278,14 @@ def load_dataset(
     image_size: int | None = None,
     cutout: int = 0,
     augment: bool = True,
+    evaluation: DataConfig = IMAGENET,
 ) -> DataSplits:
     if name == "digits":
         return load_digits(image_size or 16, augment=augment)
     if name == "cifar10":
         return load_cifar10(data_dir, cutout=cutout, augment=augment)
     if name == "imagefolder":
-        return load_image_folder(data_dir, image_size or 224, augment=augment)
+        return load_image_folder(data_dir, image_size or 224, augment=augment, evaluation=evaluation)
     raise DataError(f"unknown dataset {name!r}; choose digits, cifar10 or imagefolder")
 
 

@@ -299,8 +299,15 @@ class Trainer:
             self.device = torch.device("cuda", self.env.local_rank)
             torch.cuda.set_device(self.device)
         self.out = Path(config.out)
+        convention = convention_of(genotype)
+        # image folders are evaluated as the preset's pretrained_cfg prepares images
+        evaluation = convention.data[config.preset or next(iter(convention.presets))]
         self.data = data or load_dataset(
-            config.dataset, config.data_dir, image_size=config.image_size, cutout=config.cutout
+            config.dataset,
+            config.data_dir,
+            image_size=config.image_size,
+            cutout=config.cutout,
+            evaluation=evaluation,
         )
         cells, filters = config.scale or (None, None)
         self.options = EmitOptions(

@@ -165,3 +165,27 @@ def test_one_input_channel_trains_on_digits() -> None:
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_each_preset_has_a_pretrained_cfg_naming_real_parameters(name: str) -> None:
+    genotype = nasc.load(GENOTYPES / f"{name}.cell")
+    convention = convention_of(genotype)
+    module = build_network(genotype, EmitOptions(), image_size=None).module
+    metadata = {entry.key: entry.value for entry in genotype.metadata}
+    for preset_name, preset in module.PRESETS.items():
+        cfg = preset.pretrained_cfg
+        assert cfg["input_size"] == (3, preset.image_size, preset.image_size)
+        data = convention.data[preset_name]
+        assert (cfg["mean"], cfg["std"], cfg["crop_pct"]) == (data.mean, data.std, data.crop_pct)
+        assert cfg["top1"] == metadata.get(f"top1_{preset_name}")
+        assert cfg["checkpoint"] == metadata.get(f"checkpoint_{preset_name}", "")
+        parameters = dict(preset.network.__init__.__kwdefaults__)
+        assert cfg["num_classes"] == parameters["num_classes"]
+    # first_conv and classifier name real parameters (built small: N = 1)
+    options, size = SMALL[name]
+    small = build_network(genotype, options, image_size=size)
+    cfg = small.module.PRESETS[small.preset].pretrained_cfg
+    names = dict(small.model.named_parameters())
+    assert f"{cfg['first_conv']}.weight" in names and f"{cfg['classifier']}.weight" in names
+    assert cfg["top1"] is None and cfg["checkpoint"] == ""  # a rescaled network was never published

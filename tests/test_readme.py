@@ -20,3 +20,20 @@ def test_readme_opens_with_main_job_and_test_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     _, tests = readme_commands()
     assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_zoo_tables_published_accuracy_is_each_files_metadata() -> None:
+    import re
+
+    import nasc
+
+    text = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `(genotypes/\w+\.cell)` \| \w+ \| ([\w /]+) \|.*\| ([^|]+) \|$", text, re.M)
+    assert {path for path, _, _ in rows} == {
+        f"genotypes/{p.name}" for p in (ROOT / "genotypes").glob("*.cell")
+    }
+    for path, presets, accuracy in rows:
+        metadata = {entry.key: entry.value for entry in nasc.load(ROOT / path).metadata}
+        shown = [part.split("(")[0].strip() for part in accuracy.split(" / ")]
+        expected = [str(metadata.get(f"top1_{preset.strip()}", "—")) for preset in presets.split("/")]
+        assert shown == expected, path

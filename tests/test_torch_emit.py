@@ -78,7 +78,9 @@ def test_emitted_file_works_as_a_dropped_in_file(tmp_path: Path) -> None:
 
 def test_block_lines_appear_as_comments_with_their_cell_line() -> None:
     source = nasnet_a_source()
-    assert "        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))\n" in source
+    block = "h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))"
+    line = (GENOTYPES / "nasnet_a.cell").read_text().splitlines().index(f"    {block}") + 1
+    assert f"        # nasnet_a.cell:{line}  {block}\n" in source
     assert "        h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))\n" in source
     # only the op families the genotype uses are emitted
     assert "class SeparableBranch" in source and "class ConvBranch" not in source

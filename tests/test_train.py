@@ -316,6 +316,26 @@ def test_image_folder_on_a_small_tree(tmp_path, genotype) -> None:
     assert result.epochs == 1 and result.test_accuracy is not None
 
 
+def test_image_folders_are_evaluated_as_the_presets_pretrained_cfg_says(tmp_path) -> None:
+    import torch
+    from PIL import Image
+    from torchvision.transforms import functional
+
+    from nasc.compiler.presets import DataConfig
+
+    write_image_folder(tmp_path / "folder", per_class=2, classes=2, size=40)
+    evaluation = DataConfig(mean=(0.5, 0.4, 0.3), std=(0.25, 0.2, 0.5), crop_pct=0.5, interpolation="bicubic")
+    splits = load_image_folder(tmp_path / "folder", image_size=16, evaluation=evaluation)
+    image, _ = splits.test[0]
+    path = splits.test.samples[0][0]  # the folder's val/ set
+    # resized to 16 / 0.5 = 32 px (bicubic), its centre 16 px kept, normalized with the cfg's mean/std
+    expected = functional.resize(Image.open(path).convert("RGB"), 32, functional.InterpolationMode.BICUBIC)
+    expected = functional.normalize(
+        functional.to_tensor(functional.center_crop(expected, 16)), (0.5, 0.4, 0.3), (0.25, 0.2, 0.5)
+    )
+    assert torch.allclose(image, expected)
+
+
 # -- the recipe's optimizer pieces ----------------------------------------------------------------------
 
 

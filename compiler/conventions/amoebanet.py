@@ -17,7 +17,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from nasc.compiler.conventions.base import Convention
-from nasc.compiler.presets import Preset
+from nasc.compiler.presets import TF_INCEPTION, TF_INCEPTION_LARGE, Preset
 from nasc.compiler.registry import OPS, OpSpec
 
 BOTTLENECKED = MappingProxyType(
@@ -88,6 +88,7 @@ AMOEBANET = Convention(
     kind_strides=(("normal", 1), ("reduction", 2)),
     ops=MappingProxyType({name: (BOTTLENECKED.get(name) or spec).description for name, spec in OPS.items()}),
     presets=PRESETS,
+    data={"large": TF_INCEPTION_LARGE, "mobile": TF_INCEPTION},
     emitter="nasc.compiler.emit_torch:emit_nasnet",
     resolver="nasc.compiler.skeleton:resolve_preset",
     width="nasc.compiler.skeleton:penultimate_per_filter",

@@ -32,6 +32,7 @@ class Convention:
     kind_strides: tuple[tuple[str, int], ...]  # stride of each kind's ops on the cell inputs
     ops: Mapping[str, str]  # the op names this convention knows → what each means here
     presets: Mapping[str, Any]  # preset name → the convention's preset dataclass
+    data: Mapping[str, Any]  # preset name → compiler/presets.DataConfig (evaluation transform)
     emitter: str  # "module:function" (genotype, EmitOptions) -> Python source
     resolver: str  # "module:function" (genotype, EmitOptions) -> (preset name, preset), may raise ValueError
     width: str  # "module:function" (genotype) -> penultimate filters P per first-stage filter (N@P scaling)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from nasc.compiler.conventions.base import Convention
+from nasc.compiler.presets import CIFAR10, IMAGENET
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ DARTS = Convention(
     combines=("add",),
     family="darts",
     presets=PRESETS,
+    data={"cifar": CIFAR10, "imagenet": IMAGENET},  # cnn/utils.py, cnn/train_imagenet.py
     emitter="nasc.compiler.emit_darts:emit_darts",
     resolver="nasc.compiler.emit_darts:resolve_preset",
     width="nasc.compiler.emit_darts:penultimate_per_filter",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from nasc.compiler.conventions.base import Convention
-from nasc.compiler.presets import PRESETS
+from nasc.compiler.presets import DATA, PRESETS
 from nasc.compiler.registry import OPS
 
 NASNET = Convention(
@@ -20,6 +20,7 @@ NASNET = Convention(
     kind_strides=(("normal", 1), ("reduction", 2)),
     ops=MappingProxyType({name: spec.description for name, spec in OPS.items()}),
     presets=PRESETS,
+    data=DATA,
     emitter="nasc.compiler.emit_torch:emit_nasnet",
     resolver="nasc.compiler.skeleton:resolve_preset",
     width="nasc.compiler.skeleton:penultimate_per_filter",

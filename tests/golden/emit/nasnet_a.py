@@ -25,6 +25,11 @@ METADATA: dict[str, str | int | float] = {
     "paper": "Zoph et al. 2018, Learning Transferable Architectures for Scalable Image Recognition",
     "source": "tensorflow/models research/slim/nets/nasnet/nasnet_utils.py",
     "convention": "nasnet",
+    "top1_cifar": 97.35,
+    "top1_mobile": 74.0,
+    "top1_large": 82.7,
+    "checkpoint_mobile": "pretrainedmodels nasnetamobile-7e03cead.pth (data.lip6.fr/cadene)",
+    "checkpoint_large": "timm nasnetalarge.tf_in1k (Hugging Face timm/nasnetalarge.tf_in1k)",
 }
 
 # -- building blocks ------------------------------------------------------------------------------
@@ -286,7 +291,7 @@ class SeparableBranch(nn.Module):
 
 
 class NormalCell(Cell):
-    """The `normal` cell (nasnet_a.cell:14): stride 1, output 6·F channels.
+    """The `normal` cell (nasnet_a.cell:21): stride 1, output 6·F channels.
 
     x2 is brought to F channels: ReLU → 1x1 conv → BN.
     """
@@ -298,18 +303,18 @@ class NormalCell(Cell):
         super().__init__()
         self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
         self.adjust_x2 = ReLUConvBN(x2_channels, filters, bn)
-        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
+        # nasnet_a.cell:22  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
         self.h2_left = SeparableBranch(filters, filters, 5, stride=1, bn=bn)
         self.h2_right = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
-        # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
+        # nasnet_a.cell:23  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
         self.h3_left = SeparableBranch(filters, filters, 5, stride=1, bn=bn)
         self.h3_right = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
-        # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
+        # nasnet_a.cell:24  h4 = add(avg_pool_3x3(h0), identity(h1))
         self.h4_left = SamePool2d("avg", 3, stride=1)
-        # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
+        # nasnet_a.cell:25  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
         self.h5_left = SamePool2d("avg", 3, stride=1)
         self.h5_right = SamePool2d("avg", 3, stride=1)
-        # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
+        # nasnet_a.cell:26  h6 = add(sep_conv_3x3(h0), identity(h0))
         self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
         self.drop_path = DropPath()
         self.out_channels = 6 * filters
@@ -317,21 +322,21 @@ class NormalCell(Cell):
     def cell_forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = self.adjust_x2(x2)
-        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
+        # nasnet_a.cell:22  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
         h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))
-        # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
+        # nasnet_a.cell:23  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
         h3 = self.drop_path(self.h3_left(h1)) + self.drop_path(self.h3_right(h1))
-        # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
+        # nasnet_a.cell:24  h4 = add(avg_pool_3x3(h0), identity(h1))
         h4 = self.drop_path(self.h4_left(h0)) + h1
-        # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
+        # nasnet_a.cell:25  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
         h5 = self.drop_path(self.h5_left(h1)) + self.drop_path(self.h5_right(h1))
-        # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
+        # nasnet_a.cell:26  h6 = add(sep_conv_3x3(h0), identity(h0))
         h6 = self.drop_path(self.h6_left(h0)) + h0
         return torch.cat([h1, h2, h3, h4, h5, h6], dim=1)
 
 
 class NormalCellWithoutX2(Cell):
-    """The `normal` cell (nasnet_a.cell:14): stride 1, output 6·F channels.
+    """The `normal` cell (nasnet_a.cell:21): stride 1, output 6·F channels.
 
     No x2 (the first cell after a stem): h1 is x1 itself, unsqueezed.
     """
@@ -342,19 +347,19 @@ class NormalCellWithoutX2(Cell):
     def __init__(self, x1_channels: int, filters: int, *, bn: BatchNormConfig) -> None:
         super().__init__()
         self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
-        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
+        # nasnet_a.cell:22  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
         self.h2_left = SeparableBranch(filters, filters, 5, stride=1, bn=bn)
         self.h2_right = SeparableBranch(x1_channels, filters, 3, stride=1, bn=bn)
-        # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
+        # nasnet_a.cell:23  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
         self.h3_left = SeparableBranch(x1_channels, filters, 5, stride=1, bn=bn)
         self.h3_right = SeparableBranch(x1_channels, filters, 3, stride=1, bn=bn)
-        # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
+        # nasnet_a.cell:24  h4 = add(avg_pool_3x3(h0), identity(h1))
         self.h4_left = SamePool2d("avg", 3, stride=1)
         self.h4_right = ReLUConvBN(x1_channels, filters, bn, stride=1)
-        # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
+        # nasnet_a.cell:25  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
         self.h5_left = PoolBranch("avg", 3, x1_channels, filters, stride=1, bn=bn)
         self.h5_right = PoolBranch("avg", 3, x1_channels, filters, stride=1, bn=bn)
-        # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
+        # nasnet_a.cell:26  h6 = add(sep_conv_3x3(h0), identity(h0))
         self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
         self.out_h1 = ConvBN(x1_channels, filters, bn)
         self.drop_path = DropPath()
@@ -363,21 +368,21 @@ class NormalCellWithoutX2(Cell):
     def cell_forward(self, x1: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = x1
-        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
+        # nasnet_a.cell:22  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
         h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))
-        # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
+        # nasnet_a.cell:23  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
         h3 = self.drop_path(self.h3_left(h1)) + self.drop_path(self.h3_right(h1))
-        # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
+        # nasnet_a.cell:24  h4 = add(avg_pool_3x3(h0), identity(h1))
         h4 = self.drop_path(self.h4_left(h0)) + self.h4_right(h1)
-        # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
+        # nasnet_a.cell:25  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
         h5 = self.drop_path(self.h5_left(h1)) + self.drop_path(self.h5_right(h1))
-        # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
+        # nasnet_a.cell:26  h6 = add(sep_conv_3x3(h0), identity(h0))
         h6 = self.drop_path(self.h6_left(h0)) + h0
         return torch.cat([self.out_h1(h1), h2, h3, h4, h5, h6], dim=1)
 
 
 class NormalCellReducingX2(Cell):
-    """The `normal` cell (nasnet_a.cell:14): stride 1, output 6·F channels.
+    """The `normal` cell (nasnet_a.cell:21): stride 1, output 6·F channels.
 
     x2 is at twice x1's size: ReLU → factorized reduction to F channels.
     """
@@ -389,18 +394,18 @@ class NormalCellReducingX2(Cell):
         super().__init__()
         self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
         self.adjust_x2 = ReLUFactorizedReduction(x2_channels, filters, bn)
-        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
+        # nasnet_a.cell:22  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
         self.h2_left = SeparableBranch(filters, filters, 5, stride=1, bn=bn)
         self.h2_right = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
-        # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
+        # nasnet_a.cell:23  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
         self.h3_left = SeparableBranch(filters, filters, 5, stride=1, bn=bn)
         self.h3_right = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
-        # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
+        # nasnet_a.cell:24  h4 = add(avg_pool_3x3(h0), identity(h1))
         self.h4_left = SamePool2d("avg", 3, stride=1)
-        # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
+        # nasnet_a.cell:25  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
         self.h5_left = SamePool2d("avg", 3, stride=1)
         self.h5_right = SamePool2d("avg", 3, stride=1)
-        # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
+        # nasnet_a.cell:26  h6 = add(sep_conv_3x3(h0), identity(h0))
         self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
         self.drop_path = DropPath()
         self.out_channels = 6 * filters
@@ -408,21 +413,21 @@ class NormalCellReducingX2(Cell):
     def cell_forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = self.adjust_x2(x2)
-        # nasnet_a.cell:15  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
+        # nasnet_a.cell:22  h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))
         h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))
-        # nasnet_a.cell:16  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
+        # nasnet_a.cell:23  h3 = add(sep_conv_5x5(h1), sep_conv_3x3(h1))
         h3 = self.drop_path(self.h3_left(h1)) + self.drop_path(self.h3_right(h1))
-        # nasnet_a.cell:17  h4 = add(avg_pool_3x3(h0), identity(h1))
+        # nasnet_a.cell:24  h4 = add(avg_pool_3x3(h0), identity(h1))
         h4 = self.drop_path(self.h4_left(h0)) + h1
-        # nasnet_a.cell:18  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
+        # nasnet_a.cell:25  h5 = add(avg_pool_3x3(h1), avg_pool_3x3(h1))
         h5 = self.drop_path(self.h5_left(h1)) + self.drop_path(self.h5_right(h1))
-        # nasnet_a.cell:19  h6 = add(sep_conv_3x3(h0), identity(h0))
+        # nasnet_a.cell:26  h6 = add(sep_conv_3x3(h0), identity(h0))
         h6 = self.drop_path(self.h6_left(h0)) + h0
         return torch.cat([h1, h2, h3, h4, h5, h6], dim=1)
 
 
 class ReductionCell(Cell):
-    """The `reduction` cell (nasnet_a.cell:24): stride 2, output 4·F channels.
+    """The `reduction` cell (nasnet_a.cell:31): stride 2, output 4·F channels.
 
     x2 is brought to F channels: ReLU → 1x1 conv → BN.
     """
@@ -434,18 +439,18 @@ class ReductionCell(Cell):
         super().__init__()
         self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
         self.adjust_x2 = ReLUConvBN(x2_channels, filters, bn)
-        # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:32  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
         self.h2_left = SeparableBranch(filters, filters, 5, stride=2, bn=bn)
         self.h2_right = SeparableBranch(filters, filters, 7, stride=2, bn=bn)
-        # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:33  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
         self.h3_left = SamePool2d("max", 3, stride=2)
         self.h3_right = SeparableBranch(filters, filters, 7, stride=2, bn=bn)
-        # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
+        # nasnet_a.cell:34  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
         self.h4_left = SamePool2d("avg", 3, stride=2)
         self.h4_right = SeparableBranch(filters, filters, 5, stride=2, bn=bn)
-        # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
+        # nasnet_a.cell:35  h5 = add(identity(h3), avg_pool_3x3(h2))
         self.h5_right = SamePool2d("avg", 3, stride=1)
-        # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
+        # nasnet_a.cell:36  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
         self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
         self.h6_right = SamePool2d("max", 3, stride=2)
         self.drop_path = DropPath()
@@ -454,21 +459,21 @@ class ReductionCell(Cell):
     def cell_forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = self.adjust_x2(x2)
-        # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:32  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
         h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))
-        # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:33  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
         h3 = self.drop_path(self.h3_left(h0)) + self.drop_path(self.h3_right(h1))
-        # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
+        # nasnet_a.cell:34  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
         h4 = self.drop_path(self.h4_left(h0)) + self.drop_path(self.h4_right(h1))
-        # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
+        # nasnet_a.cell:35  h5 = add(identity(h3), avg_pool_3x3(h2))
         h5 = h3 + self.drop_path(self.h5_right(h2))
-        # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
+        # nasnet_a.cell:36  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
         h6 = self.drop_path(self.h6_left(h2)) + self.drop_path(self.h6_right(h0))
         return torch.cat([h3, h4, h5, h6], dim=1)
 
 
 class ReductionCellWithoutX2(Cell):
-    """The `reduction` cell (nasnet_a.cell:24): stride 2, output 4·F channels.
+    """The `reduction` cell (nasnet_a.cell:31): stride 2, output 4·F channels.
 
     No x2 (the first cell after a stem): h1 is x1 itself, unsqueezed.
     """
@@ -479,18 +484,18 @@ class ReductionCellWithoutX2(Cell):
     def __init__(self, x1_channels: int, filters: int, *, bn: BatchNormConfig) -> None:
         super().__init__()
         self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
-        # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:32  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
         self.h2_left = SeparableBranch(filters, filters, 5, stride=2, bn=bn)
         self.h2_right = SeparableBranch(x1_channels, filters, 7, stride=2, bn=bn)
-        # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:33  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
         self.h3_left = SamePool2d("max", 3, stride=2)
         self.h3_right = SeparableBranch(x1_channels, filters, 7, stride=2, bn=bn)
-        # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
+        # nasnet_a.cell:34  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
         self.h4_left = SamePool2d("avg", 3, stride=2)
         self.h4_right = SeparableBranch(x1_channels, filters, 5, stride=2, bn=bn)
-        # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
+        # nasnet_a.cell:35  h5 = add(identity(h3), avg_pool_3x3(h2))
         self.h5_right = SamePool2d("avg", 3, stride=1)
-        # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
+        # nasnet_a.cell:36  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
         self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
         self.h6_right = SamePool2d("max", 3, stride=2)
         self.drop_path = DropPath()
@@ -499,21 +504,21 @@ class ReductionCellWithoutX2(Cell):
     def cell_forward(self, x1: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = x1
-        # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:32  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
         h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))
-        # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:33  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
         h3 = self.drop_path(self.h3_left(h0)) + self.drop_path(self.h3_right(h1))
-        # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
+        # nasnet_a.cell:34  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
         h4 = self.drop_path(self.h4_left(h0)) + self.drop_path(self.h4_right(h1))
-        # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
+        # nasnet_a.cell:35  h5 = add(identity(h3), avg_pool_3x3(h2))
         h5 = h3 + self.drop_path(self.h5_right(h2))
-        # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
+        # nasnet_a.cell:36  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
         h6 = self.drop_path(self.h6_left(h2)) + self.drop_path(self.h6_right(h0))
         return torch.cat([h3, h4, h5, h6], dim=1)
 
 
 class ReductionCellReducingX2(Cell):
-    """The `reduction` cell (nasnet_a.cell:24): stride 2, output 4·F channels.
+    """The `reduction` cell (nasnet_a.cell:31): stride 2, output 4·F channels.
 
     x2 is at twice x1's size: ReLU → factorized reduction to F channels.
     """
@@ -525,18 +530,18 @@ class ReductionCellReducingX2(Cell):
         super().__init__()
         self.squeeze_x1 = ReLUConvBN(x1_channels, filters, bn)
         self.adjust_x2 = ReLUFactorizedReduction(x2_channels, filters, bn)
-        # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:32  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
         self.h2_left = SeparableBranch(filters, filters, 5, stride=2, bn=bn)
         self.h2_right = SeparableBranch(filters, filters, 7, stride=2, bn=bn)
-        # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:33  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
         self.h3_left = SamePool2d("max", 3, stride=2)
         self.h3_right = SeparableBranch(filters, filters, 7, stride=2, bn=bn)
-        # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
+        # nasnet_a.cell:34  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
         self.h4_left = SamePool2d("avg", 3, stride=2)
         self.h4_right = SeparableBranch(filters, filters, 5, stride=2, bn=bn)
-        # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
+        # nasnet_a.cell:35  h5 = add(identity(h3), avg_pool_3x3(h2))
         self.h5_right = SamePool2d("avg", 3, stride=1)
-        # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
+        # nasnet_a.cell:36  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
         self.h6_left = SeparableBranch(filters, filters, 3, stride=1, bn=bn)
         self.h6_right = SamePool2d("max", 3, stride=2)
         self.drop_path = DropPath()
@@ -545,15 +550,15 @@ class ReductionCellReducingX2(Cell):
     def cell_forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         h0 = self.squeeze_x1(x1)
         h1 = self.adjust_x2(x2)
-        # nasnet_a.cell:25  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:32  h2 = add(sep_conv_5x5(h0), sep_conv_7x7(h1))
         h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))
-        # nasnet_a.cell:26  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
+        # nasnet_a.cell:33  h3 = add(max_pool_3x3(h0), sep_conv_7x7(h1))
         h3 = self.drop_path(self.h3_left(h0)) + self.drop_path(self.h3_right(h1))
-        # nasnet_a.cell:27  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
+        # nasnet_a.cell:34  h4 = add(avg_pool_3x3(h0), sep_conv_5x5(h1))
         h4 = self.drop_path(self.h4_left(h0)) + self.drop_path(self.h4_right(h1))
-        # nasnet_a.cell:28  h5 = add(identity(h3), avg_pool_3x3(h2))
+        # nasnet_a.cell:35  h5 = add(identity(h3), avg_pool_3x3(h2))
         h5 = h3 + self.drop_path(self.h5_right(h2))
-        # nasnet_a.cell:29  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
+        # nasnet_a.cell:36  h6 = add(sep_conv_3x3(h2), max_pool_3x3(h0))
         h6 = self.drop_path(self.h6_left(h2)) + self.drop_path(self.h6_right(h0))
         return torch.cat([h3, h4, h5, h6], dim=1)
 
@@ -1165,6 +1170,9 @@ class Preset:
     image_size: int
     num_classes: int
     drop_path_keep_prob: float
+    # timm's pretrained_cfg: the evaluation transform (resize to input size / crop_pct, centre crop,
+    # normalize), first_conv and classifier, and the published checkpoint and top-1 where there are
+    pretrained_cfg: dict[str, object]
 
 
 PRESETS: dict[str, Preset] = {
@@ -1173,18 +1181,54 @@ PRESETS: dict[str, Preset] = {
         image_size=32,
         num_classes=10,
         drop_path_keep_prob=0.6,
+        pretrained_cfg={
+            "input_size": (3, 32, 32),
+            "mean": (0.4914, 0.4822, 0.4465),
+            "std": (0.247, 0.2435, 0.2616),
+            "crop_pct": 1.0,
+            "interpolation": "bilinear",
+            "num_classes": 10,
+            "first_conv": "stem.0",
+            "classifier": "classifier",
+            "checkpoint": "",
+            "top1": 97.35,
+        },
     ),
     "mobile": Preset(
         network=NasnetAMobile,
         image_size=224,
         num_classes=1000,
         drop_path_keep_prob=1.0,
+        pretrained_cfg={
+            "input_size": (3, 224, 224),
+            "mean": (0.5, 0.5, 0.5),
+            "std": (0.5, 0.5, 0.5),
+            "crop_pct": 0.875,
+            "interpolation": "bilinear",
+            "num_classes": 1000,
+            "first_conv": "stem.0",
+            "classifier": "classifier",
+            "checkpoint": "pretrainedmodels nasnetamobile-7e03cead.pth (data.lip6.fr/cadene)",
+            "top1": 74.0,
+        },
     ),
     "large": Preset(
         network=NasnetALarge,
         image_size=331,
         num_classes=1000,
         drop_path_keep_prob=0.7,
+        pretrained_cfg={
+            "input_size": (3, 331, 331),
+            "mean": (0.5, 0.5, 0.5),
+            "std": (0.5, 0.5, 0.5),
+            "crop_pct": 0.911,
+            "interpolation": "bicubic",
+            "num_classes": 1000,
+            "first_conv": "stem.0",
+            "classifier": "classifier",
+            "checkpoint": "timm nasnetalarge.tf_in1k (Hugging Face timm/nasnetalarge.tf_in1k)",
+            "top1": 82.7,
+        },
     ),
 }
 DEFAULT_PRESET = "cifar"
