@@ -4,8 +4,8 @@ A checkpoint of a hand-written reference network (timm, pretrainedmodels, the DA
 read as untrusted data (`weights_only`, or safetensors) and every tensor of the compiled network is
 found in it by a name derived from the compiler's view of the cell, never from a table per network:
 
-- cells correspond by position: the reference's cells in the order its checkpoint lists them, ours
-  in `cell_names` order;
+- cells correspond by position within their family (stem cells, reduction cells, the others): the
+  reference's in the order of their numbers, ours in `cell_names` order;
 - inside a cell, a block corresponds to the reference's combination at the block's position (TF-slim
   ports: `comb_iter_{i}_{left,right}`; DARTS: `_ops.{2i}`, `_ops.{2i+1}`), and each module of an op to
   the reference's module of the same role, by the op's family (separable, pool projection, 1x1 conv);
@@ -224,25 +224,57 @@ CANDIDATES: dict[str, Callable[..., list[str]]] = {
     "darts": _darts_candidates,
 }
 CELL_PREFIX = {
-    "timm": re.compile(r"^((?:cell_stem_\d+|cell_\d+|reduction_cell_\d+))\."),
-    "pretrainedmodels": re.compile(r"^((?:cell_stem_\d+|cell_\d+|reduction_cell_\d+))\."),
-    "darts": re.compile(r"^(cells\.\d+)\."),
+    "timm": re.compile(r"^((cell_stem|reduction_cell|cell)_(\d+))\."),
+    "pretrainedmodels": re.compile(r"^((cell_stem|reduction_cell|cell)_(\d+))\."),
+    "darts": re.compile(r"^((cells)\.(\d+))\."),
 }
+OUR_CELL = re.compile(r"^(cell_stem|reduction_cell|cell)_(\d+)$")
 
 
-def _reference_cells(checkpoint: Mapping[str, torch.Tensor], source: str) -> list[str]:
-    """The reference's cells, in the order its state_dict lists them (its modules' order)."""
-    seen: dict[str, None] = {}
+def _cell_correspondence(
+    checkpoint: Mapping[str, torch.Tensor], source: str, our_names: tuple[str, ...]
+) -> dict[str, str]:
+    """Our cell → the reference's. Within each family (stem cells, reduction cells, the rest) the
+    reference's cells are taken in the order of their numbers, so the checkpoint's key order does not
+    matter (safetensors sorts keys; pretrainedmodels numbers NASNet-A mobile's cells 0-3, 6-9, 12-15)."""
+    theirs: dict[str, set[tuple[int, str]]] = {}
     for key in checkpoint:
         match = CELL_PREFIX[source].match(key)
         if match:
-            seen.setdefault(match.group(1))
-    return list(seen)
+            family = "cell" if match.group(2) == "cells" else match.group(2)
+            theirs.setdefault(family, set()).add((int(match.group(3)), match.group(1)))
+    queues = {family: [name for _, name in sorted(cells)] for family, cells in theirs.items()}
+    mine: dict[str, list[str]] = {}
+    for name in our_names:
+        mine.setdefault(OUR_CELL.match(name).group(1), []).append(name)
+    counts = {family: len(names) for family, names in mine.items()}
+    found = {family: len(queues.get(family, [])) for family in set(mine) | set(queues)}
+    if any(found[family] != counts.get(family, 0) for family in found):
+        words = {"cell_stem": "stem", "reduction_cell": "reduction", "cell": "other"}
+
+        def describe(table: Mapping[str, int]) -> str:
+            total = sum(table.values())
+            if len([count for count in table.values() if count]) < 2:
+                return str(total)
+            parts = ", ".join(f"{table.get(family, 0)} {word}" for family, word in words.items())
+            return f"{total} ({parts})"
+
+        raise WeightsError(
+            f"the checkpoint has {describe(found)} cells, this network at this preset "
+            f"{describe(counts)}: is it a {source} checkpoint of this network and preset?"
+        )
+    return {
+        name: reference
+        for family, names in mine.items()
+        for name, reference in zip(names, queues[family], strict=True)
+    }
 
 
-def _stem_prefix(checkpoint: Mapping[str, torch.Tensor]) -> str:
-    first = next(iter(checkpoint))
-    return first.split(".")[0]
+def _stem_prefix(checkpoint: Mapping[str, torch.Tensor], source: str) -> str:
+    """The reference's stem: its one top-level module besides the cells, classifier and aux head."""
+    tops = {key.split(".")[0] for key in checkpoint if not CELL_PREFIX[source].match(key)}
+    tops -= {"last_linear", "classifier", "auxiliary_head", "aux_head", "aux_logits"}
+    return min(tops) if tops else "conv0"
 
 
 # -- importing --------------------------------------------------------------------------------------
@@ -268,19 +300,14 @@ def import_weights(
             f"checkpoints; genotype {genotype.name} is a {genotype.convention} network"
         )
     ours = model.state_dict()
-    reference_cells = _reference_cells(checkpoint, source)
-    if len(reference_cells) != len(model.cell_names):
-        raise WeightsError(
-            f"the checkpoint has {len(reference_cells)} cells and {genotype.name} at this preset has "
-            f"{len(model.cell_names)}: is it a {source} checkpoint of this network and preset?"
-        )
+    reference_of = _cell_correspondence(checkpoint, source, tuple(model.cell_names))
     cell_of = {
-        name: (reference, cell.kind)
-        for name, reference, cell in zip(model.cell_names, reference_cells, model.cells, strict=True)
+        name: (reference_of[name], cell.kind)
+        for name, cell in zip(model.cell_names, model.cells, strict=True)
     }
     positions = _op_positions(genotype)
     candidates = CANDIDATES[source]
-    stem = _stem_prefix(checkpoint)
+    stem = _stem_prefix(checkpoint, source)
     state: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     for key, tensor in ours.items():

@@ -245,3 +245,24 @@ def test_the_imported_weights_load_in_the_standalone_module_and_export_to_onnx(t
         tmp_path / "x.onnx",
     )
     assert code == 1 and "not this network's" in stderr and not (tmp_path / "x.onnx").exists()
+
+
+def test_a_safetensors_checkpoint_as_timm_publishes_them(tmp_path: Path) -> None:
+    safetensors = pytest.importorskip("safetensors.torch")
+    peer = randomized(NetworkCIFAR(36, 10, 20, auxiliary=False, genotype=reference_genotypes()["DARTS_V2"]))
+    checkpoint = tmp_path / "model.safetensors"
+    safetensors.save_file({k: v.contiguous() for k, v in peer.state_dict().items()}, str(checkpoint))
+    out = tmp_path / "w.pt"
+    code, stdout, stderr = run(
+        "weights", GENOTYPES / "darts_v2.cell", checkpoint, "--from", "darts", "--preset", "cifar", "-o", out
+    )
+    assert code == 0, stderr
+    model = build_network(
+        nasc.load(GENOTYPES / "darts_v2.cell"), EmitOptions(preset="cifar"), weights=str(out)
+    )
+    assert relative_difference(peer, model.model.eval(), 32) < TOLERANCE
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # damaged: one line, nothing written
+    code, _, stderr = run(
+        "weights", GENOTYPES / "darts_v2.cell", checkpoint, "--from", "darts", "-o", tmp_path / "x.pt"
+    )
+    assert code == 1 and "not a readable safetensors file" in stderr and not (tmp_path / "x.pt").exists()
