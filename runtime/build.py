@@ -105,15 +105,16 @@ def _load_weights(model: nn.Module, path: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        raise BuildError(f"cannot read weights {path}: {_first_line(error)}") from None
+        raise BuildError(f"cannot read weights {path}: {first_line(error)}") from None
     if not isinstance(state, dict):
         raise BuildError(f"{path} holds no state_dict")
     try:
         model.load_state_dict(state)
     except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
-        raise BuildError(f"the weights in {path} are not this network's: {_first_line(error, 1)}") from None
+        raise BuildError(f"the weights in {path} are not this network's: {first_line(error, 1)}") from None
 
 
-def _first_line(error: BaseException, skip: int = 0) -> str:
+def first_line(error: BaseException, skip: int = 0) -> str:
+    """An exception's message as one line for a user (the `skip`-th non-blank line, at most 240 chars)."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     return (lines[skip] if len(lines) > skip else lines[0] if lines else type(error).__name__)[:240]

@@ -33,6 +33,7 @@ import torch
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.lower import lower
+from nasc.runtime.build import first_line
 
 SOURCES = ("timm", "pretrainedmodels", "darts")
 WRAPPERS = ("state_dict", "model", "state_dict_ema", "model_ema")
@@ -61,7 +62,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     .safetensors file. Never runs code from the file."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
+        raise WeightsError("no such file")
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -72,7 +73,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             tensors: object = load_file(str(path))
         except Exception as error:  # safetensors raises its own types for every kind of damage
-            raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
+            raise WeightsError(f"not a readable safetensors file ({first_line(error)})") from None
     else:
         try:
             tensors = torch.load(path, map_location="cpu", weights_only=True)
@@ -84,27 +85,20 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             ValueError,
             OSError,
         ) as error:
-            raise WeightsError(
-                f"{path}: not a checkpoint nasc can read safely ({_first_line(error)})"
-            ) from None
+            raise WeightsError(f"not a checkpoint nasc can read safely ({first_line(error)})") from None
     for _ in range(3):  # unwrap {"state_dict": {...}} and the like
         if isinstance(tensors, Mapping):
             wrapper = next((key for key in WRAPPERS if isinstance(tensors.get(key), Mapping)), None)
             if wrapper is not None and not any(isinstance(v, torch.Tensor) for v in tensors.values()):
                 tensors = tensors[wrapper]
     if not isinstance(tensors, Mapping) or not tensors:
-        raise WeightsError(f"{path}: holds no state_dict (a mapping of names to tensors)")
+        raise WeightsError("holds no state_dict (a mapping of names to tensors)")
     found = {str(key): value for key, value in tensors.items() if isinstance(value, torch.Tensor)}
     if not found:
-        raise WeightsError(f"{path}: holds no tensors")
+        raise WeightsError("holds no tensors")
     if all(key.startswith("module.") for key in found):  # saved from DataParallel
         found = {key.removeprefix("module."): value for key, value in found.items()}
     return found
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
 
 
 # -- the names: derived from the lowered cells ------------------------------------------------------
