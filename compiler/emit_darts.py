@@ -272,17 +272,12 @@ def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
         for name, preset in presets.items()
     ]
     metadata = {entry.key: entry.value for entry in genotype.metadata}
-    base = options.preset or next(iter(PRESETS))
-    rescaled = default_name not in PRESETS
+    base = None if default_name in PRESETS else options.preset or next(iter(PRESETS))
     for network in networks:
+        size, classes = network.preset.image_size, network.preset.num_classes
+        first_conv = "stem0.0" if network.stem == "imagenet" else "stem.0"
         network.pretrained_cfg = pretrained_cfg(
-            metadata,
-            base if rescaled else network.preset_name,  # a rescaled network: its base's transform
-            DARTS.data[base if rescaled else network.preset_name],
-            network.preset.image_size,
-            network.preset.num_classes,
-            "stem0.0" if network.stem == "imagenet" else "stem.0",
-            published=not rescaled,
+            metadata, DARTS.data, network.preset_name, base, size, classes, first_conv
         )
     context = {
         "version": nasc.__version__,

@@ -346,8 +346,6 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
             class_names[key] = module_names.name(("cell", key), base + suffix)
     cells = [_cell_view(examples[key], class_names[key], label) for key in class_names]
 
-    metadata = {entry.key: entry.value for entry in genotype.metadata}
-    base = options.preset or next(iter(convention.presets))
     networks = [
         _network_view(
             name,
@@ -358,15 +356,12 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
         )
         for name, preset in presets.items()
     ]
+    metadata = {entry.key: entry.value for entry in genotype.metadata}
+    base = (options.preset or next(iter(convention.presets))) if rescaled else None
     for network in networks:
+        size, classes = network.preset.image_size, network.preset.num_classes
         network.pretrained_cfg = pretrained_cfg(
-            metadata,
-            base if rescaled else network.preset_name,  # a rescaled network: its base's transform
-            convention.data[base if rescaled else network.preset_name],
-            network.preset.image_size,
-            network.preset.num_classes,
-            "stem.0",
-            published=not rescaled,
+            metadata, convention.data, network.preset_name, base, size, classes, "stem.0"
         )
     constructs = [op.construct for cell in cells for block in cell.blocks for op in block.operands]
     constructs += [cell.adjust_x2 or "" for cell in cells]

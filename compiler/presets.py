@@ -61,27 +61,29 @@ PRESETS: dict[str, Preset] = {
 
 def pretrained_cfg(
     metadata: Mapping[str, object],
+    data: Mapping[str, DataConfig],
     preset: str,
-    data: DataConfig,
+    base: str | None,
     image_size: int,
     num_classes: int,
     first_conv: str,
-    published: bool,
 ) -> dict[str, object]:
     """timm's pretrained_cfg for one preset's network: how to prepare its images, its first conv and
-    classifier (real parameter names), and, for a published network (not a rescaled one), the
-    checkpoint and top-1 its genotype's metadata names (`checkpoint_<preset>`, `top1_<preset>`)."""
+    classifier (real parameter names), and, for a published network, the checkpoint and top-1 its
+    genotype's metadata names (`checkpoint_<preset>`, `top1_<preset>`). A rescaled network (`base`:
+    the preset it was rescaled from) takes its base's transform and was never published."""
+    config = data[base or preset]
     return {
         "input_size": (3, image_size, image_size),
-        "mean": data.mean,
-        "std": data.std,
-        "crop_pct": data.crop_pct,
-        "interpolation": data.interpolation,
+        "mean": config.mean,
+        "std": config.std,
+        "crop_pct": config.crop_pct,
+        "interpolation": config.interpolation,
         "num_classes": num_classes,
         "first_conv": first_conv,
         "classifier": "classifier",
-        "checkpoint": str(metadata.get(f"checkpoint_{preset}", "")) if published else "",
-        "top1": metadata.get(f"top1_{preset}") if published else None,
+        "checkpoint": "" if base else str(metadata.get(f"checkpoint_{preset}", "")),
+        "top1": None if base else metadata.get(f"top1_{preset}"),
     }
 
 

@@ -152,24 +152,31 @@ class AuxiliaryHeadCIFAR(nn.Module):
         self.classifier = nn.Linear(768, num_classes)
 
 
+def stack_cells(
+    genotype, layers: int, c_stem: int, c: int, reduction_prev: bool
+) -> tuple[nn.ModuleList, int, int]:
+    """The cells, reductions at one and two thirds: (cells, channels of the last, of the aux input)."""
+    cells = nn.ModuleList()
+    c_pp, c_p, c_aux = c_stem, c_stem, c_stem
+    for i in range(layers):
+        reduction = i in (layers // 3, 2 * layers // 3)
+        if reduction:
+            c *= 2
+        cell = Cell(genotype, c_pp, c_p, c, reduction, reduction_prev)
+        reduction_prev = reduction
+        cells.append(cell)
+        c_pp, c_p = c_p, cell.multiplier * c
+        if i == 2 * layers // 3:
+            c_aux = c_p
+    return cells, c_p, c_aux
+
+
 class NetworkCIFAR(nn.Module):
     def __init__(self, c: int, num_classes: int, layers: int, auxiliary: bool, genotype) -> None:
         super().__init__()
         stem_c = 3 * c
         self.stem = nn.Sequential(nn.Conv2d(3, stem_c, 3, padding=1, bias=False), nn.BatchNorm2d(stem_c))
-        c_pp, c_p, c_cur = stem_c, stem_c, c
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                c_cur *= 2
-            cell = Cell(genotype, c_pp, c_p, c_cur, reduction, reduction_prev)
-            reduction_prev = reduction
-            self.cells.append(cell)
-            c_pp, c_p = c_p, cell.multiplier * c_cur
-            if i == 2 * layers // 3:
-                c_aux = c_p
+        self.cells, c_p, c_aux = stack_cells(genotype, layers, stem_c, c, reduction_prev=False)
         if auxiliary:
             self.auxiliary_head = AuxiliaryHeadCIFAR(c_aux, num_classes)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
@@ -195,17 +202,7 @@ class NetworkImageNet(nn.Module):
         self.stem1 = nn.Sequential(
             nn.ReLU(), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c)
         )
-        c_pp, c_p, c_cur = c, c, c
-        self.cells = nn.ModuleList()
-        reduction_prev = True
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                c_cur *= 2
-            cell = Cell(genotype, c_pp, c_p, c_cur, reduction, reduction_prev)
-            reduction_prev = reduction
-            self.cells.append(cell)
-            c_pp, c_p = c_p, cell.multiplier * c_cur
+        self.cells, c_p, _ = stack_cells(genotype, layers, c, c, reduction_prev=True)
         self.global_pooling = nn.AvgPool2d(7)
         self.classifier = nn.Linear(c_p, num_classes)
 

@@ -253,7 +253,7 @@ def test_a_safetensors_checkpoint_as_timm_publishes_them(tmp_path: Path) -> None
     checkpoint = tmp_path / "model.safetensors"
     safetensors.save_file({k: v.contiguous() for k, v in peer.state_dict().items()}, str(checkpoint))
     out = tmp_path / "w.pt"
-    code, stdout, stderr = run(
+    code, _, stderr = run(
         "weights", GENOTYPES / "darts_v2.cell", checkpoint, "--from", "darts", "--preset", "cifar", "-o", out
     )
     assert code == 0, stderr
