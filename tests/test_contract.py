@@ -189,3 +189,20 @@ def test_each_preset_has_a_pretrained_cfg_naming_real_parameters(name: str) -> N
     names = dict(small.model.named_parameters())
     assert f"{cfg['first_conv']}.weight" in names and f"{cfg['classifier']}.weight" in names
     assert cfg["top1"] is None and cfg["checkpoint"] == ""  # a rescaled network was never published
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"), [("nasnet_a", "train"), ("nasnet_a", "eval"), ("darts_v2", "train")]
+)
+def test_torch_compile_sees_one_graph_without_breaks(name: str, mode: str) -> None:
+    """Straight-line forwards and compile-time adapters leave torch.compile(fullgraph=True) nothing to
+    break on, in training (drop path, aux head) and in eval."""
+    options, size = SMALL[name]
+    model = build_network(
+        nasc.load(GENOTYPES / f"{name}.cell"), options, image_size=size, aux_head=True
+    ).model
+    getattr(model, mode)()
+    model.set_drop_path_progress(0.5)
+    explanation = torch._dynamo.explain(model)(torch.randn(2, 3, size, size))
+    torch._dynamo.reset()
+    assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
