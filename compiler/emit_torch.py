@@ -90,7 +90,6 @@ class _CellView:
     class_name: str
     location: str
     stride: int
-    x2_way: str
     x2_doc: str
     parameters: str
     adjust_x2: str | None
@@ -142,7 +141,6 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
         class_name=class_name,
         location=f"{label}:{line}" if line else label,
         stride=graph.stride,
-        x2_way=way,
         x2_doc=X2_WAYS[way][1],
         parameters="x1_channels: int, x2_channels: int, filters: int"
         if takes_x2
