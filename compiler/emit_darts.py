@@ -26,7 +26,8 @@ from nasc.compiler.templating import environment as _environment
 MODULE_NAMES = (
     "annotations dataclass torch F Tensor nn NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH "
     "SOURCE_FILE METADATA ReLUConvBN FactorizedReduce SepConv DilConv DropPath Preset PRESETS DEFAULT_PRESET "
-    "AuxHeadCIFAR AuxHeadImageNet AuxHeadTooSmall create_model checkpoint Cell global_pooling feature_maps"
+    "AuxHeadCIFAR AuxHeadImageNet AuxHeadTooSmall create_model checkpoint Cell global_pooling feature_maps "
+    "copy fold_batch_norms inference_copy"
 ).split()
 CELL_ATTRIBUTES = (
     "preprocess0 preprocess1 drop_path multiplier reduction kind cell_forward grad_checkpointing "

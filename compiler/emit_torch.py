@@ -40,7 +40,7 @@ MODULE_NAMES = (
     "BatchNormConfig same_padding halved SameConv2d SamePool2d ReLUConvBN ConvBN FactorizedReduction "
     "ReLUFactorizedReduction DropPath PoolBranch SeparableBranch ConvBranch BottleneckBranch "
     "Preset PRESETS DEFAULT_PRESET AuxHead AuxHeadTooSmall create_model checkpoint Cell global_pooling "
-    "feature_maps"
+    "feature_maps copy fold_batch_norms inference_copy"
 ).split()
 # Attributes every cell has, and nn.Module's own.
 CELL_ATTRIBUTES = (

@@ -9,6 +9,7 @@ NASNet (Zoph et al. 2018): normal and reduction cells, TF-slim semantics.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -123,6 +124,8 @@ class SamePool2d(nn.Module):
 class ReLUConvBN(nn.Module):
     """ReLU → 1x1 convolution → batch norm: the squeeze of x1 and the channel adapter of x2."""
 
+    batch_norms = (("bn", ("conv",)),)  # which convolution each batch norm follows (for fuse())
+
     def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig, stride: int = 1) -> None:
         super().__init__()
         self.act = nn.ReLU()
@@ -136,6 +139,8 @@ class ReLUConvBN(nn.Module):
 class ConvBN(nn.Module):
     """1x1 convolution → batch norm, without ReLU (a stride-1 factorized reduction)."""
 
+    batch_norms = (("bn", ("conv",)),)
+
     def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
@@ -148,6 +153,8 @@ class ConvBN(nn.Module):
 class FactorizedReduction(nn.Module):
     """Halves height and width without dropping pixels: 1x1 convolutions over the even grid and over
     the grid shifted by one pixel, concatenated, then batch norm."""
+
+    batch_norms = (("bn", ("conv_even", "conv_odd")),)  # over their concatenation
 
     def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig) -> None:
         super().__init__()
@@ -241,6 +248,45 @@ def feature_maps(
     return intermediates if intermediates_only else (features, intermediates)
 
 
+def fold_batch_norms(network: nn.Module) -> None:
+    """Fold every batch norm into the convolution(s) before it, with its running statistics: conv →
+    BN becomes one convolution with a bias (what `batch_norms` names, and conv, BN in a Sequential)."""
+    for module in list(network.modules()):
+        pairs = list(getattr(type(module), "batch_norms", ()))
+        if isinstance(module, nn.Sequential):
+            layers = list(module)
+            pairs = [
+                (str(i + 1), (str(i),))
+                for i in range(len(layers) - 1)
+                if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d)
+            ]
+        for bn_name, conv_names in pairs:
+            bn = getattr(module, bn_name)
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            shift = bn.bias - bn.running_mean * scale
+            start = 0
+            for conv_name in conv_names:  # convolutions concatenated before the batch norm
+                conv = getattr(module, conv_name)
+                part = slice(start, start + conv.out_channels)
+                start += conv.out_channels
+                with torch.no_grad():
+                    conv.weight.mul_(scale[part].reshape(-1, 1, 1, 1))
+                    bias = shift[part] if conv.bias is None else conv.bias * scale[part] + shift[part]
+                conv.bias = nn.Parameter(bias.detach().clone())
+            setattr(module, bn_name, nn.Identity())
+
+
+def inference_copy(network: nn.Module) -> nn.Module:
+    """`fuse()`: a copy for inference (eval mode, no aux head) with every batch norm folded into its
+    convolution and channels-last memory; it takes the same NCHW input and computes the same function."""
+    fused = copy.deepcopy(network).eval()
+    fused.aux_head = None
+    fold_batch_norms(fused)
+    fused.to(memory_format=torch.channels_last)
+    fused.channels_last = True
+    return fused
+
+
 class PoolBranch(nn.Module):
     """Average or max pooling ("SAME") of an input with other than F channels, then 1x1 conv → BN."""
 
@@ -267,6 +313,8 @@ class SeparableBranch(nn.Module):
     The stride is on the first depthwise convolution, and its pointwise already maps to F channels;
     nothing sits between depthwise and pointwise (paper, appendix A.4).
     """
+
+    batch_norms = (("bn_1", ("pointwise_1",)), ("bn_2", ("pointwise_2",)))
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int, stride: int, bn: BatchNormConfig
@@ -604,6 +652,7 @@ class NasnetACifar(nn.Module):
     built, reads `cell_11`.
     """
 
+    channels_last = False  # fuse() sets it: inputs are converted once, at the stem
     cell_names = (
         "cell_0",
         "cell_1",
@@ -703,6 +752,11 @@ class NasnetACifar(nn.Module):
     def drop_path_keep_probs(self) -> list[float]:
         return [cell.drop_path.keep_prob for cell in self.cells]
 
+    def fuse(self) -> nn.Module:
+        """A copy for inference: batch norms folded into their convolutions, channels-last memory, no
+        aux head; the same NCHW input and the same function (eval). This network is left as it is."""
+        return inference_copy(self)
+
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each cell in the backward pass instead of storing its activations."""
         for cell in self.cells:
@@ -710,6 +764,8 @@ class NasnetACifar(nn.Module):
 
     def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The last cell's output and the aux head's input. Each output is freed after its last reader."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x_stem = self.stem(x)
         x_cell_0 = self.cell_0(x_stem)
         x_cell_1 = self.cell_1(x_cell_0, x_stem)
@@ -794,6 +850,7 @@ class NasnetAMobile(nn.Module):
     built, reads `cell_7`.
     """
 
+    channels_last = False  # fuse() sets it: inputs are converted once, at the stem
     cell_names = (
         "cell_stem_0",
         "cell_stem_1",
@@ -885,6 +942,11 @@ class NasnetAMobile(nn.Module):
     def drop_path_keep_probs(self) -> list[float]:
         return [cell.drop_path.keep_prob for cell in self.cells]
 
+    def fuse(self) -> nn.Module:
+        """A copy for inference: batch norms folded into their convolutions, channels-last memory, no
+        aux head; the same NCHW input and the same function (eval). This network is left as it is."""
+        return inference_copy(self)
+
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each cell in the backward pass instead of storing its activations."""
         for cell in self.cells:
@@ -892,6 +954,8 @@ class NasnetAMobile(nn.Module):
 
     def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The last cell's output and the aux head's input. Each output is freed after its last reader."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x_stem = self.stem(x)
         x_cell_stem_0 = self.cell_stem_0(x_stem)
         x_cell_stem_1 = self.cell_stem_1(x_cell_stem_0, x_stem)
@@ -968,6 +1032,7 @@ class NasnetALarge(nn.Module):
     built, reads `cell_11`.
     """
 
+    channels_last = False  # fuse() sets it: inputs are converted once, at the stem
     cell_names = (
         "cell_stem_0",
         "cell_stem_1",
@@ -1071,6 +1136,11 @@ class NasnetALarge(nn.Module):
     def drop_path_keep_probs(self) -> list[float]:
         return [cell.drop_path.keep_prob for cell in self.cells]
 
+    def fuse(self) -> nn.Module:
+        """A copy for inference: batch norms folded into their convolutions, channels-last memory, no
+        aux head; the same NCHW input and the same function (eval). This network is left as it is."""
+        return inference_copy(self)
+
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each cell in the backward pass instead of storing its activations."""
         for cell in self.cells:
@@ -1078,6 +1148,8 @@ class NasnetALarge(nn.Module):
 
     def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The last cell's output and the aux head's input. Each output is freed after its last reader."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x_stem = self.stem(x)
         x_cell_stem_0 = self.cell_stem_0(x_stem)
         x_cell_stem_1 = self.cell_stem_1(x_cell_stem_0, x_stem)
@@ -1245,12 +1317,14 @@ def create_model(
     drop_path_keep_prob: float | None = None,
     image_size: int | None = None,
     weights: str | None = None,
+    fused: bool = False,
 ) -> nn.Module:
     """Build a preset's network (cifar, mobile, large) with its settings, each overridable.
 
     `weights`: a state_dict file for this network (e.g. one `nasc weights` wrote from a reference
-    checkpoint), loaded strictly and without running code from it. Other depths and widths are other
-    networks: compile them (`nasc compile --scale N@P`).
+    checkpoint), loaded strictly and without running code from it. `fused`: the inference build
+    (`network.fuse()`). Other depths and widths are other networks: compile them
+    (`nasc compile --scale N@P`).
     """
     if isinstance(preset, str):
         if preset not in PRESETS:
@@ -1270,4 +1344,4 @@ def create_model(
     )
     if weights is not None:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model
+    return model.fuse() if fused else model
