@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import pickle
 import sys
+import zipfile
 from types import ModuleType
 from typing import Any, NamedTuple
 
+import torch
 from torch import nn
 
 from nasc.compiler import ir
@@ -97,11 +100,6 @@ def build_network(
 
 def _load_weights(model: nn.Module, path: str) -> None:
     """A state_dict file into the model, strictly, never running code from the file."""
-    import pickle
-    import zipfile
-
-    import torch
-
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
