@@ -154,6 +154,10 @@ class NascError(Exception):
         self.omitted = omitted
         super().__init__("\n".join(d.headline() for d in self.diagnostics))
 
+    def __reduce__(self):
+        # Rebuilt from its parts, not its message, so it crosses process boundaries (nasc check -j).
+        return type(self), (self.diagnostics, self.source, self.omitted)
+
     def render(self) -> str:
         text = "\n\n".join(d.render(self.source) for d in self.diagnostics)
         if self.omitted:

@@ -405,3 +405,27 @@ def test_the_readme_tables_the_exit_status_contract() -> None:
     readme = (ROOT / "README.md").read_text()
     for row in ("| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 130 |"):
         assert row in readme
+
+
+def test_a_directory_is_checked_and_hashed_on_every_core_with_the_same_output(tmp_path: Path) -> None:
+    """From 64 files on, check and hash load files in worker processes; what they print, in what
+    order, and the exit status are exactly those of one process (diagnostics included)."""
+    text = NASNET_A.read_text()
+    for index in range(80):
+        (tmp_path / f"g{index:03d}.cell").write_text(text.replace("genotype nasnet_a", f"genotype g{index}"))
+    (tmp_path / "g040_bad.cell").write_text("genotype bad\nnormal(h0, h1) {\n    h2 = add(nope(h0), h1)\n}\n")
+    for command in ("hash", "check"):
+        one = run(command, str(tmp_path), "--jobs", "1")
+        two = run(command, str(tmp_path), "--jobs", "2")
+        assert one == two
+        assert one[0] == 1 and "g040_bad.cell:3:" in one[2] and "Traceback" not in two[2]
+        assert len(one[1].splitlines()) == 80
+
+
+def test_diagnostics_survive_a_trip_between_processes() -> None:
+    import pickle
+
+    with pytest.raises(nasc.NascError) as caught:
+        nasc.parse("genotype x\nnormal(h0, h1) {\n    h2 = add(nope(h0), h1)\n}\n", "x.cell")
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert again.render() == caught.value.render() and "x.cell:3:" in again.render()

@@ -19,6 +19,7 @@ from nasc.compiler.conventions import CONVENTIONS
 from nasc.diagnostics import Diagnostic, NascError, printable
 from nasc.fileio import OutputError, check_output, has_mark, write_output
 
+T = TypeVar("T")
 PRESET_HELP = "; ".join(f"{name} {'|'.join(c.presets)}" for name, c in CONVENTIONS.items())
 
 
@@ -61,6 +62,60 @@ def each_genotype(paths: tuple[str, ...], on_ok: Callable[[str, ir.Genotype], No
             failed += 1
             continue
         on_ok(path, genotype)
+    return failed
+
+
+jobs_option = click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Processes to load and check files on (default: every core, from 64 files on).",
+)
+
+# Below this many files a process pool costs more than it saves.
+PARALLEL_FROM = 64
+
+
+def _load_and(task: Callable[[ir.Genotype], T], path: str) -> T | NascError:
+    try:
+        return task(load(path))
+    except NascError as error:
+        return error
+
+
+def each_result(
+    paths: tuple[str, ...],
+    task: Callable[[ir.Genotype], T],
+    on_ok: Callable[[str, T], None],
+    jobs: int | None = None,
+) -> int:
+    """Like each_genotype, for read-only work: `task` (a module-level function: it runs in worker
+    processes) maps each loaded genotype to what `on_ok` prints. Files are loaded and checked on
+    `jobs` processes (default: every core, for 64 files or more); results and diagnostics come
+    back in the files' order, so the output is the same as with one process."""
+    files = list(cell_files(paths))
+    jobs = jobs or (os.cpu_count() or 1)
+    readable = [path for path, problem in files if problem is None and path not in ("", STDIN)]
+    if jobs > 1 and len(readable) >= PARALLEL_FROM:
+        from concurrent.futures import ProcessPoolExecutor
+        from functools import partial
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            chunk = max(1, len(readable) // (jobs * 8))
+            loaded = pool.map(partial(_load_and, task), readable, chunksize=chunk)
+            results = dict(zip(readable, loaded, strict=True))
+    else:
+        results = {}
+    failed = 0
+    for path, problem in files:
+        result = problem if problem is not None else results.get(path)
+        if result is None:
+            result = _load_and(task, path)
+        if isinstance(result, NascError):
+            report(result)
+            failed += 1
+            continue
+        on_ok(path, result)
     return failed
 
 
@@ -170,8 +225,10 @@ __all__ = [
     "cell_files",
     "config_from",
     "each_genotype",
+    "each_result",
     "emit_options",
     "force_option",
+    "jobs_option",
     "network_options",
     "prepare_output",
     "say",

@@ -9,7 +9,7 @@ import sys
 import click
 
 import nasc
-from nasc.cli.common import each_genotype, say, shown, write
+from nasc.cli.common import each_genotype, each_result, jobs_option, say, shown, write
 from nasc.compiler.api import STDIN, read_source
 from nasc.fileio import OutputError
 
@@ -17,7 +17,8 @@ from nasc.fileio import OutputError
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("-q", "--quiet", is_flag=True, help="Print diagnostics only.")
-def check(files: tuple[str, ...], quiet: bool) -> None:
+@jobs_option
+def check(files: tuple[str, ...], quiet: bool, jobs: int | None) -> None:
     """Parse and check .cell files (directories are searched for *.cell; - reads standard input).
 
     Exit status: 0 clean, 1 diagnostics or an unreadable file, 2 usage error, 3 a bug.
@@ -29,14 +30,12 @@ def check(files: tuple[str, ...], quiet: bool) -> None:
     """
     checked = []
 
-    def ok(path: str, genotype) -> None:
+    def ok(path: str, summary: str) -> None:
         checked.append(path)
         if not quiet:
-            cells = ", ".join(f"{c.kind} ({len(c.blocks)} blocks)" for c in genotype.cells)
-            digest = nasc.structural_hash(genotype)[:12]
-            say(f"{shown(path)}: ok: genotype {genotype.name}: {cells}; hash {digest}")
+            say(f"{shown(path)}: ok: {summary}")
 
-    failed = each_genotype(files, ok)
+    failed = each_result(files, _summary, ok, jobs)
     if failed:
         click.echo(f"{failed} file(s) with errors, {len(checked)} clean", err=True)
         sys.exit(1)
@@ -103,9 +102,16 @@ def fmt(files: tuple[str, ...], check_only: bool, show_diff: bool, to_stdout: bo
         sys.exit(1)
 
 
+def _summary(genotype) -> str:
+    """What `nasc check` says of a clean file (computed where the file was checked)."""
+    cells = ", ".join(f"{c.kind} ({len(c.blocks)} blocks)" for c in genotype.cells)
+    return f"genotype {genotype.name}: {cells}; hash {nasc.structural_hash(genotype)[:12]}"
+
+
 @click.command(name="hash")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
-def hash_command(files: tuple[str, ...]) -> None:
+@jobs_option
+def hash_command(files: tuple[str, ...], jobs: int | None) -> None:
     """Print the structural hash: equal for the same architecture whatever the names, comments,
     metadata, block order or operand order of commutative combines.
 
@@ -117,9 +123,8 @@ def hash_command(files: tuple[str, ...]) -> None:
     """
     many = len(files) > 1 or any(f not in ("", STDIN) and os.path.isdir(f) for f in files)
 
-    def show(path: str, genotype) -> None:
-        digest = nasc.structural_hash(genotype)
+    def show(path: str, digest: str) -> None:
         say(f"{digest}  {shown(path)}" if many else digest)
 
-    if each_genotype(files, show):
+    if each_result(files, nasc.structural_hash, show, jobs):
         sys.exit(1)
