@@ -211,40 +211,45 @@ def test_a_shape_mismatch_names_the_tensor_on_both_sides(tmp_path: Path) -> None
 
 
 def test_the_imported_weights_load_in_the_standalone_module_and_export_to_onnx(tmp_path: Path) -> None:
-    peer = randomized(NetworkCIFAR(36, 10, 20, auxiliary=False, genotype=reference_genotypes()["DARTS_V2"]))
-    imported(tmp_path, "darts_v2.cell", peer, "darts", "cifar")
-    weights = tmp_path / "imported.pt"
+    """A rescaled network's checkpoint (a proxy: 5 cells, C = 8) goes through --scale, loads in the
+    module `nasc compile --scale` writes, and exports to ONNX with its weights."""
+    peer = randomized(NetworkCIFAR(8, 10, 5, auxiliary=False, genotype=reference_genotypes()["DARTS_V2"]))
+    checkpoint, weights = tmp_path / "proxy.pth", tmp_path / "proxy.pt"
+    torch.save(peer.state_dict(), checkpoint)
+    darts_v2 = GENOTYPES / "darts_v2.cell"
+    code, stdout, stderr = run(
+        "weights",
+        darts_v2,
+        checkpoint,
+        "--from",
+        "darts",
+        "--preset",
+        "cifar",
+        "--scale",
+        "1@128",
+        "-o",
+        weights,
+    )
+    assert code == 0, stderr
+    assert "create_model('cifar-1@128'" in stdout and "--scale 1@128" in stdout
     module_path = tmp_path / "darts_v2.py"
-    assert run("compile", GENOTYPES / "darts_v2.cell", "-o", module_path)[0] == 0
+    assert run("compile", darts_v2, "--scale", "1@128", "-o", module_path)[0] == 0
     from nasc.runtime.build import import_source
 
     module = import_source(module_path.read_text())
-    standalone = module.create_model("cifar", weights=str(weights)).eval()
+    standalone = module.create_model("cifar-1@128", weights=str(weights)).eval()
     assert relative_difference(peer, standalone, 32) < TOLERANCE
     onnx_path = tmp_path / "darts_v2.onnx"
     code, _, stderr = run(
-        "export",
-        GENOTYPES / "darts_v2.cell",
-        "--onnx",
-        "--weights",
-        tmp_path / "imported.pt",
-        "-o",
-        onnx_path,
+        "export", darts_v2, "--onnx", "--scale", "1@128", "--weights", weights, "-o", onnx_path
     )
     assert code == 0, stderr
     from nasc.runtime.onnx_export import read_metadata
 
     assert len(read_metadata(onnx_path)["weights_sha256"]) == 64
-    code, _, stderr = run(
-        "export",
-        GENOTYPES / "nasnet_a.cell",
-        "--onnx",
-        "--weights",
-        tmp_path / "imported.pt",
-        "-o",
-        tmp_path / "x.onnx",
-    )
-    assert code == 1 and "not this network's" in stderr and not (tmp_path / "x.onnx").exists()
+    elsewhere = tmp_path / "x.onnx"
+    code, _, stderr = run("export", darts_v2, "--onnx", "--weights", weights, "-o", elsewhere)
+    assert code == 1 and "not this network's" in stderr and not elsewhere.exists()
 
 
 def test_a_safetensors_checkpoint_as_timm_publishes_them(tmp_path: Path) -> None:

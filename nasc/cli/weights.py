@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nasc.cli.common import PRESET_HELP, force_option, prepare_output, shown, write
+from nasc.cli.common import PRESET_HELP, force_option, parse_scale, prepare_output, shown, write
 from nasc.compiler.api import load
 
 
@@ -20,6 +20,13 @@ from nasc.compiler.api import load
 )
 @click.option("--preset", help=f"Preset (default: the convention's first): {PRESET_HELP}.")
 @click.option(
+    "--scale",
+    callback=parse_scale,
+    metavar="N@P",
+    help="The preset rescaled as the checkpoint's network was (e.g. a search proxy): N cells per stage, "
+    "P penultimate filters.",
+)
+@click.option(
     "--num-classes",
     type=click.IntRange(min=1),
     help="Classes of the classifier (default: as many as the checkpoint's).",
@@ -32,6 +39,7 @@ def weights_command(
     checkpoint: str,
     source: str,
     preset: str | None,
+    scale: tuple[int, int] | None,
     num_classes: int | None,
     aux_head: bool,
     output: str | None,
@@ -71,10 +79,10 @@ def weights_command(
     try:
         tensors = read_checkpoint(checkpoint)
         classes = num_classes or classes_in(tensors, source)
+        cells, filters = scale or (None, None)
+        options = EmitOptions(preset=preset, cells_per_stage=cells, penultimate_filters=filters)
         try:
-            built = build_network(
-                genotype, EmitOptions(preset=preset), aux_head=aux_head, num_classes=classes
-            )
+            built = build_network(genotype, options, aux_head=aux_head, num_classes=classes)
         except BuildError as error:
             raise click.UsageError(str(error)) from None
         imported = import_weights(genotype, tensors, source, built.model, aux_head=aux_head)
@@ -92,8 +100,9 @@ def weights_command(
             f"  left out: {len(imported.left_out)} aux head tensor(s) of the checkpoint (keep them with "
             "--aux-head)"
         )
+    compiled = f" from `nasc compile {shown(file)} --scale {scale[0]}@{scale[1]}`" if scale else ""
     click.echo(
         f"  load it: create_model({built.preset!r}, num_classes={imported.num_classes}"
         + (", aux_head=True" if imported.aux_head else "")
-        + f", weights={destination!r})"
+        + f", weights={destination!r}){compiled}"
     )
