@@ -148,11 +148,10 @@ def _op_positions(genotype: ir.Genotype) -> dict[tuple[str, str], tuple[int, int
                 for side, op in enumerate(block.operands):
                     positions[(role, op.attr)] = (index, side)
     else:
-        for cell in genotype.cells:
+        for cell in genotype.cells:  # DARTS: two operands a block, named as emit_darts names them
             for index, block in enumerate(cell.blocks):
-                for side in range(len(block.operands)):
-                    attr = f"{block.target}_{('left', 'right')[side]}" if len(block.operands) == 2 else ""
-                    positions[(cell.kind, attr)] = (index, side)
+                for side, name in enumerate(("left", "right")):
+                    positions[(cell.kind, f"{block.target}_{name}")] = (index, side)
     return positions
 
 
@@ -340,10 +339,6 @@ def classes_in(checkpoint: Mapping[str, torch.Tensor], source: str) -> int | Non
     name = "classifier.weight" if source == "darts" else "last_linear.weight"
     tensor = checkpoint.get(name)
     return int(tensor.shape[0]) if tensor is not None and tensor.ndim == 2 else None
-
-
-def has_aux_head(checkpoint: Mapping[str, torch.Tensor]) -> bool:
-    return any(key.startswith(AUX_PREFIXES) for key in checkpoint)
 
 
 def save_state_dict(state: Mapping[str, torch.Tensor]) -> bytes:

@@ -42,7 +42,7 @@ def test_the_inference_build_computes_the_same_function(name: str, preset: str) 
         assert relative_difference(model(images.double()), model.fuse()(images.double())) < 1e-10
 
 
-def test_create_model_builds_the_inference_build_on_request(tmp_path) -> None:
+def test_create_model_builds_the_inference_build_on_request() -> None:
     options = EmitOptions(preset="cifar", cells_per_stage=1, first_filters=8)
     module = build_network(nasc.load(GENOTYPES / "darts_v2.cell"), options).module
     fused = module.create_model(fused=True)

@@ -148,6 +148,29 @@ def test_aux_head_tensors_are_left_out_unless_asked_for(tmp_path: Path) -> None:
     )
     # the cifar preset has 20 cells; this checkpoint has 5: a clear refusal, nothing written
     assert code == 1 and "5 cells" in stderr and "20" in stderr and not out.exists()
+    # at its own scale the wrapped, prefixed checkpoint imports; its aux head only when asked for
+    darts_v2, scale = GENOTYPES / "darts_v2.cell", ("--preset", "cifar", "--scale", "1@128")
+    code, stdout, stderr = run("weights", darts_v2, checkpoint, "--from", "darts", *scale, "-o", out)
+    aux_tensors = sum(key.startswith("auxiliary_head.") for key in peer.state_dict())
+    assert code == 0, stderr
+    assert f"left out: {aux_tensors} aux head tensor(s)" in stdout
+    assert not any(key.startswith("aux_head.") for key in torch.load(out, weights_only=True))
+    with_aux = tmp_path / "with_aux.pt"
+    code, stdout, stderr = run(
+        "weights",
+        GENOTYPES / "darts_v2.cell",
+        checkpoint,
+        "--from",
+        "darts",
+        *scale,
+        "--aux-head",
+        "-o",
+        with_aux,
+    )
+    assert code == 0 and "with the aux head" in stdout and "left out" not in stdout, stderr
+    options = EmitOptions(preset="cifar", cells_per_stage=1, penultimate_filters=128)
+    model = build_network(nasc.load(darts_v2), options, aux_head=True, weights=str(with_aux)).model
+    assert torch.equal(model.aux_head.classifier.weight, peer.auxiliary_head.classifier.weight)
 
 
 @pytest.mark.parametrize("case", ["truncated", "another network", "code", "wrong --from", "not a state_dict"])
