@@ -363,6 +363,8 @@ def _slots(module: st.Module) -> list[_Slot]:
 
 
 def _attach_comments(module: st.Module) -> tuple[dict[tuple, ir.Comments], tuple[str, ...]]:
+    if not module.comments:  # machine-written files (a search's) have none
+        return {}, ()
     slots = _slots(module)
     footer: list[str] = []
     index = 0

@@ -15,11 +15,28 @@ from nasc.compiler.registry import COMBINES, OPS, OUTPUT_COMBINE
 from nasc.diagnostics import Span, span_field
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # C0 controls but \t \n \r
+
+
+# Names accepted so far. A file reuses a handful (`h0`, `sep_conv_3x3`, …) hundreds of times, and
+# the parser, the checker and the IR's own invariants each ask; bounded so hostile input cannot grow
+# it without limit.
+_ACCEPTED: set[str] = set()
+_ACCEPTED_LIMIT = 4096
 
 
 def identifier_problem(name: str) -> str | None:
     """Why `name` cannot be a nasc identifier, or None if it can."""
-    if not IDENTIFIER.match(name):
+    if name in _ACCEPTED:
+        return None
+    problem = _identifier_problem(name)
+    if problem is None and len(_ACCEPTED) < _ACCEPTED_LIMIT:
+        _ACCEPTED.add(name)
+    return problem
+
+
+def _identifier_problem(name: str) -> str | None:
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
         return f"`{name}` is not a name (letters, digits and `_`, not starting with a digit)"
     if keyword.iskeyword(name):
         return f"`{name}` is a Python keyword"
@@ -149,7 +166,7 @@ class MetaEntry:
             )
         if isinstance(self.value, float) and not math.isfinite(self.value):
             raise ValueError(f"metadata {self.key} must be a finite number")
-        if isinstance(self.value, str) and any(ord(c) < 0x20 and c not in "\n\r\t" for c in self.value):
+        if isinstance(self.value, str) and _CONTROL.search(self.value):
             raise ValueError(f"metadata {self.key} holds a control character")
 
 

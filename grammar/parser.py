@@ -13,6 +13,7 @@ from lark.lexer import Lexer
 
 from nasc.diagnostics import Diagnostic, NascError, Span, printable
 from nasc.grammar import syntax as st
+from nasc.grammar.lines import LineRecognizer
 
 # Terminal names as a person would say them.
 TOKEN_WORDS = {
@@ -60,6 +61,20 @@ def _unescape(literal: str) -> str:
     )
 
 
+def _meta_value(kind: str, text: str) -> tuple[str | int | float, str]:
+    """A metadata value token's value and kind (`string`, `number`, `bare` or `too_large`)."""
+    if kind == "string":
+        return _unescape(text), "string"
+    if kind == "bare":
+        return text, "bare"
+    if re.fullmatch(r"[+-]?\d+", text) is None:
+        return float(text), "number"
+    try:
+        return int(text), "number"
+    except ValueError:  # past Python's digit limit: the checker reports it at its line:col
+        return text[:20] + "…", "too_large"
+
+
 class _ToSyntaxTree(Transformer):
     """Runs inside the LALR parser (no intermediate tree). With keep_all_tokens every rule sees its
     punctuation too, which gives each node its exact span."""
@@ -86,19 +101,13 @@ class _ToSyntaxTree(Transformer):
         return st.MetaEntry(_name(key), value, kind, value_span, Span(key.line, key.column, *value_span[2:]))
 
     def string_value(self, children):
-        return (_unescape(children[0].value), "string", _span(children[0]))
+        return (*_meta_value("string", children[0].value), _span(children[0]))
 
     def number_value(self, children):
-        text = children[0].value
-        if re.fullmatch(r"[+-]?\d+", text) is None:
-            return (float(text), "number", _span(children[0]))
-        try:
-            return (int(text), "number", _span(children[0]))
-        except ValueError:  # past Python's digit limit: the checker reports it at its line:col
-            return (text[:20] + "…", "too_large", _span(children[0]))
+        return (*_meta_value("number", children[0].value), _span(children[0]))
 
     def bare_value(self, children):
-        return (children[0].value, "bare", _span(children[0]))
+        return (*_meta_value("bare", children[0].value), _span(children[0]))
 
     def cell(self, children):
         kind = children[0]
@@ -208,6 +217,13 @@ def _lark() -> Lark:
     )
 
 
+@functools.cache
+def _recognizer() -> LineRecognizer:
+    lexer_conf = _lark().lexer_conf
+    terminals = {t.name: t.pattern.to_regexp() for t in lexer_conf.terminals}
+    return LineRecognizer(terminals, frozenset(_CellLexer(lexer_conf).keywords))
+
+
 # Strings cannot span lines, so this finds exactly the comments the lexer skipped.
 _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*"|#[^\n]*')
 
@@ -228,8 +244,10 @@ def _comments(text: str) -> tuple[st.Comment, ...]:
 
 def parse_syntax(text: str, filename: str = "<input>") -> st.Module:
     """Parse text into a syntax tree, or raise NascError with one syntax diagnostic."""
+    module = _recognizer().recognize(text, _meta_value)
     try:
-        module = _lark().parse(text)
+        if module is None:
+            module = _lark().parse(text)
     except UnexpectedInput as error:
         raise NascError([_syntax_diagnostic(error, text, filename)], text) from None
     except LarkError as error:  # any other Lark failure is still a syntax problem of this file
