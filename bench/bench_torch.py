@@ -4,7 +4,8 @@
 
 - eager forward, batch 1 and 16, mobile @224: nasc vs pretrainedmodels nasnetamobile
 - eager forward, batch 1, large @331: nasc vs timm nasnetalarge
-- one training step (forward, backward, SGD), batch 8, mobile @224
+- one training step (forward, backward, SGD), batch 8, mobile @224: nasc as `nasc train` runs it on
+  a CPU (channels-last) against the peer as shipped, and against the peer made channels-last too
 - peak resident memory of each of those, each in a fresh subprocess
 - `nasc compile` in process (parse + check + lower + emit) for NASNet-A
 
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build(which: str, preset: str):
+def build(which: str, preset: str, channels_last: bool = False):
     import torch
 
     warnings.filterwarnings("ignore")
@@ -36,20 +37,30 @@ def build(which: str, preset: str):
         from nasc.runtime.build import compile_module
 
         module = compile_module(nasc.load(ROOT / "genotypes" / "nasnet_a.cell"))
-        return module.create_model(preset)
+        model = module.create_model(preset)
+        if channels_last:
+            model.set_channels_last()  # converts the input at the stem itself
+        return model
     if preset == "mobile":
         import pretrainedmodels
 
-        return pretrainedmodels.nasnetamobile(num_classes=1000, pretrained=None)
-    import timm
+        model = pretrainedmodels.nasnetamobile(num_classes=1000, pretrained=None)
+    else:
+        import timm
 
-    return timm.create_model("nasnetalarge", pretrained=False)
+        model = timm.create_model("nasnetalarge", pretrained=False)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        model.channels_last = True  # task() converts the input
+    return model
 
 
 def task(model, kind: str, batch: int, size: int):
     import torch
 
     x = torch.randn(batch, 3, size, size)
+    if getattr(model, "channels_last", False):
+        x = x.contiguous(memory_format=torch.channels_last)
     if kind == "forward":
         model.eval()
 
@@ -72,16 +83,22 @@ def task(model, kind: str, batch: int, size: int):
     return train_step
 
 
-CASES = [  # (name, preset, kind, batch, image size)
-    ("mobile forward b1", "mobile", "forward", 1, 224),
-    ("mobile forward b16", "mobile", "forward", 16, 224),
-    ("mobile train step b8", "mobile", "train", 8, 224),
-    ("large forward b1", "large", "forward", 1, 331),
+CASES = [  # (name, preset, kind, batch, image size, {which: channels-last})
+    ("mobile forward b1", "mobile", "forward", 1, 224, {}),
+    ("mobile forward b16", "mobile", "forward", 16, 224, {}),
+    ("mobile train step b8", "mobile", "train", 8, 224, {"nasc": True}),
+    ("  both channels-last", "mobile", "train", 8, 224, {"nasc": True, "peer": True}),
+    ("large forward b1", "large", "forward", 1, 331, {}),
 ]
 
 
-def time_case(preset: str, kind: str, batch: int, size: int, repeats: int) -> dict[str, float]:
-    steps = {which: task(build(which, preset), kind, batch, size) for which in ("nasc", "peer")}
+def time_case(
+    preset: str, kind: str, batch: int, size: int, repeats: int, layout: dict[str, bool]
+) -> dict[str, float]:
+    steps = {
+        which: task(build(which, preset, layout.get(which, False)), kind, batch, size)
+        for which in ("nasc", "peer")
+    }
     for step in steps.values():  # warm up: allocator, kernels, lazy init
         step()
         step()
@@ -94,14 +111,14 @@ def time_case(preset: str, kind: str, batch: int, size: int, repeats: int) -> di
     return {which: statistics.median(values) for which, values in samples.items()}
 
 
-def peak_memory(which: str, preset: str, kind: str, batch: int, size: int) -> float:
+def peak_memory(which: str, preset: str, kind: str, batch: int, size: int, channels_last: bool) -> float:
     """Memory (MiB) the task needs above the resident model: peak RSS while running it three times
     minus RSS before, in a fresh process that built the model (peak reset via /proc/self/clear_refs,
     so imports and the peers' heavier dependencies do not count)."""
     here = str(Path(__file__).parent)
     code = (
         f"import sys; sys.path.insert(0, {here!r}); import bench_torch as b\n"
-        f"step = b.task(b.build({which!r}, {preset!r}), {kind!r}, {batch}, {size})\n"
+        f"step = b.task(b.build({which!r}, {preset!r}, {channels_last}), {kind!r}, {batch}, {size})\n"
         "kib = lambda key: int(dict(l.split(':', 1) for l in open('/proc/self/status'))[key].split()[0])\n"
         "open('/proc/self/clear_refs', 'w').write('5')\n"
         "before = kib('VmRSS')\n"
@@ -132,21 +149,25 @@ def main() -> None:
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", default="", help="Run the cases whose name contains this text.")
     args = parser.parse_args()
     import torch
 
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cases": []}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats} rounds")
     print(f"{'case':24s} {'nasc ms':>9s} {'peer ms':>9s} {'ratio':>6s} {'nasc +MiB':>9s} {'peer +MiB':>9s}")
-    for name, preset, kind, batch, size in CASES:
-        if args.skip_large and preset == "large":
+    for name, preset, kind, batch, size, layout in CASES:
+        if (args.skip_large and preset == "large") or args.only not in name:
             continue
         repeats = max(3, args.repeats // 4) if preset == "large" or batch > 8 else args.repeats
-        times = time_case(preset, kind, batch, size, repeats)
+        times = time_case(preset, kind, batch, size, repeats, layout)
         memory = (
             {}
             if args.skip_memory
-            else {which: peak_memory(which, preset, kind, batch, size) for which in ("nasc", "peer")}
+            else {
+                which: peak_memory(which, preset, kind, batch, size, layout.get(which, False))
+                for which in ("nasc", "peer")
+            }
         )
         ratio = times["nasc"] / times["peer"]
         results["cases"].append({"case": name, "seconds": times, "ratio": ratio, "peak_rss_mib": memory})

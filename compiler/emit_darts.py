@@ -14,6 +14,7 @@ import nasc
 from nasc.compiler import ir
 from nasc.compiler.conventions.darts import DARTS, PRESETS, DartsPreset
 from nasc.compiler.hashing import structural_hash
+from nasc.compiler.liveness import Line, straight_line
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import pretrained_cfg
@@ -25,9 +26,9 @@ from nasc.compiler.templating import environment as _environment
 # Names the emitted module defines or imports at its top level.
 MODULE_NAMES = (
     "annotations dataclass torch F Tensor nn NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH "
-    "SOURCE_FILE METADATA ReLUConvBN FactorizedReduce SepConv DilConv DropPath Preset PRESETS DEFAULT_PRESET "
+    "SOURCE_FILE METADATA ConvBN FactorizedReduce SepConv DilConv DropPath Preset PRESETS DEFAULT_PRESET "
     "AuxHeadCIFAR AuxHeadImageNet AuxHeadTooSmall create_model checkpoint Cell global_pooling feature_maps "
-    "copy fold_batch_norms inference_copy"
+    "copy fold_batch_norms inference_copy use_channels_last"
 ).split()
 CELL_ATTRIBUTES = (
     "preprocess0 preprocess1 drop_path multiplier reduction kind cell_forward grad_checkpointing "
@@ -46,6 +47,9 @@ CONSTRUCTORS = {
     "dil_conv_3x3": "DilConv({c}, {c}, 3, stride={stride}, padding=2, dilation=2)",
     "dil_conv_5x5": "DilConv({c}, {c}, 5, stride={stride}, padding=4, dilation=2)",
 }
+# The ops whose modules read their input as it is; every other (a strided identity too) begins with
+# ReLU, which the cell computes once per state.
+RAW_INPUT = frozenset({"max_pool_3x3", "avg_pool_3x3"})
 
 
 @dataclass
@@ -60,6 +64,7 @@ class _BlockView:
     comment: str
     local: str
     operands: list[_OpView]
+    activations: list[tuple[str, str]]  # (local, state): `local = torch.relu(state)`, once per state
 
 
 @dataclass
@@ -77,7 +82,7 @@ class _CellView:
 
 def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str) -> _CellView:
     attributes = Namespace(CELL_ATTRIBUTES)
-    locals_ = Namespace((*MODULE_NAMES, "self"))
+    locals_ = Namespace((*MODULE_NAMES, "self", "relu_x0", "relu_x1"))
     reduction = DARTS.stride(cell.kind) > 1
     local = {name: locals_.name(name) for name in cell.inputs}
     line = cell.span.line if cell.span else None
@@ -90,8 +95,10 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
         s0=local[cell.inputs[0]],
         s1=local[cell.inputs[1]],
     )
+    # The ops that begin with ReLU and read one state share it: computed (and kept for backward) once.
+    activated: dict[str, str] = {}
     for block in cell.blocks:
-        operands = []
+        operands, activations = [], []
         for side, operand in zip(("left", "right"), block.operands, strict=True):
             stride = 2 if reduction and operand.input in cell.inputs else 1
             template = CONSTRUCTORS[operand.op]
@@ -102,11 +109,17 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
             construct = (
                 "FactorizedReduce(c, c)" if template is None else template.format(c="c", stride=stride)
             )
-            term = f"self.{attr}({local[operand.input]})"
+            source = local[operand.input]
+            if operand.op not in RAW_INPUT:
+                if operand.input not in activated:
+                    activated[operand.input] = locals_.name(("relu", operand.input), f"relu_{source}")
+                    activations.append((activated[operand.input], source))
+                source = activated[operand.input]
+            term = f"self.{attr}({source})"
             # The reference drops every op but a true identity (a strided skip is a reduction).
             operands.append(_OpView(attr, construct, f"self.drop_path({term})"))
         comment = f"{label}:{block.span.line}  {format_block(block)}" if block.span else format_block(block)
-        view.blocks.append(_BlockView(comment, locals_.name(block.target), operands))
+        view.blocks.append(_BlockView(comment, locals_.name(block.target), operands, activations))
         local[block.target] = view.blocks[-1].local
     for member in cell.output.members:
         if reduction and member in cell.inputs:
@@ -160,8 +173,6 @@ def penultimate_per_filter(genotype: ir.Genotype) -> int:
 class _CellCall:
     attr: str
     construct: str
-    forward: str
-    release: str  # outputs no later cell reads, freed here ("" when none)
 
 
 @dataclass
@@ -173,6 +184,7 @@ class _NetworkView:
     stem: str  # "cifar" or "imagenet"
     stem_channels: int
     cells: list[_CellCall]
+    forward: list[Line]  # the straight-line body of _forward_cells after the stem
     cell_names: list[str]
     aux_input: str
     aux_channels: int
@@ -198,6 +210,10 @@ def _network_view(
     reductions = (preset.layers // 3, 2 * preset.layers // 3)
     feature_info = [(channels[-1], reduction, "stem1" if preset.stem == "imagenet" else "stem")]
     calls: list[_CellCall] = []
+    # Every cell reads both its inputs through ReLU (its preprocessing): relu of each value once.
+    lines: list[tuple[str, tuple[str, ...]]] = [
+        (f"relu_{value} = torch.relu({value})", (value,)) for value in dict.fromkeys(values)
+    ]
     current = c
     aux = None
     for index in range(preset.layers):
@@ -209,7 +225,11 @@ def _network_view(
         attr = f"cell_{index}"
         arguments = f"prev_prev_channels={channels[-2]}, prev_channels={channels[-1]}, c={current}"
         construct = f"{class_names[(kind, reduction_prev)]}({arguments})"
-        calls.append(_CellCall(attr, construct, f"x_{attr} = self.{attr}({values[-2]}, {values[-1]})", ""))
+        calls.append(_CellCall(attr, construct))
+        inputs = (f"relu_{values[-2]}", f"relu_{values[-1]}")
+        lines.append((f"x_{attr} = self.{attr}({', '.join(inputs)})", inputs))
+        if index < preset.layers - 1:
+            lines.append((f"relu_x_{attr} = torch.relu(x_{attr})", (f"x_{attr}",)))
         values.append(f"x_{attr}")
         channels.append(multiplier[kind] * current)
         reduction_prev = kind == "reduction"
@@ -217,11 +237,7 @@ def _network_view(
             aux = (values[-1], channels[-1], reduction.bit_length() - 1)  # halvings of the image
     feature_info.append((channels[-1], reduction, f"cell_{preset.layers - 1}"))
     assert aux is not None  # every preset has a second reduction cell
-    # Free each output after the last cell that reads it (cell i reads outputs i and i + 1 of `values`).
-    keep = {aux[0], values[-1]}
-    for index, call in enumerate(calls[:-1]):
-        dead = values[index] if values[index] not in values[index + 1 :] and values[index] not in keep else ""
-        call.release = dead
+    forward = straight_line(lines, keep={aux[0], values[-1]})
     return _NetworkView(
         class_name=class_name,
         preset_name=name,
@@ -230,6 +246,7 @@ def _network_view(
         stem=preset.stem,
         stem_channels=3 * c if preset.stem == "cifar" else c,
         cells=calls,
+        forward=forward,
         cell_names=[call.attr for call in calls],
         aux_input=aux[0],
         aux_channels=aux[1],

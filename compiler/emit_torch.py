@@ -7,6 +7,7 @@ The result is parsed back with `ast` before anyone can import it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ import nasc
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.hashing import structural_hash
+from nasc.compiler.liveness import Line, straight_line
 from nasc.compiler.lower import CellGraph, Channels, RealizedCell, lower
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
@@ -30,17 +32,16 @@ NEEDS = {
     "ConvBranch": {"SameConv2d"},
     "BottleneckBranch": {"SameConv2d"},
     "PoolBranch": {"SamePool2d", "ConvBN"},
-    "ReLUFactorizedReduction": {"FactorizedReduction"},
 }
 
 # Names the emitted module defines or imports at its top level.
 MODULE_NAMES = (
     "annotations dataclass torch F Tensor nn "
     "NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH SOURCE_FILE METADATA "
-    "BatchNormConfig same_padding halved SameConv2d SamePool2d ReLUConvBN ConvBN FactorizedReduction "
-    "ReLUFactorizedReduction DropPath PoolBranch SeparableBranch ConvBranch BottleneckBranch "
+    "BatchNormConfig same_padding halved SameConv2d SamePool2d ConvBN FactorizedReduction "
+    "DropPath PoolBranch SeparableBranch ConvBranch BottleneckBranch "
     "Preset PRESETS DEFAULT_PRESET AuxHead AuxHeadTooSmall create_model checkpoint Cell global_pooling "
-    "feature_maps copy fold_batch_norms inference_copy"
+    "feature_maps copy fold_batch_norms inference_copy use_channels_last"
 ).split()
 # Attributes every cell has, and nn.Module's own.
 CELL_ATTRIBUTES = (
@@ -50,19 +51,35 @@ CELL_ATTRIBUTES = (
     "train eval apply zero_grad register_buffer register_parameter add_module get_submodule dump_patches "
     "call_super_init T_destination extra_repr half float double type requires_grad_ share_memory"
 ).split()
-FORWARD_LOCALS = ("self", "x1", "x2")
+FORWARD_LOCALS = ("self", "x1", "x2", "relu_x1", "relu_x2")
 
 # How a cell variant receives x2, by the lowering's name for the adapter (lower.realize), and what
 # its class name adds to the kind's: one class per way, each with only the modules it runs.
 X2_WAYS = {
-    "relu_conv_bn": ("", "x2 is brought to F channels: ReLU → 1x1 conv → BN."),
+    "relu_conv_bn": (
+        "",
+        "Both inputs arrive through ReLU, computed once per cell output by the network; x2 is\n"
+        "    brought to F channels: 1x1 conv → BN.",
+    ),
     "relu_factorized_reduction": (
         "ReducingX2",
-        "x2 is at twice x1's size: ReLU → factorized reduction to F channels.",
+        "Both inputs arrive through ReLU, computed once per cell output by the network; x2 is at\n"
+        "    twice x1's size: a factorized reduction to F channels.",
     ),
-    "identity": ("KeepingX2", "x2 already has F channels at x1's size: h1 is x2."),
-    "none": ("WithoutX2", "No x2 (the first cell after a stem): h1 is x1 itself, unsqueezed."),
+    "identity": (
+        "KeepingX2",
+        "x1 arrives through ReLU, computed once by the network; x2 already has F channels at x1's\n"
+        "    size: h1 is x2.",
+    ),
+    "none": (
+        "WithoutX2",
+        "No x2 (the first cell after a stem): h1 is x1 itself, unsqueezed; relu(x1) serves the\n"
+        "    squeeze and every op that reads h1 through ReLU.",
+    ),
 }
+# Which ways read x2 only through ReLU: the network then passes relu(x2), computed once per cell
+# output for every cell that reads it so (x1 always is, but for the first cell after a stem).
+X2_ACTIVATED = {"relu_conv_bn", "relu_factorized_reduction"}
 
 
 @dataclass
@@ -81,6 +98,8 @@ class _BlockView:
     forward: str
     norm: str | None = None
     channels: str = ""
+    # (local, state): `local = torch.relu(state)`, computed once before the first op that reads it
+    activations: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -94,6 +113,7 @@ class _CellView:
     parameters: str
     adjust_x2: str | None
     forward_parameters: str
+    x1_activation: str
     h0: str
     h1: str
     h1_term: str
@@ -129,10 +149,10 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
             return h1_code
         return "filters" if channels.filters == 1 else f"{channels.filters} * filters"
 
-    takes_x2 = way in ("relu_conv_bn", "relu_factorized_reduction")
+    takes_x2 = way in X2_ACTIVATED
     adjust = {
-        "relu_conv_bn": "ReLUConvBN(x2_channels, filters, bn)",
-        "relu_factorized_reduction": "ReLUFactorizedReduction(x2_channels, filters, bn)",
+        "relu_conv_bn": "ConvBN(x2_channels, filters, bn)",
+        "relu_factorized_reduction": "FactorizedReduction(x2_channels, filters, bn)",
     }.get(way)
     line = graph.span.line if graph.span else None
     view = _CellView(
@@ -146,25 +166,38 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
         if takes_x2
         else "x1_channels: int, filters: int",
         adjust_x2=adjust,
-        forward_parameters="x1: Tensor" if way == "none" else "x1: Tensor, x2: Tensor",
+        forward_parameters={
+            "none": "x1: Tensor",
+            "identity": "relu_x1: Tensor, x2: Tensor",
+        }.get(way, "relu_x1: Tensor, relu_x2: Tensor"),
+        x1_activation="relu_x1 = torch.relu(x1)" if way == "none" else "",
         h0=local[graph.inputs[0]],
         h1=local[graph.inputs[1]],
-        h1_term={"none": "x1", "identity": "x2"}.get(way, "self.adjust_x2(x2)"),
+        h1_term={"none": "x1", "identity": "x2"}.get(way, "self.adjust_x2(relu_x2)"),
     )
     adapted = {module.attr for module in cell.modules if module.adapters}
+    # Ops that begin with ReLU share one relu(h) per state they read: the compiler sees every reader,
+    # so the activation is computed (and, in training, stored for backward) once instead of per op.
+    activated: dict[str, str] = {}
+    if way == "none":  # h1 is x1, already activated for the squeeze
+        activated[graph.inputs[1]] = "relu_x1"
     for block in graph.blocks:
         operands = []
+        activations = []
         for op in block.operands:
-            construct = str(
-                env.get_template(op.spec.template).module.construct(
-                    op, channels_code(op.in_channels), op.attr in adapted
-                )
-            ).strip()
+            family = env.get_template(op.spec.template).module
+            construct = str(family.construct(op, channels_code(op.in_channels), op.attr in adapted)).strip()
             if not construct:  # an identity at F channels and stride 1: the state itself
                 operands.append(_OpView(None, "", local[op.state]))
                 continue
             attr = attributes.name(("op", op.attr), op.attr)
-            term = f"self.{attr}({local[op.state]})"
+            source = local[op.state]
+            if str(family.reads(op, op.attr in adapted)).strip() == "activated":
+                if op.state not in activated:
+                    activated[op.state] = locals_.name(("relu", op.state), f"relu_{source}")
+                    activations.append((activated[op.state], source))
+                source = activated[op.state]
+            term = f"self.{attr}({source})"
             operands.append(
                 _OpView(attr, construct, f"self.drop_path({term})" if op.spec.drop_path else term)
             )
@@ -178,6 +211,7 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
             forward="",
             norm=norm,
             channels=channels_code(block.channels),
+            activations=activations,
         )
         block_view.init = str(combine.init(block_view)).strip()
         block_view.forward = str(combine.forward(block_view, [op.forward for op in operands])).strip()
@@ -198,6 +232,9 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
         view.output_adapters.append((attr, f"{adapter}({member}, {final}, bn)"))
         view.output_terms.append(f"self.{attr}({local[output.member]})")
     per_filter = graph.out_channels_per_filter
+    code = [term for block in view.blocks for term in (block.forward, *(s for _, s in block.activations))]
+    if way == "none" and not any(re.search(rf"\b{view.h1}\b", term) for term in code + view.output_terms):
+        view.h1_term = ""  # every reader of h1 reads relu_x1: no name for x1 itself
     view.out_channels = f"{per_filter} * filters"
     view.out_channels_doc = f"{per_filter}·F"
     return view
@@ -207,8 +244,6 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
 class _CellCall:
     attr: str
     construct: str
-    forward: str
-    release: str  # names no later line reads, to free their memory early ("" when none)
 
 
 @dataclass
@@ -220,6 +255,7 @@ class _NetworkView:
     stem_channels: int
     stem_size: str  # the stem's output size as code, from `image_size`
     cells: list[_CellCall]
+    forward: list[Line]  # the straight-line body of _forward_cells
     cell_names: list[str]
     aux_input: str
     aux_channels: int
@@ -243,31 +279,37 @@ def _network_view(
     skeleton = nasnet_skeleton(preset)
     planned = instances(skeleton, graphs)
     values = ["x_stem", *(f"x_{instance.name}" for instance in planned)]
+    # relu(x) once per value, however many cells read it through ReLU (as x1 every cell but the first
+    # after a stem, as x2 where it is adjusted): computed as soon as the value exists.
+    readers = [(plan.x1, plan.x2, _x2_way(cell)) for plan, cell in ((i.plan, i.cell) for i in planned)]
+    activated = {x1 for x1, _, way in readers if way != "none"}
+    activated |= {x2 for _, x2, way in readers if way in X2_ACTIVATED}
+
+    def relu_of(source: int) -> str:
+        return f"relu_{values[source]}"
+
+    lines: list[tuple[str, tuple[str, ...]]] = []
+    if 0 in activated:
+        lines.append((f"{relu_of(0)} = torch.relu(x_stem)", ("x_stem",)))
     calls = []
-    for instance in planned:
+    for index, instance in enumerate(planned, start=1):
         plan, cell = instance.plan, instance.cell
         way = _x2_way(cell)
         arguments = [f"x1_channels={instance.x1_channels}"]
-        inputs = [values[plan.x1]]
-        if way in ("relu_conv_bn", "relu_factorized_reduction"):
+        inputs = [values[plan.x1] if way == "none" else relu_of(plan.x1)]
+        if way in X2_ACTIVATED:
             arguments.append(f"x2_channels={instance.x2_channels}")
-        if way != "none":
+            inputs.append(relu_of(plan.x2))
+        elif way == "identity":
             inputs.append(values[plan.x2])
         arguments += [f"filters={plan.filters}", "bn=bn"]
         construct = f"{class_names[_signature(cell)]}({', '.join(arguments)})"
-        forward = f"x_{instance.name} = self.{instance.name}({', '.join(inputs)})"
-        calls.append(_CellCall(instance.name, construct, forward, ""))
-    # Free each output after the last cell that reads it (the aux head's input and the result stay).
+        calls.append(_CellCall(instance.name, construct))
+        lines.append((f"{values[index]} = self.{instance.name}({', '.join(inputs)})", tuple(inputs)))
+        if index in activated:
+            lines.append((f"{relu_of(index)} = torch.relu({values[index]})", (values[index],)))
     aux = planned[skeleton.aux_after]
-    keep = {f"x_{aux.name}", values[-1]}
-    last_read: dict[str, int] = {}
-    for index, instance in enumerate(planned):
-        for source in (instance.plan.x1, instance.plan.x2):
-            if source is not None:
-                last_read[values[source]] = index
-    for index, call in enumerate(calls[:-1]):  # the last line's values die with the return
-        dead = [value for value, last in last_read.items() if last == index and value not in keep]
-        call.release = ", ".join(sorted(dead, key=values.index))
+    forward = straight_line(lines, keep={f"x_{aux.name}", values[-1]})
 
     # Per stage, its last output: the stem (or the second stem cell), each cell before a reduction
     # cell, and the last cell.
@@ -292,6 +334,7 @@ def _network_view(
         stem_channels=skeleton.stem_channels,
         stem_size="(image_size - 3) // 2 + 1" if preset.stem == "imagenet" else "image_size",
         cells=calls,
+        forward=forward,
         cell_names=[instance.name for instance in planned],
         aux_input=f"x_{aux.name}",
         aux_channels=aux.cell.out_channels,

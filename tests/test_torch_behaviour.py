@@ -86,7 +86,7 @@ def test_identity_branches_are_never_dropped() -> None:
     assert "h4 = self.drop_path(self.h4_left(h0)) + h1\n" in body
     assert "h5 = h3 + self.drop_path(self.h5_right(h2))\n" in body
     # Where h1 is the raw stem output (no x2), the identity is a 1x1 adapter, still never dropped.
-    assert "h4 = self.drop_path(self.h4_left(h0)) + self.h4_right(h1)\n" in body
+    assert "h4 = self.drop_path(self.h4_left(h0)) + self.h4_right(relu_x1)\n" in body
     cells = body.split("# -- cells")[1].split("# -- the networks")[0]
     assert "class NormalCell(Cell)" in cells and "nn.Identity()" not in cells  # no no-op modules
 
@@ -208,7 +208,7 @@ def built_adapters(cell) -> set[str]:
     and pools made 1x1 convolutions, and output members brought to the last block's shape."""
     found = set()
     for name, child in cell.named_children():
-        adapter = type(child).__name__ in ("ReLUConvBN", "PoolBranch") or name.startswith("out_")
+        adapter = type(child).__name__ in ("ConvBN", "PoolBranch") or name.startswith("out_")
         if adapter and name not in ("squeeze_x1", "adjust_x2"):
             found.add(name)
     return found
@@ -219,7 +219,7 @@ def x2_way(cell) -> str:
     if not hasattr(cell, "adjust_x2"):
         takes_x2 = len(inspect.signature(cell.cell_forward).parameters) == 2
         return "identity" if takes_x2 else "none"
-    return {"ReLUConvBN": "relu_conv_bn", "ReLUFactorizedReduction": "relu_factorized_reduction"}[
+    return {"ConvBN": "relu_conv_bn", "FactorizedReduction": "relu_factorized_reduction"}[
         type(cell.adjust_x2).__name__
     ]
 
@@ -267,11 +267,11 @@ def test_realized_plan_names_the_adapters_the_module_has() -> None:
     first = model.cell_0  # the first normal cell after the CIFAR stem: no x2, h1 is the raw stem output
     assert type(first).__name__ == "NormalCellWithoutX2" and not hasattr(first, "adjust_x2")
     assert type(first.out_h1).__name__ == "ConvBN"  # stride-1 factorized reduction is 1x1 conv + BN
-    assert type(first.h4_right).__name__ == "ReLUConvBN"  # identity(h1) at other than F channels
+    assert type(first.h4_right).__name__ == "ConvBN"  # identity(h1) at other than F: relu_h1 → 1x1 → BN
     assert type(first.h5_left).__name__ == "PoolBranch"  # avg_pool(h1), then 1x1 conv → BN
     assert not hasattr(first, "h6_right")  # identity(h0): h0 is F wide, no module
     second = model.cell_1  # x2 is the stem output: same size, other width → a 1x1 adapter, h1 is F wide
-    assert type(second.adjust_x2).__name__ == "ReLUConvBN"
+    assert type(second.adjust_x2).__name__ == "ConvBN"  # after the network's relu(x2)
     assert not hasattr(second, "out_h1") and not hasattr(second, "h4_right")
     after_reduction = model.cell_2  # x2 is twice x1's size
-    assert type(after_reduction.adjust_x2).__name__ == "ReLUFactorizedReduction"
+    assert type(after_reduction.adjust_x2).__name__ == "FactorizedReduction"

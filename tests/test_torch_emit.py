@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -81,9 +82,30 @@ def test_block_lines_appear_as_comments_with_their_cell_line() -> None:
     block = "h2 = add(sep_conv_5x5(h0), sep_conv_3x3(h1))"
     line = (GENOTYPES / "nasnet_a.cell").read_text().splitlines().index(f"    {block}") + 1
     assert f"        # nasnet_a.cell:{line}  {block}\n" in source
-    assert "        h2 = self.drop_path(self.h2_left(h0)) + self.drop_path(self.h2_right(h1))\n" in source
+    h2 = "h2 = self.drop_path(self.h2_left(relu_h0)) + self.drop_path(self.h2_right(relu_h1))"
+    assert f"        {h2}\n" in source
     # only the op families the genotype uses are emitted
     assert "class SeparableBranch" in source and "class ConvBranch" not in source
+
+
+def test_ops_that_read_one_state_share_its_relu() -> None:
+    """relu(h) once per state per cell, whatever the number of ops reading it; the ops' modules hold
+    no leading ReLU of their own (NASNet-A's normal cell: h1 is read through ReLU by three ops)."""
+    source = nasnet_a_source()
+    normal = source[source.index("class NormalCell(Cell)") :]
+    normal = normal[: normal.index("\nclass ")]
+    assert normal.count("relu_h1 = torch.relu(h1)") == 1
+    assert len(re.findall(r"\(relu_h1\)", normal)) == 3
+    for path in sorted(GENOTYPES.glob("*.cell")):
+        tree = ast.parse(emit_torch(nasc.load(path), EmitOptions(source_file=path.name)))
+        for function in ast.walk(tree):
+            if isinstance(function, ast.FunctionDef) and function.name == "cell_forward":
+                activated = [
+                    ast.unparse(call.args[0])
+                    for call in ast.walk(function)
+                    if isinstance(call, ast.Call) and ast.unparse(call.func) == "torch.relu"
+                ]
+                assert len(activated) == len(set(activated)), (path.name, activated)
 
 
 HOSTILE = """
