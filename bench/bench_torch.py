@@ -1,6 +1,7 @@
 """Compiled NASNet-A vs the hand-written peers, side by side in one process (ratios, not absolutes).
 
-    python bench/bench_torch.py [--repeats 20] [--skip-large] [--skip-memory]
+    python bench/bench_torch.py [--repeats 20] [--skip-large] [--skip-memory] [--only TEXT]
+    python bench/bench_torch.py --device cuda     # on a GPU: time, and allocated memory per case
 
 - eager forward, batch 1 and 16, mobile @224: nasc vs pretrainedmodels nasnetamobile
 - eager forward, batch 1, large @331: nasc vs timm nasnetalarge
@@ -10,7 +11,11 @@
 - `nasc compile` in process (parse + check + lower + emit) for NASNet-A
 
 Measurements alternate between the two models round by round, so drift hits both alike; each
-figure is the median of the rounds.
+figure is the median of the rounds. On CUDA the memory column is what the allocator holds at the
+peak of three steps above what it held before them (torch.cuda.max_memory_allocated), in the same
+process, after two warm-up steps of both models (cuDNN's autotuning workspaces, gradients and
+momentum are not counted); the cases there are training steps at the batch sizes a GPU trains
+with, float32 and bfloat16 autocast, each layout.
 """
 
 from __future__ import annotations
@@ -55,10 +60,11 @@ def build(which: str, preset: str, channels_last: bool = False):
     return model
 
 
-def task(model, kind: str, batch: int, size: int):
+def task(model, kind: str, batch: int, size: int, device: str = "cpu"):
     import torch
 
-    x = torch.randn(batch, 3, size, size)
+    model.to(device)
+    x = torch.randn(batch, 3, size, size, device=device)
     if getattr(model, "channels_last", False):
         x = x.contiguous(memory_format=torch.channels_last)
     if kind == "forward":
@@ -71,13 +77,16 @@ def task(model, kind: str, batch: int, size: int):
         return step
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    target = torch.randint(0, 1000, (batch,))
+    target = torch.randint(0, 1000, (batch,), device=device)
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=kind == "train-bf16")
 
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        out = model(x)
-        logits = out[0] if isinstance(out, tuple) else out
-        torch.nn.functional.cross_entropy(logits, target).backward()
+        with autocast:
+            out = model(x)
+            logits = out[0] if isinstance(out, tuple) else out
+            loss = torch.nn.functional.cross_entropy(logits, target)
+        loss.backward()
         optimizer.step()
 
     return train_step
@@ -90,6 +99,60 @@ CASES = [  # (name, preset, kind, batch, image size, {which: channels-last})
     ("  both channels-last", "mobile", "train", 8, 224, {"nasc": True, "peer": True}),
     ("large forward b1", "large", "forward", 1, 331, {}),
 ]
+
+
+CUDA_CASES = [
+    ("mobile train step b8", "mobile", "train", 8, 224, {}),
+    ("mobile train step b64", "mobile", "train", 64, 224, {}),
+    ("  nasc channels-last", "mobile", "train", 64, 224, {"nasc": True}),
+    ("  both channels-last", "mobile", "train", 64, 224, {"nasc": True, "peer": True}),
+    ("mobile train b64 bf16", "mobile", "train-bf16", 64, 224, {}),
+    ("  nasc channels-last", "mobile", "train-bf16", 64, 224, {"nasc": True}),
+    ("  both channels-last", "mobile", "train-bf16", 64, 224, {"nasc": True, "peer": True}),
+    ("large train step b16", "large", "train", 16, 331, {}),
+    ("  both channels-last", "large", "train", 16, 331, {"nasc": True, "peer": True}),
+]
+
+
+def cuda_case(
+    preset: str, kind: str, batch: int, size: int, repeats: int, layout: dict[str, bool]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median step time and peak allocated MiB above the models, alternating rounds, on CUDA."""
+    import gc
+
+    import torch
+
+    def synchronized(step):
+        def run() -> None:
+            step()
+            torch.cuda.synchronize()
+
+        return run
+
+    steps = {
+        which: synchronized(task(build(which, preset, layout.get(which, False)), kind, batch, size, "cuda"))
+        for which in ("nasc", "peer")
+    }
+    for step in steps.values():  # cuDNN's autotuning and the optimizer's state come first, for both
+        step()
+        step()
+    memory = {}
+    for which, step in steps.items():
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        for _ in range(3):
+            step()
+        memory[which] = (torch.cuda.max_memory_allocated() - before) / 2**20
+    samples: dict[str, list[float]] = {"nasc": [], "peer": []}
+    for _ in range(repeats):
+        for which, step in steps.items():
+            start = time.perf_counter()
+            step()
+            samples[which].append(time.perf_counter() - start)
+    del steps
+    gc.collect()
+    torch.cuda.empty_cache()
+    return {which: statistics.median(values) for which, values in samples.items()}, memory
 
 
 def time_case(
@@ -150,8 +213,13 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--only", default="", help="Run the cases whose name contains this text.")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
     import torch
+
+    if args.device == "cuda":
+        cuda_main(args)
+        return
 
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cases": []}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats} rounds")
@@ -178,6 +246,25 @@ def main() -> None:
     print(f"nasc compile (parse + check + lower + emit) of NASNet-A: {1e3 * seconds:.1f} ms")
     if args.json:
         print(json.dumps(results, indent=2))
+
+
+def cuda_main(args) -> None:
+    import torch
+
+    torch.backends.cudnn.benchmark = True
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}; median of {args.repeats} rounds")
+    columns = ("nasc ms", "peer ms", "ratio", "nasc MiB", "peer MiB", "ratio")
+    print(f"{'case':24s} " + " ".join(f"{column:>9s}" for column in columns))
+    for name, preset, kind, batch, size, layout in CUDA_CASES:
+        if args.only not in name:
+            continue
+        times, memory = cuda_case(preset, kind, batch, size, args.repeats, layout)
+        print(
+            f"{name:24s} {1e3 * times['nasc']:9.1f} {1e3 * times['peer']:9.1f} "
+            f"{times['nasc'] / times['peer']:9.2f} {memory['nasc']:9.0f} {memory['peer']:9.0f} "
+            f"{memory['nasc'] / memory['peer']:9.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

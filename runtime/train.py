@@ -287,12 +287,12 @@ def _epoch_order(size: int, seed: int, epoch: int, env: Distributed) -> list[int
     return order[env.rank :: env.world]
 
 
-def channels_last_pays(device: torch.device, amp: bool) -> bool:
-    """Whether channels-last memory trains faster here. Measured (bench/bench_torch.py and the
-    README): on CPU it does at every size we tried, 0.6× the step time of NASNet-A mobile and CIFAR
-    networks, 0.8-0.9× for search proxies; on CUDA it pays with mixed precision (tensor cores read
-    NHWC), not in float32, where depthwise convolutions are slower in NHWC."""
-    return device.type == "cpu" or amp
+def channels_last_pays(device: torch.device) -> bool:
+    """Whether channels-last memory trains faster here. Measured (bench/bench_torch.py): on CPU at
+    every size tried, 0.6x the step time of NASNet-A mobile and CIFAR networks, 0.8-0.9x for search
+    proxies. On CUDA (an H100, NASNet-A mobile batch 64, float32 and bfloat16) no consistent gain:
+    these networks' steps are bound by kernel launches, not by the convolutions' memory layout."""
+    return device.type == "cpu"
 
 
 class Trainer:
@@ -340,7 +340,7 @@ class Trainer:
         self.model = built.model.to(self.device)
         self.channels_last = config.channels_last
         if self.channels_last is None:
-            self.channels_last = channels_last_pays(self.device, config.amp)
+            self.channels_last = channels_last_pays(self.device)
         if self.channels_last:  # parameters now, the input at the stem: every activation follows
             self.model.set_channels_last()
         self.ddp = (

@@ -58,7 +58,7 @@ from nasc.compiler.api import load
 @click.option(
     "--channels-last/--no-channels-last",
     default=None,
-    help="Channels-last memory [default: where it trains faster: on CPU, and on CUDA with --amp].",
+    help="Channels-last memory [default: where it trains faster: on CPU, not on CUDA].",
 )
 @click.option("--amp", is_flag=True, help="Automatic mixed precision (CUDA).")
 def train_command(file: str, **options) -> None:
