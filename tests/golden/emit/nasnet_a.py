@@ -138,23 +138,22 @@ class ConvBN(nn.Module):
 
 
 class FactorizedReduction(nn.Module):
-    """Halves height and width without dropping pixels: 1x1 convolutions over the even grid and over
-    the grid shifted by one pixel, concatenated, then batch norm."""
+    """Halves height and width without dropping pixels: stride-2 1x1 convolutions over the even grid
+    and over the grid shifted by one pixel, concatenated, then batch norm."""
 
     batch_norms = (("bn", ("conv_even", "conv_odd")),)  # over their concatenation
 
     def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig) -> None:
         super().__init__()
-        self.conv_even = nn.Conv2d(in_channels, out_channels // 2, 1, bias=False)
-        self.conv_odd = nn.Conv2d(in_channels, out_channels - out_channels // 2, 1, bias=False)
+        self.conv_even = nn.Conv2d(in_channels, out_channels // 2, 1, stride=2, bias=False)
+        self.conv_odd = nn.Conv2d(in_channels, out_channels - out_channels // 2, 1, stride=2, bias=False)
         self.bn = bn(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        even = x[:, :, ::2, ::2]
-        # The reference pads bottom/right by one and crops top/left; only odd sizes need the pad.
-        odd = x[:, :, 1::2, 1::2]
-        odd = F.pad(odd, (0, even.shape[-1] - odd.shape[-1], 0, even.shape[-2] - odd.shape[-2]))
-        return self.bn(torch.cat([self.conv_even(even), self.conv_odd(odd)], dim=1))
+        # As the reference: pad bottom/right by one, crop top/left by one. The strided convolutions
+        # read the grids in place (no strided copies), and a zero pixel convolves to zero.
+        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
+        return self.bn(torch.cat([self.conv_even(x), self.conv_odd(shifted)], dim=1))
 
 
 class DropPath(nn.Module):
