@@ -52,6 +52,14 @@ class CompiledNetwork(Protocol):
         """Recompute cells in the backward pass: the same gradients, less memory."""
         ...
 
+    def set_channels_last(self, enable: bool = True) -> None:
+        """Channels-last memory for parameters and activations (the input converted at the stem)."""
+        ...
+
+    def fuse(self) -> nn.Module:
+        """A copy for inference: batch norms folded, channels-last; the same function in eval."""
+        ...
+
     def set_drop_path_progress(self, fraction: float) -> None:
         """How far training has come (0 → 1); each convention owns its drop-path schedule."""
         ...

@@ -145,6 +145,36 @@ def test_gradient_checkpointing_gives_the_same_gradients(name: str) -> None:
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(plain, checkpointed, strict=True))
 
 
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_channels_last_computes_the_same_function_and_gradients(name: str) -> None:
+    """set_channels_last (what `nasc train` does on a CPU): NCHW in, every activation channels-last,
+    the same logits and gradients."""
+    options, size = SMALL[name]
+    genotype = nasc.load(GENOTYPES / f"{name}.cell")
+    # float64: the layouts sum in other orders, and only rounding may differ
+    model = build_network(genotype, options, image_size=size).model.eval().double()
+    images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0)).double()
+
+    def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        logits = model(images)
+        logits.square().sum().backward()
+        return logits.detach(), [p.grad.clone() for p in model.parameters()]
+
+    logits, gradients = run()
+    model.set_channels_last()
+    seen = []
+    hook = model.cells[-1].register_forward_hook(lambda _m, _i, output: seen.append(output))
+    cl_logits, cl_gradients = run()
+    hook.remove()
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(logits, cl_logits, rtol=1e-9, atol=1e-12)
+    for a, b in zip(gradients, cl_gradients, strict=True):
+        assert torch.allclose(a, b, rtol=1e-8, atol=1e-12)
+    model.set_channels_last(False)
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
 def test_one_input_channel_trains_on_digits() -> None:
     from sklearn.datasets import load_digits
 

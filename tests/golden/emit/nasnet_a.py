@@ -89,6 +89,8 @@ class SameConv2d(nn.Conv2d):
             (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
             top, bottom = same_padding(x.shape[-2], kh, sh, dh)
             left, right = same_padding(x.shape[-1], kw, sw, dw)
+            if top == bottom and left == right:  # symmetric (odd sizes, often): no padded copy
+                return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
             x = F.pad(x, (left, right, top, bottom))
         return super().forward(x)
 
@@ -109,6 +111,10 @@ class SamePool2d(nn.Module):
             return F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)
         top, bottom = same_padding(x.shape[-2], k, s)
         left, right = same_padding(x.shape[-1], k, s)
+        if top == bottom and left == right and top <= k // 2:  # symmetric: PyTorch pads as TF does
+            if self.mode == "max":
+                return F.max_pool2d(x, k, s, (top, left))
+            return F.avg_pool2d(x, k, s, (top, left), count_include_pad=False)
         pads = (left, right, top, bottom)
         if self.mode == "max":
             return F.max_pool2d(F.pad(x, pads, value=float("-inf")), k, s)
