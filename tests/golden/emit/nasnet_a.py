@@ -90,7 +90,8 @@ class SameConv2d(nn.Conv2d):
             top, bottom = same_padding(x.shape[-2], kh, sh, dh)
             left, right = same_padding(x.shape[-1], kw, sw, dw)
             if top == bottom and left == right:  # symmetric (odd sizes, often): no padded copy
-                return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+                padding = (top, left)
+                return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
             x = F.pad(x, (left, right, top, bottom))
         return super().forward(x)
 
