@@ -5,8 +5,8 @@
 
 - eager forward, batch 1 and 16, mobile @224: nasc vs pretrainedmodels nasnetamobile
 - eager forward, batch 1, large @331: nasc vs timm nasnetalarge
-- one training step (forward, backward, SGD), batch 8, mobile @224: nasc as `nasc train` runs it on
-  a CPU (channels-last) against the peer as shipped, and against the peer made channels-last too
+- one training step (forward, backward, SGD), batch 8, mobile @224: nasc as `nasc train
+  --channels-last` runs it against the peer as shipped, and against the peer made channels-last too
 - peak resident memory of each of those, each in a fresh subprocess
 - `nasc compile` in process (parse + check + lower + emit) for NASNet-A
 

@@ -151,7 +151,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 0
-    channels_last: bool | None = None  # None: where it pays (see channels_last_pays)
+    # Channels-last trains NASNet-A mobile in 0.6x the time on a CPU, but oneDNN's backward pass hung
+    # (and aborted search workers) on the search's tiny proxies (F = 2): opt-in, not the default.
+    channels_last: bool = False
     amp: bool = False
     resume: bool = False
     quiet: bool = False
@@ -287,14 +289,6 @@ def _epoch_order(size: int, seed: int, epoch: int, env: Distributed) -> list[int
     return order[env.rank :: env.world]
 
 
-def channels_last_pays(device: torch.device) -> bool:
-    """Whether channels-last memory trains faster here. Measured (bench/bench_torch.py): on CPU at
-    every size tried, 0.6x the step time of NASNet-A mobile and CIFAR networks, 0.8-0.9x for search
-    proxies. On CUDA (an H100, NASNet-A mobile batch 64, float32 and bfloat16) no consistent gain:
-    these networks' steps are bound by kernel launches, not by the convolutions' memory layout."""
-    return device.type == "cpu"
-
-
 class Trainer:
     def __init__(self, genotype: ir.Genotype, config: TrainConfig, data: DataSplits | None = None) -> None:
         self.config = config = config.resolved(genotype)
@@ -338,10 +332,7 @@ class Trainer:
             raise TrainingError(str(error)) from None
         self.source, self.preset_name = built.source, built.preset
         self.model = built.model.to(self.device)
-        self.channels_last = config.channels_last
-        if self.channels_last is None:
-            self.channels_last = channels_last_pays(self.device)
-        if self.channels_last:  # parameters now, the input at the stem: every activation follows
+        if config.channels_last:  # parameters now, the input at the stem: every activation follows
             self.model.set_channels_last()
         self.ddp = (
             nn.parallel.DistributedDataParallel(

@@ -56,9 +56,9 @@ from nasc.compiler.api import load
     "--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Data-loading processes."
 )
 @click.option(
-    "--channels-last/--no-channels-last",
-    default=None,
-    help="Channels-last memory [default: where it trains faster: on CPU, not on CUDA].",
+    "--channels-last",
+    is_flag=True,
+    help="Channels-last memory: on CPU 0.6x the step time of full-size networks; not for tiny ones.",
 )
 @click.option("--amp", is_flag=True, help="Automatic mixed precision (CUDA).")
 def train_command(file: str, **options) -> None:
