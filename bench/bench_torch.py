@@ -114,6 +114,17 @@ CUDA_CASES = [
 ]
 
 
+def alternate(steps: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each step, the steps taking turns round by round (drift hits all alike)."""
+    samples: dict[str, list[float]] = {which: [] for which in steps}
+    for _ in range(repeats):
+        for which, step in steps.items():
+            start = time.perf_counter()
+            step()
+            samples[which].append(time.perf_counter() - start)
+    return {which: statistics.median(values) for which, values in samples.items()}
+
+
 def cuda_case(
     preset: str, kind: str, batch: int, size: int, repeats: int, layout: dict[str, bool]
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -143,16 +154,11 @@ def cuda_case(
         for _ in range(3):
             step()
         memory[which] = (torch.cuda.max_memory_allocated() - before) / 2**20
-    samples: dict[str, list[float]] = {"nasc": [], "peer": []}
-    for _ in range(repeats):
-        for which, step in steps.items():
-            start = time.perf_counter()
-            step()
-            samples[which].append(time.perf_counter() - start)
+    times = alternate(steps, repeats)
     del steps
     gc.collect()
     torch.cuda.empty_cache()
-    return {which: statistics.median(values) for which, values in samples.items()}, memory
+    return times, memory
 
 
 def time_case(
@@ -165,13 +171,7 @@ def time_case(
     for step in steps.values():  # warm up: allocator, kernels, lazy init
         step()
         step()
-    samples: dict[str, list[float]] = {"nasc": [], "peer": []}
-    for _ in range(repeats):
-        for which, step in steps.items():
-            start = time.perf_counter()
-            step()
-            samples[which].append(time.perf_counter() - start)
-    return {which: statistics.median(values) for which, values in samples.items()}
+    return alternate(steps, repeats)
 
 
 def peak_memory(which: str, preset: str, kind: str, batch: int, size: int, channels_last: bool) -> float:
