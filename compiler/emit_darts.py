@@ -14,7 +14,7 @@ import nasc
 from nasc.compiler import ir
 from nasc.compiler.conventions.darts import DARTS, PRESETS, DartsPreset
 from nasc.compiler.hashing import structural_hash
-from nasc.compiler.liveness import Line, straight_line
+from nasc.compiler.liveness import Line, SharedRelu, straight_line
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import pretrained_cfg
@@ -95,8 +95,7 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
         s0=local[cell.inputs[0]],
         s1=local[cell.inputs[1]],
     )
-    # The ops that begin with ReLU and read one state share it: computed (and kept for backward) once.
-    activated: dict[str, str] = {}
+    relu = SharedRelu(locals_)  # the ops that begin with ReLU and read one state share it
     for block in cell.blocks:
         operands, activations = [], []
         for side, operand in zip(("left", "right"), block.operands, strict=True):
@@ -111,10 +110,7 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
             )
             source = local[operand.input]
             if operand.op not in RAW_INPUT:
-                if operand.input not in activated:
-                    activated[operand.input] = locals_.name(("relu", operand.input), f"relu_{source}")
-                    activations.append((activated[operand.input], source))
-                source = activated[operand.input]
+                source = relu.of(operand.input, source, activations)
             term = f"self.{attr}({source})"
             # The reference drops every op but a true identity (a strided skip is a reduction).
             operands.append(_OpView(attr, construct, f"self.drop_path({term})"))

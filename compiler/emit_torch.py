@@ -7,7 +7,6 @@ The result is parsed back with `ast` before anyone can import it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -15,7 +14,7 @@ import nasc
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.hashing import structural_hash
-from nasc.compiler.liveness import Line, straight_line
+from nasc.compiler.liveness import Line, SharedRelu, straight_line
 from nasc.compiler.lower import CellGraph, Channels, RealizedCell, lower
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
@@ -31,7 +30,7 @@ NEEDS = {
     "SeparableBranch": {"SameConv2d"},
     "ConvBranch": {"SameConv2d"},
     "BottleneckBranch": {"SameConv2d"},
-    "PoolBranch": {"SamePool2d", "ConvBN"},
+    "PoolBranch": {"SamePool2d"},  # and ConvBN, which every module has (the squeeze)
 }
 
 # Names the emitted module defines or imports at its top level.
@@ -176,11 +175,10 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
         h1_term={"none": "x1", "identity": "x2"}.get(way, "self.adjust_x2(relu_x2)"),
     )
     adapted = {module.attr for module in cell.modules if module.adapters}
-    # Ops that begin with ReLU share one relu(h) per state they read: the compiler sees every reader,
-    # so the activation is computed (and, in training, stored for backward) once instead of per op.
-    activated: dict[str, str] = {}
-    if way == "none":  # h1 is x1, already activated for the squeeze
-        activated[graph.inputs[1]] = "relu_x1"
+    # Ops that begin with ReLU share one relu(h) per state; without x2, h1 is x1, already activated
+    # for the squeeze.
+    relu = SharedRelu(locals_, {graph.inputs[1]: "relu_x1"} if way == "none" else None)
+    read_raw = {output.member for output in graph.outputs}  # states some term reads as they are
     for block in graph.blocks:
         operands = []
         activations = []
@@ -188,15 +186,15 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
             family = env.get_template(op.spec.template).module
             construct = str(family.construct(op, channels_code(op.in_channels), op.attr in adapted)).strip()
             if not construct:  # an identity at F channels and stride 1: the state itself
+                read_raw.add(op.state)
                 operands.append(_OpView(None, "", local[op.state]))
                 continue
             attr = attributes.name(("op", op.attr), op.attr)
             source = local[op.state]
             if str(family.reads(op, op.attr in adapted)).strip() == "activated":
-                if op.state not in activated:
-                    activated[op.state] = locals_.name(("relu", op.state), f"relu_{source}")
-                    activations.append((activated[op.state], source))
-                source = activated[op.state]
+                source = relu.of(op.state, source, activations)
+            else:
+                read_raw.add(op.state)
             term = f"self.{attr}({source})"
             operands.append(
                 _OpView(attr, construct, f"self.drop_path({term})" if op.spec.drop_path else term)
@@ -232,8 +230,7 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
         view.output_adapters.append((attr, f"{adapter}({member}, {final}, bn)"))
         view.output_terms.append(f"self.{attr}({local[output.member]})")
     per_filter = graph.out_channels_per_filter
-    code = [term for block in view.blocks for term in (block.forward, *(s for _, s in block.activations))]
-    if way == "none" and not any(re.search(rf"\b{view.h1}\b", term) for term in code + view.output_terms):
+    if way == "none" and graph.inputs[1] not in read_raw:
         view.h1_term = ""  # every reader of h1 reads relu_x1: no name for x1 itself
     view.out_channels = f"{per_filter} * filters"
     view.out_channels_doc = f"{per_filter}·F"

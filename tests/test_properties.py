@@ -200,6 +200,8 @@ def test_the_fast_path_reads_the_zoo_and_declines_a_statement_over_two_lines() -
 
     for path in sorted(Path("genotypes").glob("*.cell")):
         assert _assert_same_tree_as_lark(path.read_text()), path
+    relaid = Path("genotypes/nasnet_a.cell").read_text().replace(" = ", "\t=  ").replace("\n", "\n\n# gap\n")
+    assert _assert_same_tree_as_lark(relaid)  # hand layout, one statement a line: still the fast path
     text = Path("genotypes/nasnet_a.cell").read_text().replace("h2 = add(", "h2 = add(\n", 1)
     assert not _assert_same_tree_as_lark(text)
     assert nasc.parse(text) == nasc.parse(Path("genotypes/nasnet_a.cell").read_text())

@@ -106,6 +106,10 @@ def test_ops_that_read_one_state_share_its_relu() -> None:
                     if isinstance(call, ast.Call) and ast.unparse(call.func) == "torch.relu"
                 ]
                 assert len(activated) == len(set(activated)), (path.name, activated)
+    # Inside the ops only ReLUs on a batch norm's private output remain, and they run in place.
+    model = import_source(source).create_model("cifar")
+    relus = [m for cell in model.cells for m in cell.modules() if isinstance(m, torch.nn.ReLU)]
+    assert relus and all(relu.inplace for relu in relus)
 
 
 HOSTILE = """

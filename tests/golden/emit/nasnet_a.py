@@ -112,7 +112,9 @@ class SamePool2d(nn.Module):
             return F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)
         top, bottom = same_padding(x.shape[-2], k, s)
         left, right = same_padding(x.shape[-1], k, s)
-        if top == bottom and left == right and top <= k // 2:  # symmetric: PyTorch pads as TF does
+        # Symmetric padding (at most (k - 1) / 2 a side, as SAME never pads a whole window): PyTorch's
+        # own padding then excludes the same pixels TF's does.
+        if top == bottom and left == right:
             if self.mode == "max":
                 return F.max_pool2d(x, k, s, (top, left))
             return F.avg_pool2d(x, k, s, (top, left), count_include_pad=False)
@@ -260,8 +262,8 @@ def fold_batch_norms(network: nn.Module) -> None:
 
 def use_channels_last(network: nn.Module, enable: bool) -> None:
     """set_channels_last: parameters in channels-last (NHWC) memory, and the input converted once at
-    the stem, so every activation follows. Convolutions run faster so on CPUs (oneDNN) and on CUDA
-    (cuDNN); the function is the same, the input still NCHW as far as the caller knows."""
+    the stem, so every activation follows. The function is the same, the input still NCHW as far as
+    the caller knows; on CPUs (oneDNN) convolutions run faster so."""
     network.to(memory_format=torch.channels_last if enable else torch.contiguous_format)
     network.channels_last = enable
 
