@@ -399,9 +399,9 @@ def _build(module: st.Module, filename: str, source: str | None, convention: str
     for c, cell in enumerate(module.cells):
         blocks, output = [], None
         for i, statement in enumerate(cell.statements):
-            attached = comments.get(("statement", c, i), none)
+            attached = comments.get(("statement", c, i), none) if comments else none
             if isinstance(statement, st.BlockStatement):
-                operands = tuple(ir.Operand(o.op.text, o.args[0].text, o.span) for o in statement.operands)
+                operands = tuple([ir.Operand(o.op.text, o.args[0].text, o.span) for o in statement.operands])
                 blocks.append(
                     ir.Block(
                         statement.target.text, statement.combine.text, operands, attached, statement.span

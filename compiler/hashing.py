@@ -16,6 +16,7 @@ SHA-256 over a versioned canonical encoding (hex, 64 chars).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from nasc.compiler import ir
@@ -29,11 +30,17 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
+# An op applied to a cell input has one of a few hundred digests, and most genotypes apply several:
+# remembered, as the input digests are (bounded: a digest is a pure function of its parts).
+_input_digest = functools.lru_cache(maxsize=64)(lambda position: _digest("input", position))
+_op_digest = functools.lru_cache(maxsize=4096)(lambda op, state: _digest("op", op, state))
+
+
 def state_digests(cell: ir.Cell) -> dict[str, str]:
     """Each state's digest: what it computes, whatever it and the states it reads are called."""
-    states = {name: _digest("input", position) for position, name in enumerate(cell.inputs)}
+    states = {name: _input_digest(position) for position, name in enumerate(cell.inputs)}
     for block in cell.blocks:
-        operands = [_digest("op", operand.op, states[operand.input]) for operand in block.operands]
+        operands = [_op_digest(operand.op, states[operand.input]) for operand in block.operands]
         if COMBINES[block.combine].commutative:
             operands.sort()
         states[block.target] = _digest("block", block.combine, *operands)

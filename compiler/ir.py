@@ -9,10 +9,11 @@ from __future__ import annotations
 import keyword
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from nasc.compiler.registry import COMBINES, OPS, OUTPUT_COMBINE
 from nasc.diagnostics import Span, span_field
+from nasc.nodes import frozen_node
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # C0 controls but \t \n \r
@@ -46,12 +47,14 @@ def _identifier_problem(name: str) -> str | None:
 
 
 def _require_identifier(name: str) -> None:
+    if name in _ACCEPTED:  # the common case, without a call
+        return
     problem = identifier_problem(name)
     if problem:
         raise ValueError(problem)
 
 
-@dataclass(frozen=True)
+@frozen_node
 class Comments:
     """Comments attached to one line of the source: those on lines above it, and the one at its end."""
 
@@ -67,7 +70,7 @@ class Comments:
 NO_COMMENTS = Comments()
 
 
-@dataclass(frozen=True)
+@frozen_node
 class Operand:
     op: str
     input: str
@@ -79,7 +82,7 @@ class Operand:
         _require_identifier(self.input)
 
 
-@dataclass(frozen=True)
+@frozen_node
 class Block:
     target: str
     combine: str
@@ -100,7 +103,7 @@ class Block:
         return tuple(operand.input for operand in self.operands)
 
 
-@dataclass(frozen=True)
+@frozen_node
 class Output:
     members: tuple[str, ...]
     combine: str = OUTPUT_COMBINE
@@ -116,7 +119,7 @@ class Output:
             _require_identifier(member)
 
 
-@dataclass(frozen=True)
+@frozen_node
 class Cell:
     kind: str
     inputs: tuple[str, ...]
@@ -134,9 +137,9 @@ class Cell:
         if len(defined) != len(self.inputs):
             raise ValueError("a cell input is declared twice")
         for block in self.blocks:
-            missing = [name for name in block.inputs if name not in defined]
-            if missing:
-                raise ValueError(f"block {block.target} uses {missing[0]} before it is defined")
+            for operand in block.operands:
+                if operand.input not in defined:
+                    raise ValueError(f"block {block.target} uses {operand.input} before it is defined")
             if block.target in defined:
                 raise ValueError(f"{block.target} is defined twice")
             defined.add(block.target)
@@ -151,7 +154,7 @@ class Cell:
 MetaValue = str | int | float
 
 
-@dataclass(frozen=True)
+@frozen_node
 class MetaEntry:
     key: str
     value: MetaValue
@@ -170,7 +173,7 @@ class MetaEntry:
             raise ValueError(f"metadata {self.key} holds a control character")
 
 
-@dataclass(frozen=True)
+@frozen_node
 class Genotype:
     name: str
     cells: tuple[Cell, ...]

@@ -136,7 +136,7 @@ _new_span = tuple.__new__  # Span(...) without NamedTuple's argument handling: h
 
 
 def _join(first: Span, last: Span) -> Span:
-    return Span(first.line, first.column, last.end_line, last.end_column)
+    return _new_span(Span, (first[0], first[1], last[2], last[3]))
 
 
 class _Reader:
@@ -162,29 +162,36 @@ class _Reader:
 
     def block(self, found: re.Match) -> st.BlockStatement:
         """`target = combine(op(arg), op(arg))`, the statement of almost every line: built from the
-        match's group offsets at once (groups in pattern order; a file holds thousands of them)."""
+        match's group offsets at once (groups in pattern order; a file holds thousands of them), with
+        every call but the nodes' own inlined."""
         (_, _), target, combine, op0, arg0, close0, op1, arg1, close1, close = found.regs
         texts = found.groups()
-        line, offset = self.line, self.line_start - 1
         if self.keywords.intersection(texts):
             self.bad = True
-
-        def span(start: int, end: int) -> Span:
-            return _new_span(Span, (line, start - offset, line, end - offset))
-
-        def name(at: int, group: tuple[int, int]) -> st.Name:
-            return st.Name(texts[at], span(*group))
-
+        line, offset, name, new = self.line, self.line_start - 1, st.Name, tuple.__new__
         operands = (
-            st.OpApplication(name(2, op0), (name(3, arg0),), span(op0[0], close0[1])),
-            st.OpApplication(name(5, op1), (name(6, arg1),), span(op1[0], close1[1])),
+            st.OpApplication(
+                name(texts[2], new(Span, (line, op0[0] - offset, line, op0[1] - offset))),
+                (name(texts[3], new(Span, (line, arg0[0] - offset, line, arg0[1] - offset))),),
+                new(Span, (line, op0[0] - offset, line, close0[1] - offset)),
+            ),
+            st.OpApplication(
+                name(texts[5], new(Span, (line, op1[0] - offset, line, op1[1] - offset))),
+                (name(texts[6], new(Span, (line, arg1[0] - offset, line, arg1[1] - offset))),),
+                new(Span, (line, op1[0] - offset, line, close1[1] - offset)),
+            ),
         )
-        return st.BlockStatement(name(0, target), name(1, combine), operands, span(target[0], close[1]))
+        return st.BlockStatement(
+            name(texts[0], new(Span, (line, target[0] - offset, line, target[1] - offset))),
+            name(texts[1], new(Span, (line, combine[0] - offset, line, combine[1] - offset))),
+            operands,
+            new(Span, (line, target[0] - offset, line, close[1] - offset)),
+        )
 
     def span(self, found: re.Match, group: str) -> Span:
         start, end = found.span(group)
         column = start - self.line_start + 1
-        return Span(self.line, column, self.line, column + end - start)
+        return _new_span(Span, (self.line, column, self.line, column + end - start))
 
     def name(self, found: re.Match, group: str) -> st.Name:
         text = found.group(group)
@@ -202,5 +209,5 @@ class _Reader:
             text, column = each.group(), offset + each.start()
             if text in self.keywords:
                 self.bad = True
-            result.append(st.Name(text, Span(self.line, column, self.line, column + len(text))))
+            result.append(st.Name(text, _new_span(Span, (self.line, column, self.line, column + len(text)))))
         return tuple(result)

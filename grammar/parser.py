@@ -229,6 +229,8 @@ _COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*"|#[^\n]*')
 
 
 def _comments(text: str) -> tuple[st.Comment, ...]:
+    if "#" not in text:  # machine-written files: no scan
+        return ()
     found = []
     line, scanned = 1, 0
     for match in _COMMENT_OR_STRING.finditer(text):
@@ -252,8 +254,11 @@ def parse_syntax(text: str, filename: str = "<input>") -> st.Module:
         raise NascError([_syntax_diagnostic(error, text, filename)], text) from None
     except LarkError as error:  # any other Lark failure is still a syntax problem of this file
         raise NascError([Diagnostic(f"could not parse: {error}", filename=filename)], text) from None
+    comments = _comments(text)
+    if not comments:
+        return module
     return st.Module(
-        module.name, module.metadata, module.cells, _comments(text), module.header_span, module.convention
+        module.name, module.metadata, module.cells, comments, module.header_span, module.convention
     )
 
 

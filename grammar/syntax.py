@@ -7,24 +7,23 @@ so that the checker, not the parser, reports those mistakes in words.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from nasc.diagnostics import Span, span_field
+from nasc.nodes import frozen_node
 
 
-@dataclass(frozen=True)
+@frozen_node
 class Name:
     text: str
     span: Span | None = span_field()
 
 
-@dataclass(frozen=True)
+@frozen_node
 class Comment:
     text: str  # including the leading '#', trailing whitespace removed
     span: Span | None = span_field()
 
 
-@dataclass(frozen=True)
+@frozen_node
 class MetaEntry:
     key: Name
     value: str | int | float
@@ -33,7 +32,7 @@ class MetaEntry:
     span: Span | None = span_field()
 
 
-@dataclass(frozen=True)
+@frozen_node
 class Metadata:
     entries: tuple[MetaEntry, ...]
     span: Span | None = span_field()
@@ -41,14 +40,14 @@ class Metadata:
     close_span: Span | None = span_field()
 
 
-@dataclass(frozen=True)
+@frozen_node
 class OpApplication:
     op: Name
     args: tuple[Name, ...]
     span: Span | None = span_field()
 
 
-@dataclass(frozen=True)
+@frozen_node
 class BareState:
     name: Name
     span: Span | None = span_field()
@@ -57,7 +56,7 @@ class BareState:
 Operand = OpApplication | BareState
 
 
-@dataclass(frozen=True)
+@frozen_node
 class BlockStatement:
     target: Name
     combine: Name
@@ -65,7 +64,7 @@ class BlockStatement:
     span: Span | None = span_field()
 
 
-@dataclass(frozen=True)
+@frozen_node
 class OutputStatement:
     combine: Name
     members: tuple[Name, ...]
@@ -75,7 +74,7 @@ class OutputStatement:
 Statement = BlockStatement | OutputStatement
 
 
-@dataclass(frozen=True)
+@frozen_node
 class CellDeclaration:
     kind: Name
     inputs: tuple[Name, ...]
@@ -85,7 +84,7 @@ class CellDeclaration:
     close_span: Span | None = span_field()
 
 
-@dataclass(frozen=True)
+@frozen_node
 class Module:
     name: Name
     metadata: Metadata | None

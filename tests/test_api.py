@@ -64,6 +64,32 @@ def test_ir_nodes_are_frozen(nasnet_a_text: str) -> None:
     genotype = nasc.parse(nasnet_a_text)
     with pytest.raises(AttributeError):
         genotype.name = "x"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        genotype.cells[0].blocks[0].operands[0].op = "identity"  # type: ignore[misc]
+
+
+def test_nodes_keep_dataclass_behaviour_with_their_fast_constructor(nasnet_a_text: str) -> None:
+    """Syntax and IR nodes are built by `frozen_node`'s own constructor: keywords, defaults,
+    validation, span-blind equality, hashing, `replace` and pickling all behave as a dataclass's."""
+    import dataclasses
+    import pickle
+
+    from nasc.diagnostics import Span
+    from nasc.grammar import syntax as st
+
+    operand = ir.Operand(input="h1", op="sep_conv_3x3", span=Span(3, 5, 3, 20))
+    assert operand == ir.Operand("sep_conv_3x3", "h1") and operand.span == Span(3, 5, 3, 20)
+    assert hash(operand) == hash(ir.Operand("sep_conv_3x3", "h1"))
+    assert ir.Output(("h2",)).combine == "concat" and ir.Output(("h2",)).comments is ir.NO_COMMENTS
+    assert dataclasses.replace(operand, input="h0").input == "h0"
+    with pytest.raises(ValueError, match="unknown op"):
+        dataclasses.replace(operand, op="rm_rf")
+    with pytest.raises(TypeError):
+        ir.Operand("identity")  # type: ignore[call-arg]
+    assert st.Name("h0", Span(1, 1, 1, 3)) == st.Name("h0")
+    genotype = nasc.parse(nasnet_a_text)
+    assert pickle.loads(pickle.dumps(genotype)) == genotype
+    assert not hasattr(genotype, "__dict__")  # slotted: no per-node dictionary
 
 
 def test_carriage_returns_are_line_breaks_never_part_of_a_comment(nasnet_a_text: str) -> None:
