@@ -17,7 +17,7 @@ from pathlib import Path
 import nasc
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.space import NASNET_SPACE
-from nasc.runtime.controller import make_strategy
+from nasc.runtime.strategies import make_strategy
 from nasc.runtime.plots import pyplot, reward_curves, save_figure
 from nasc.runtime.search import Search, SearchConfig, read_ledger
 

@@ -6,7 +6,7 @@ import contextlib
 import gc
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,6 +53,15 @@ def _cyclic_gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def cell_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The .cell files that `paths` name: files as given, and each directory's *.cell, sorted."""
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        files += sorted(path.glob("*.cell")) if path.is_dir() else [path]
+    return files
 
 
 def read_source(path: str | os.PathLike[str]) -> str:

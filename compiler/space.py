@@ -92,8 +92,54 @@ class SearchSpace:
             cells.append(ir.Cell(kind, CELL_INPUTS, tuple(blocks), ir.Output(unused)))
         return ir.Genotype(name, tuple(cells), metadata)
 
+    def encode(self, genotype: ir.Genotype) -> tuple[list[int], list[str]]:
+        """The choices whose decoding has `genotype`'s blocks (its ops, the states they read, its
+        combines), and what decoding them does not keep: a cell output other than the unused states,
+        another network convention. ValueError where the blocks themselves do not fit the space."""
+        choices: list[int] = []
+        dropped: list[str] = []
+        for kind in self.cell_kinds:
+            try:
+                cell = genotype.cell(kind)
+            except KeyError:
+                raise ValueError(f"it has no {kind} cell") from None
+            if len(cell.blocks) != self.num_blocks:
+                raise ValueError(
+                    f"its {kind} cell has {len(cell.blocks)} blocks; the space has {self.num_blocks}"
+                )
+            if len(cell.inputs) != len(CELL_INPUTS):
+                raise ValueError(f"its {kind} cell takes {len(cell.inputs)} inputs; the space's take 2")
+            states = list(cell.inputs)
+            for block in cell.blocks:
+                for operand in block.operands:
+                    if operand.op not in self.ops:
+                        raise ValueError(f"{kind} {block.target}: `{operand.op}` is not an op of the space")
+                if block.combine not in self.combines:
+                    raise ValueError(
+                        f"{kind} {block.target}: `{block.combine}` is not a combine of the space"
+                    )
+                first, second = block.operands
+                choices += [states.index(first.input), states.index(second.input)]
+                choices += [self.ops.index(first.op), self.ops.index(second.op)]
+                choices.append(self.combines.index(block.combine))
+                states.append(block.target)
+        projected = self.decode(choices, genotype.name)
+        if genotype.convention != projected.convention:
+            dropped.append(f"read with the {projected.convention} convention, not {genotype.convention}")
+        for kind in self.cell_kinds:
+            given = {_position(genotype.cell(kind), member) for member in genotype.cell(kind).output.members}
+            kept = {_position(projected.cell(kind), member) for member in projected.cell(kind).output.members}
+            if given != kept:
+                dropped.append(f"its {kind} cell outputs the unused states, not the ones it lists")
+        return choices, dropped
+
     def sample(self, rng: random.Random, name: str = "sampled") -> ir.Genotype:
         return self.decode(self.random_choices(rng), name)
 
 
 NASNET_SPACE = SearchSpace()
+
+
+def _position(cell: ir.Cell, state: str) -> int:
+    """A state's place in the cell: its inputs first, then its blocks in order."""
+    return (list(cell.inputs) + [block.target for block in cell.blocks]).index(state)

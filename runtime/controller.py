@@ -32,8 +32,13 @@ from nasc.compiler.space import SearchSpace
 @dataclass
 class Sample:
     choices: list[int]
-    log_prob: float  # under the policy that drew it
+    log_prob: float | None  # under the policy that drew it (evolution: None, it has no distribution)
     policy_version: int
+    # Evolution: the structural hash of the parent and the mutation that made this child from it
+    # ("op normal h4 right: sep_conv_3x3 -> avg_pool_3x3"), or where an initial member came from.
+    parent: str | None = None
+    mutation: str | None = None
+    seeded_from: str | None = None  # the .cell file an initial member was read from
 
 
 class LSTMController(nn.Module):
@@ -223,14 +228,6 @@ class ControllerStrategy:
         self.generator.set_state(state["generator"])
         self.baseline, self.buffer, self.version = state["baseline"], list(state["buffer"]), state["version"]
         self.ready = [Sample(**sample) for sample in state["ready"]]
-
-
-def make_strategy(
-    name: str, space: SearchSpace, seed: int = 0, **options
-) -> RandomStrategy | ControllerStrategy:
-    if name == "random":
-        return RandomStrategy(space, seed)
-    return ControllerStrategy(space, name, seed, **options)
 
 
 def serialize(state: dict) -> bytes:

@@ -82,3 +82,54 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
     figure.suptitle(title)
     figure.tight_layout()
     save_figure(figure, path)
+
+
+def plot_pareto(
+    ledger: list[dict], front: list[dict], references: list[dict], path: Path, title: str
+) -> None:
+    """Accuracy vs measured latency of every trained child, the front highlighted, and the
+    --reference cells (trained and measured alike) as labelled points."""
+    measured = [r for r in ledger if r["status"] == "ok" and r.get("latency_ms") is not None]
+    figure, axis = pyplot().subplots(figsize=(7, 4.5))
+    axis.scatter(
+        [r["latency_ms"] for r in measured],
+        [r["accuracy"] for r in measured],
+        s=12,
+        color="tab:gray",
+        alpha=0.5,
+        label=f"children ({len(measured)})",
+    )
+    if front:
+        axis.step(
+            [r["latency_ms"] for r in front],
+            [r["accuracy"] for r in front],
+            where="post",
+            color="tab:red",
+            marker="o",
+            markersize=4,
+            label=f"Pareto front ({len(front)})",
+        )
+    shown = [r for r in references if r.get("status") == "ok" and r.get("latency_ms") is not None]
+    if shown:
+        axis.scatter(
+            [r["latency_ms"] for r in shown],
+            [r["accuracy"] for r in shown],
+            marker="*",
+            s=90,
+            color="tab:blue",
+            label="published cells",
+        )
+        for row in shown:
+            axis.annotate(
+                row["name"],
+                (row["latency_ms"], row["accuracy"]),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+    axis.set(xlabel="latency (ms, onnxruntime)", ylabel="validation accuracy", title=title)
+    axis.title.set_fontsize(9)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    save_figure(figure, path)

@@ -34,19 +34,25 @@ from pathlib import Path
 
 import nasc
 from nasc.compiler import ir
+from nasc.compiler.api import cell_paths
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.space import SearchSpace
 from nasc.fileio import atomic_write_bytes, atomic_write_text
-from nasc.runtime.controller import Sample, make_strategy, serialize
-from nasc.runtime.plots import plot_rewards
+from nasc.runtime.controller import Sample, serialize
+from nasc.runtime.evolution import POPULATION, TOURNAMENT, load_seeds
+from nasc.runtime.latency import DEFAULT_DEPLOY, Deployment
+from nasc.runtime.objectives import LATENCY_WEIGHT, OBJECTIVES, latency_weight, pareto_front, reward
+from nasc.runtime.plots import plot_pareto, plot_rewards
 from nasc.runtime.progress import eta, format_duration
 from nasc.runtime.signals import stop_requests
-
-STRATEGIES = ("ppo", "reinforce", "random")
+from nasc.runtime.strategies import STRATEGIES, make_strategy
 
 
 class SearchError(Exception):
     """A user-facing problem with a search's settings or directory."""
+
+
+RECYCLE_EVERY = 100  # children a warm worker trains before a fresh process replaces it
 
 
 @dataclass
@@ -69,6 +75,20 @@ class SearchConfig:
     combines: tuple[str, ...] = ("add", "concat")
     controller_lr: float = 0.00035
     minibatch: int = 20
+    # evolution (Real et al. 2019): population P, tournament sample S, initial members from files
+    population: int = POPULATION
+    sample: int = TOURNAMENT
+    seed_cells: tuple[str, ...] = ()
+    # what is rewarded (runtime/objectives.py) and where latency is measured (runtime/latency.py)
+    objective: str = "accuracy"
+    target_latency_ms: float | None = None
+    latency_weight: float = LATENCY_WEIGHT
+    latency: str | None = None  # "onnx" or "none"; None: onnx where the objective needs it
+    deploy: str = DEFAULT_DEPLOY
+    deploy_image_size: int | None = None
+    latency_runs: int = 20
+    reference: tuple[str, ...] = ()  # published cells to evaluate alike, for pareto.png
+    recycle_every: int = RECYCLE_EVERY
 
     def space(self) -> SearchSpace:
         from nasc.compiler.registry import PAPER_OPS
@@ -76,6 +96,34 @@ class SearchConfig:
         return SearchSpace(
             num_blocks=self.num_blocks, ops=tuple(self.ops or PAPER_OPS), combines=tuple(self.combines)
         )
+
+    def measures_latency(self) -> bool:
+        return (self.latency or ("none" if self.objective == "accuracy" else "onnx")) == "onnx"
+
+    def deployment(self) -> Deployment:
+        return Deployment.parse(self.deploy, self.deploy_image_size)
+
+    def validate(self) -> None:
+        """Settings that cannot work, refused before anything is written."""
+        if self.strategy not in STRATEGIES:
+            raise SearchError(f"unknown strategy {self.strategy!r}; strategies: {', '.join(STRATEGIES)}")
+        if self.objective not in OBJECTIVES:
+            raise SearchError(f"unknown objective {self.objective!r}; objectives: {', '.join(OBJECTIVES)}")
+        if self.objective == "mnas" and self.target_latency_ms is None:
+            raise SearchError("--objective mnas needs --target-latency-ms T (MnasNet's target latency)")
+        if self.objective != "accuracy" and not self.measures_latency():
+            raise SearchError(
+                f"--objective {self.objective} rewards latency: it cannot run with --latency none"
+            )
+        if self.target_latency_ms is not None and self.target_latency_ms <= 0:
+            raise SearchError("--target-latency-ms must be positive")
+        if not 1 <= self.sample <= self.population:
+            raise SearchError(f"--sample {self.sample} must be between 1 and --population {self.population}")
+        try:
+            self.space()
+            self.deployment()
+        except ValueError as error:
+            raise SearchError(str(error)) from None
 
     def training_budget(self) -> str:
         return (
@@ -97,17 +145,39 @@ class ChildJob:
     batch_size: int
     seed: int
     threads: int
+    deployment: Deployment | None = None  # where parameters and mult-adds are counted
+    measure_latency: bool = False  # and latency measured
+    latency_runs: int = 20
+    submitted: float = 0.0  # time.time() when handed to a worker
+
+
+# A warm worker's datasets, loaded by its first child and kept for the next (one at a time).
+_DATASETS: dict[str, object] = {}
 
 
 def evaluate_child(job: ChildJob) -> dict:
-    """Train one child on the proxy task; reward = validation accuracy. Never raises: a failure is a
-    result with its reason."""
+    """Train one child on the proxy task (its reward is the validation accuracy) and count or
+    measure its deployment cost. Never raises: a failure is a result with its reason. `timings`
+    says where the worker's time went."""
+    received = time.time()
     started = time.perf_counter()
+    timings = {"wait": max(0.0, received - job.submitted) if job.submitted else 0.0}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
     try:
         import torch
 
-        from nasc.runtime.train import TrainConfig, train
+        from nasc.runtime.data import load_dataset
+        from nasc.runtime.latency import count, measure
+        from nasc.runtime.train import TrainConfig, Trainer, dataset_arguments
 
+        lap("imports")
         torch.set_num_threads(job.threads)
         genotype = nasc.parse(job.text, f"step-{job.step}.cell")
         config = TrainConfig(
@@ -120,17 +190,39 @@ def evaluate_child(job: ChildJob) -> dict:
             seed=job.seed,
             quiet=True,
             artifacts=False,
+            test=False,  # the reward is the validation accuracy
             device="cpu",
             out=os.devnull,
             stop_signals=False,  # the parent owns Ctrl-C and SIGTERM and stops its children
-        )
-        result = train(genotype, config)
-        return {
-            "step": job.step,
-            "status": "ok",
-            "reward": result.final_val_accuracy,
-            "seconds": time.perf_counter() - started,
-        }
+        ).resolved(genotype)
+        arguments = dataset_arguments(genotype, config)
+        key = repr(sorted(arguments.items()))
+        if key not in _DATASETS:
+            _DATASETS.clear()
+            _DATASETS[key] = load_dataset(**arguments)
+        lap("data")
+        trainer = Trainer(genotype, config, _DATASETS[key])
+        lap("build")
+        result = trainer.run()
+        lap("run")
+        timings["train"] = result.train_seconds
+        timings["evaluate"] = result.evaluate_seconds
+        timings["run"] -= result.train_seconds + result.evaluate_seconds  # the loop's own overhead
+        row = {"step": job.step, "status": "ok", "accuracy": result.final_val_accuracy}
+        if job.deployment is not None:
+            if job.measure_latency:
+                cost = measure(genotype, job.deployment, job.latency_runs, threads=1)
+                row.update(
+                    params=cost.params,
+                    macs=cost.macs,
+                    latency_ms=cost.latency_ms,
+                    latency_method=cost.latency_method,
+                )
+                lap("latency")
+            else:
+                row["params"], row["macs"] = count(genotype, job.deployment)
+                lap("count")
+        return {**row, "seconds": time.perf_counter() - started, "timings": timings, "worker": os.getpid()}
     except Exception as error:  # the child's failure is data for the search, not a crash of it
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".strip()
         return {
@@ -138,35 +230,74 @@ def evaluate_child(job: ChildJob) -> dict:
             "status": "failed",
             "reason": reason,
             "seconds": time.perf_counter() - started,
+            "timings": timings,
+            "worker": os.getpid(),
             "traceback": traceback.format_exc(limit=5),
         }
+
+
+def _died(step: int, why: str) -> dict:
+    return {"step": step, "status": "failed", "seconds": 0.0, "reason": why}
 
 
 # -- executors ----------------------------------------------------------------------------------------
 
 
-def _child_process(job: ChildJob, connection) -> None:
+def _worker_main(connection) -> None:
+    """A warm worker: children one after another in one process, until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    connection.send(evaluate_child(job))
-    connection.close()
+    while True:
+        try:
+            job = connection.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        connection.send(evaluate_child(job))
+
+
+class _Worker:
+    def __init__(self, context) -> None:
+        self.connection, theirs = context.Pipe(duplex=True)
+        self.process = context.Process(target=_worker_main, args=(theirs,), daemon=True)
+        self.process.start()
+        theirs.close()
+        self.children = 0
+
+    def retire(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.send(None)
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=5)
+        self.connection.close()
+
+    def kill(self) -> None:
+        self.process.terminate()
+        self.process.join(timeout=5)
+        self.connection.close()
 
 
 class LocalExecutor:
-    """A local process pool: one fresh process per child (forked from a server that has torch
-    loaded), at most `workers` at a time. A child whose process dies is reported as failed."""
+    """Warm worker processes here, at most `workers` children at a time. Each keeps torch and the
+    dataset loaded from one child to the next; a worker is replaced by a fresh process after a
+    failed child (whatever it leaked goes with it) and after every `recycle_every` children. A
+    worker that dies takes only its child with it: that child is reported as failed."""
 
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
+    def __init__(self, workers: int, recycle_every: int = RECYCLE_EVERY) -> None:
+        self.workers, self.recycle_every = workers, recycle_every
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(["torch", "nasc.runtime.train"])
-        self.running: dict[int, tuple] = {}
+        # Imported once in the fork server, so a fresh worker starts without paying for them.
+        self.context.set_forkserver_preload(["torch", "nasc.runtime.train", "sklearn.datasets"])
+        self.idle: list[_Worker] = []
+        self.running: dict[int, _Worker] = {}
 
     def submit(self, job: ChildJob) -> None:
-        receive, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=_child_process, args=(job, send), daemon=True)
-        process.start()
-        send.close()
-        self.running[job.step] = (process, receive)
+        worker = self.idle.pop() if self.idle else _Worker(self.context)
+        job.submitted = time.time()
+        worker.connection.send(job)
+        self.running[job.step] = worker
 
     def in_flight(self) -> int:
         return len(self.running)
@@ -175,46 +306,55 @@ class LocalExecutor:
         if not self.running:
             return []
         handles = {}
-        for step, (process, receive) in self.running.items():
-            handles[receive] = step
-            handles[process.sentinel] = step
+        for step, worker in self.running.items():
+            handles[worker.connection] = step
+            handles[worker.process.sentinel] = step
         ready = wait_for(list(handles), timeout)
         done: list[dict] = []
         for step in sorted({handles[h] for h in ready}):
-            process, receive = self.running[step]
+            worker = self.running[step]
             result = None
-            if receive.poll():
+            if worker.connection.poll():
                 try:
-                    result = receive.recv()
+                    result = worker.connection.recv()
                 except (EOFError, OSError):
                     result = None
-            process.join(timeout=5)
-            if result is None and process.is_alive():
-                continue  # its pipe woke us before it exited; look again next time
-            if result is None:
-                result = {
-                    "step": step,
-                    "status": "failed",
-                    "seconds": 0.0,
-                    "reason": f"the worker died (exit code {process.exitcode})",
-                }
-            receive.close()
+            if result is None and worker.process.is_alive():
+                continue  # woken before its result was whole; look again next time
             del self.running[step]
+            if result is None:
+                worker.kill()
+                done.append(_died(step, f"the worker died (exit code {worker.process.exitcode})"))
+                continue
+            worker.children += 1
+            if result["status"] != "ok" or worker.children >= self.recycle_every:
+                worker.retire()
+            else:
+                self.idle.append(worker)
             done.append(result)
         return done
 
     def shutdown(self) -> None:
-        for process, receive in self.running.values():
-            process.terminate()
-            process.join(timeout=5)
-            receive.close()
+        for worker in self.running.values():
+            worker.kill()
+        for worker in self.idle:
+            worker.retire()
         self.running.clear()
+        self.idle.clear()
+
+
+class _RayWorker:
+    """A Ray actor: a warm worker on whichever machine Ray places it."""
+
+    def evaluate(self, job: ChildJob) -> dict:
+        return evaluate_child(job)
 
 
 class RayExecutor:
-    """One Ray task per child, retried when its worker dies; Ray schedules them over the cluster."""
+    """Warm workers as Ray actors, placed by Ray over the cluster, replaced as local workers are
+    (after a failed child, after `recycle_every` children; a dead actor fails only its child)."""
 
-    def __init__(self, workers: int, address: str | None) -> None:
+    def __init__(self, workers: int, address: str | None, recycle_every: int = RECYCLE_EVERY) -> None:
         try:
             import ray
         except ImportError:
@@ -225,11 +365,16 @@ class RayExecutor:
         if not ray.is_initialized():
             options = {"address": address} if address else {"num_cpus": workers}
             ray.init(**options, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-        self.remote = ray.remote(num_cpus=1, max_retries=2)(evaluate_child)
-        self.running: dict = {}
+        self.actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
+        self.recycle_every = recycle_every
+        self.idle: list = []
+        self.children: dict = {}  # actor -> children it has trained
+        self.running: dict = {}  # result ref -> (step, actor)
 
     def submit(self, job: ChildJob) -> None:
-        self.running[self.remote.remote(job)] = job.step
+        actor = self.idle.pop() if self.idle else self.actor.remote()
+        job.submitted = time.time()
+        self.running[actor.evaluate.remote(job)] = (job.step, actor)
 
     def in_flight(self) -> int:
         return len(self.running)
@@ -240,25 +385,35 @@ class RayExecutor:
         ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=timeout)
         done = []
         for ref in ready:
-            step = self.running.pop(ref)
+            step, actor = self.running.pop(ref)
             try:
-                done.append(self.ray.get(ref))
+                result = self.ray.get(ref)
             except self.ray.exceptions.RayError as error:
-                done.append(
-                    {
-                        "step": step,
-                        "status": "failed",
-                        "seconds": 0.0,
-                        "reason": f"{type(error).__name__}: the worker died and retries ran out",
-                    }
-                )
+                self._retire(actor)
+                done.append(_died(step, f"{type(error).__name__}: the worker died"))
+                continue
+            self.children[actor] = self.children.get(actor, 0) + 1
+            if result["status"] != "ok" or self.children[actor] >= self.recycle_every:
+                self._retire(actor)
+            else:
+                self.idle.append(actor)
+            done.append(result)
         return done
 
+    def _retire(self, actor) -> None:
+        self.children.pop(actor, None)
+        with contextlib.suppress(Exception):
+            self.ray.kill(actor)
+
     def shutdown(self) -> None:
-        for ref in list(self.running):
+        for ref, (_step, actor) in list(self.running.items()):
             with contextlib.suppress(Exception):
                 self.ray.cancel(ref, force=True)
+            self._retire(actor)
+        for actor in self.idle:
+            self._retire(actor)
         self.running.clear()
+        self.idle.clear()
 
 
 # -- the search ---------------------------------------------------------------------------------------
@@ -283,16 +438,23 @@ class Search:
         self.config = config
         self.out = Path(config.out)
         self.space = config.space()
+        self.notes: list[str] = []  # what the user should know before it starts (seed cells)
+        seeds = []
+        if config.strategy == "evolution" and config.seed_cells:
+            seeds, self.notes = load_seeds(config.seed_cells, self.space)
+            if not seeds:
+                raise SearchError("no --seed-cells file fits the search space:\n  " + "\n  ".join(self.notes))
         self.strategy = make_strategy(
             config.strategy,
             self.space,
             config.seed,
-            **(
-                {}
-                if config.strategy == "random"
-                else {"lr": config.controller_lr, "minibatch": config.minibatch}
-            ),
+            lr=config.controller_lr,
+            minibatch=config.minibatch,
+            population=config.population,
+            sample=config.sample,
+            seeds=seeds,
         )
+        self.deployment = config.deployment()
         self.state = SearchState()
         self.ledger: list[dict] = []
         self.finished_by_hash: dict[str, dict] = {}  # the first finished result of each architecture
@@ -321,12 +483,27 @@ class Search:
         ]
         if result.get("reward") is not None:
             entries.append(("reward", round(float(result["reward"]), 6)))
+        if config.objective != "accuracy" and result.get("accuracy") is not None:
+            entries.append(("accuracy", round(float(result["accuracy"]), 6)))
+        for key in ("latency_ms", "params", "macs"):
+            if result.get(key) is not None:
+                entries.append((key, round(result[key], 4) if key == "latency_ms" else result[key]))
         if result.get("duplicate_of") is not None:
             entries.append(("duplicate_of", result["duplicate_of"]))
         if result.get("reason"):
             entries.append(("reason", result["reason"][:500]))
+        sample = pending.sample
+        if sample.parent is not None:
+            parent = self.finished_by_hash.get(sample.parent)
+            entries.append(("parent", sample.parent))
+            if parent is not None:
+                entries += [("parent_step", parent["step"]), ("parent_file", parent["file"])]
+            entries.append(("mutation", sample.mutation or "identity"))
+        if sample.seeded_from is not None:
+            entries.append(("seeded_from", sample.seeded_from))
         entries += [
             ("strategy", config.strategy),
+            ("objective", config.objective),
             ("seed", config.seed),
             ("policy_version", pending.sample.policy_version),
             ("search_space", self.space.name),
@@ -336,24 +513,58 @@ class Search:
         ]
         return tuple(ir.MetaEntry(key, value) for key, value in entries)
 
+    def _target_latency(self, result: dict) -> float | None:
+        """T: as given, or (pareto) the first measured latency of the search."""
+        if self.config.target_latency_ms is not None:
+            return self.config.target_latency_ms
+        first = next((r["latency_ms"] for r in self.ledger if r.get("latency_ms") is not None), None)
+        return first if first is not None else result.get("latency_ms")
+
+    def _rewarded(self, pending: Pending, result: dict) -> dict:
+        """The result with its objective's reward (and the latency weight that reward used)."""
+        if result["status"] not in ("ok", "duplicate") or result.get("accuracy") is None:
+            return {**result, "reward": None}
+        config = self.config
+        weight = latency_weight(config.objective, config.latency_weight, config.seed, pending.step)
+        target = self._target_latency(result) if weight is not None else None
+        value = reward(result["accuracy"], result.get("latency_ms"), target, weight)
+        return {**result, "reward": value, "latency_weight": weight, "target_latency_ms": target}
+
     def _record(self, pending: Pending, result: dict) -> None:
         """A finished result: cell file, then ledger line, then the strategy, then the state."""
+        began = time.perf_counter()
+        result = self._rewarded(pending, result)
         genotype = nasc.parse(pending.text)
         genotype = ir.Genotype(genotype.name, genotype.cells, self._metadata(pending, result))
         path = self._cell_path(pending.step, pending.hash)
         atomic_write_text(path, nasc.format(genotype))
+        timings = {k: round(v, 4) for k, v in result.get("timings", {}).items()}
+        timings["write"] = round(time.perf_counter() - began, 4)
+        sample = pending.sample
         row = {
             "step": pending.step,
             "hash": pending.hash,
             "file": str(path.relative_to(self.out)),
             "status": result["status"],
             "reward": result.get("reward"),
+            "accuracy": result.get("accuracy"),
+            "params": result.get("params"),
+            "macs": result.get("macs"),
+            "latency_ms": result.get("latency_ms"),
+            "latency_method": result.get("latency_method"),
+            "latency_weight": result.get("latency_weight"),
+            "target_latency_ms": result.get("target_latency_ms"),
             "reason": result.get("reason"),
             "duplicate_of": result.get("duplicate_of"),
-            "policy_version": pending.sample.policy_version,
-            "log_prob": pending.sample.log_prob,
-            "choices": pending.sample.choices,
+            "policy_version": sample.policy_version,
+            "log_prob": sample.log_prob,
+            "choices": sample.choices,
+            "parent": sample.parent,
+            "mutation": sample.mutation,
+            "seeded_from": sample.seeded_from,
             "seconds": round(result.get("seconds", 0.0), 3),
+            "timings": timings,
+            "worker": result.get("worker"),  # the process that trained it
             "time": time.time(),
         }
         with open(self.out / "ledger.jsonl", "a", encoding="utf-8") as handle:
@@ -400,6 +611,9 @@ class Search:
             config.proxy_batch_size,
             config.seed,
             threads,
+            deployment=self.deployment,
+            measure_latency=config.measures_latency(),
+            latency_runs=config.latency_runs,
         )
 
     def _schedule(self, executor, waiting: dict[str, list[Pending]]) -> None:
@@ -416,12 +630,12 @@ class Search:
     def _dispatch(self, pending: Pending, executor, waiting: dict[str, list[Pending]]) -> None:
         first = self.finished_by_hash.get(pending.hash)
         if first is not None:
+            reused = ("accuracy", "params", "macs", "latency_ms", "latency_method", "reason")
             self._record(
                 pending,
                 {
                     "status": "duplicate" if first["status"] == "ok" else "failed",
-                    "reward": first["reward"],
-                    "reason": first.get("reason"),
+                    **{key: first.get(key) for key in reused},
                     "duplicate_of": first["step"],
                     "seconds": 0.0,
                 },
@@ -465,8 +679,8 @@ class Search:
         if self._executor is not None:
             return self._executor
         if self.config.executor == "ray":
-            return RayExecutor(self.config.workers, self.config.address)
-        return LocalExecutor(self.config.workers)
+            return RayExecutor(self.config.workers, self.config.address, self.config.recycle_every)
+        return LocalExecutor(self.config.workers, self.config.recycle_every)
 
     def run(self, resume: bool = False, progress: bool = True, lines: bool = False) -> dict:
         """Run to the budget, or until Ctrl-C / SIGTERM (then `summary()["stopped"]` names it).
@@ -506,10 +720,52 @@ class Search:
                             self._dispatch(twin, executor, waiting)
                         self._after_result()
                     display.update(started, finished_at_start)
+                if self.stopped_by is None and self.config.reference:
+                    self._evaluate_references(executor)
         finally:
             # Children still training are pending in state.pt: --resume trains them again.
             executor.shutdown()
         return self.summary()
+
+    def _evaluate_references(self, executor) -> None:
+        """Train and cost the --reference cells as the children were (once: a resumed search skips
+        those in references.jsonl), for pareto.png. They neither count against the budget nor
+        teach the strategy."""
+        done = {row["file"] for row in read_references(self.out)}
+        todo: dict[int, tuple[str, ir.Genotype]] = {}
+        for file in cell_paths(self.config.reference):
+            if str(file) in done:
+                continue
+            try:
+                todo[-1 - len(todo)] = (str(file), _as_children_are(nasc.load(file)))
+            except nasc.NascError as error:
+                self.notes.append(
+                    f"{file}: not a reference, it does not check ({error.diagnostics[0].message})"
+                )
+        jobs = [
+            dataclasses.replace(
+                self._job(Pending(Sample([], None, 0), step, structural_hash(g), nasc.format(g))), step=step
+            )
+            for step, (_file, g) in todo.items()
+        ]
+        while (jobs or executor.in_flight()) and self.stopped_by is None:
+            while jobs and executor.in_flight() < self.config.workers:
+                executor.submit(jobs.pop(0))
+            for result in executor.wait(timeout=1.0):
+                file, genotype = todo[result["step"]]
+                row = {
+                    "file": file,
+                    "name": genotype.name,
+                    "convention": genotype.convention,
+                    **{k: result.get(k) for k in ("status", "accuracy", "params", "macs", "latency_ms")},
+                    "reason": result.get("reason"),
+                }
+                with open(self.out / "references.jsonl", "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        if self.config.measures_latency() and self.ledger:
+            self._write_pareto()
 
     def _after_result(self) -> None:
         best = max((r for r in self.ledger if r["status"] == "ok"), key=lambda r: r["reward"], default=None)
@@ -517,6 +773,20 @@ class Search:
             atomic_write_text(self.out / "best.cell", (self.out / best["file"]).read_text(encoding="utf-8"))
         plot_rewards(
             self.ledger, self.out / "rewards.png", f"{self.config.strategy} on {self.config.dataset}"
+        )
+        if self.config.measures_latency():
+            self._write_pareto()
+
+    def _write_pareto(self) -> None:
+        front = pareto_front(self.ledger)
+        atomic_write_text(self.out / "pareto.json", json.dumps(front, indent=1) + "\n")
+        plot_pareto(
+            self.ledger,
+            front,
+            read_references(self.out),
+            self.out / "pareto.png",
+            f"{self.config.strategy}, {self.config.objective} on {self.config.dataset}: "
+            f"deployed as {self.deployment.describe()}",
         )
 
     def summary(self) -> dict:
@@ -600,6 +870,42 @@ def read_ledger(out: str | os.PathLike[str]) -> list[dict]:
     return rows
 
 
+def _as_children_are(genotype: ir.Genotype) -> ir.Genotype:
+    """A reference cell in the children's network (the default NASNet convention) where its cells
+    are valid there (AmoebaNet-A's are): the comparison is then of cells, not of skeletons, and
+    the ImageNet-only skeletons of AmoebaNet and PNASNet would shrink a digit to 2 pixels. Other
+    cells (DARTS's ops, PNASNet's single kind) keep their own convention."""
+    children = ir.Genotype("x", ()).convention
+    if genotype.convention == children:
+        return genotype
+    try:
+        return nasc.parse(nasc.format(dataclasses.replace(genotype, convention=children)))
+    except nasc.NascError:
+        return genotype
+
+
+def read_references(out: str | os.PathLike[str]) -> list[dict]:
+    """The --reference cells evaluated so far (references.jsonl), one row each."""
+    path = Path(out) / "references.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            rows.append(json.loads(line))
+    return rows
+
+
+def pareto(out: str | os.PathLike[str]) -> list[dict]:
+    """The accuracy-latency front of a search, fastest first."""
+    rows = read_ledger(out)
+    if not any(row.get("latency_ms") is not None for row in rows):
+        raise SearchError(
+            f"{out} measured no latency: run the search with --objective mnas|pareto or --latency onnx"
+        )
+    return pareto_front(rows)
+
+
 def top(out: str | os.PathLike[str], k: int = 10) -> list[dict]:
     """The k best distinct architectures of a search, with how often each was sampled."""
     rows = read_ledger(out)
@@ -615,7 +921,7 @@ def load_config(out: str | os.PathLike[str]) -> SearchConfig:
     if not path.is_file():
         raise SearchError(f"{out} holds no search to resume (no search.json)")
     data = json.loads(path.read_text())
-    for key in ("ops", "combines"):
+    for key in ("ops", "combines", "seed_cells", "reference"):
         if data.get(key) is not None:
             data[key] = tuple(data[key])
     return SearchConfig(**data)

@@ -160,6 +160,7 @@ class TrainConfig:
     artifacts: bool = True  # False: write nothing (search children keep only their result)
     stop_signals: bool = True  # False: leave SIGINT/SIGTERM to the caller (a search child's parent)
     first_filters: int | None = None  # F0 instead of P in `scale` (the search's children)
+    test: bool = True  # False: no test-set pass at the end (a search child's reward is validation)
 
     def resolved(self, genotype: ir.Genotype | None = None) -> TrainConfig:
         """A copy with every default filled in from the dataset and the recipe (and, given the
@@ -215,6 +216,9 @@ class TrainResult:
     images_per_second: float
     stopped: str | None = None  # None: finished; "interrupted"
     history: list[dict] = field(default_factory=list)
+    # Wall seconds in the training loop and in evaluation passes (validation and test)
+    train_seconds: float = 0.0
+    evaluate_seconds: float = 0.0
 
 
 # -- distributed ---------------------------------------------------------------------------------------
@@ -289,6 +293,19 @@ def _epoch_order(size: int, seed: int, epoch: int, env: Distributed) -> list[int
     return order[env.rank :: env.world]
 
 
+def dataset_arguments(genotype: ir.Genotype, config: TrainConfig) -> dict:
+    """What `load_dataset` is called with for this run (a resolved config)."""
+    convention = convention_of(genotype)
+    return {
+        "name": config.dataset,
+        "data_dir": config.data_dir,
+        "image_size": config.image_size,
+        "cutout": config.cutout,
+        # image folders are evaluated as the preset's pretrained_cfg prepares images
+        "evaluation": convention.data[config.preset or next(iter(convention.presets))],
+    }
+
+
 class Trainer:
     def __init__(self, genotype: ir.Genotype, config: TrainConfig, data: DataSplits | None = None) -> None:
         self.config = config = config.resolved(genotype)
@@ -301,16 +318,7 @@ class Trainer:
             self.device = torch.device("cuda", self.env.local_rank)
             torch.cuda.set_device(self.device)
         self.out = Path(config.out)
-        convention = convention_of(genotype)
-        # image folders are evaluated as the preset's pretrained_cfg prepares images
-        evaluation = convention.data[config.preset or next(iter(convention.presets))]
-        self.data = data or load_dataset(
-            config.dataset,
-            config.data_dir,
-            image_size=config.image_size,
-            cutout=config.cutout,
-            evaluation=evaluation,
-        )
+        self.data = data or load_dataset(**dataset_arguments(genotype, config))
         cells, filters = config.scale or (None, None)
         self.options = EmitOptions(
             preset=config.preset,
@@ -630,11 +638,16 @@ class Trainer:
             transient=True,
         )
         rates = []
+        train_seconds = evaluate_seconds = 0.0
         with progress, self._stop_on_signals():
             try:
                 while self.epoch < self.config.epochs:
+                    began = time.perf_counter()
                     row = self.train_epoch(progress)
+                    trained = time.perf_counter()
                     val_loss, val_accuracy = self.evaluate(self.data.val)
+                    train_seconds += trained - began
+                    evaluate_seconds += time.perf_counter() - trained
                     rates.append(row["images_per_second"])
                     self.best_val_accuracy = max(self.best_val_accuracy, val_accuracy)
                     row = {
@@ -668,8 +681,10 @@ class Trainer:
                 self.save()  # mid-epoch: --resume continues at the next batch
                 stopped = "interrupted"
         test_loss = test_accuracy = None
-        if stopped is None:
+        if stopped is None and self.config.test:
+            began = time.perf_counter()
             test_loss, test_accuracy = self.evaluate(self.data.test)
+            evaluate_seconds += time.perf_counter() - began
         result = TrainResult(
             out=str(self.out),
             epochs=self.epoch,
@@ -683,6 +698,8 @@ class Trainer:
             images_per_second=float(np.median(rates)) if rates else 0.0,
             stopped=stopped,
             history=self.history,
+            train_seconds=train_seconds,
+            evaluate_seconds=evaluate_seconds,
         )
         if self.env.main and stopped is None and self.config.artifacts:
             summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}

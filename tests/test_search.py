@@ -21,28 +21,31 @@ from click.testing import CliRunner
 import nasc
 from nasc.cli import main
 from nasc.compiler.space import NASNET_SPACE
-from nasc.runtime.controller import make_strategy, serialize
+from nasc.runtime.controller import serialize
 from nasc.runtime.search import ChildJob, LocalExecutor, Search, SearchConfig, read_ledger
+from nasc.runtime.strategies import make_strategy
 
 from .conftest import ROOT
 
+# The smallest real search: children of F0 = 2, one epoch of digits in 11 steps of 128.
+TINY = {"budget": 4, "workers": 2, "proxy_cells": 1, "proxy_filters": 2, "proxy_batch_size": 128}
+TINY_ARGS = ["--workers", "2", "--proxy-filters", "2", "--proxy-batch-size", "128"]
+
 
 def tiny(out: Path, **changes) -> SearchConfig:
-    return SearchConfig(
-        **{"out": str(out), "budget": 4, "workers": 2, "proxy_cells": 1, "proxy_filters": 2, **changes}
-    )
+    return SearchConfig(**{"out": str(out), **TINY, **changes})
 
 
 # -- the controller, on a reward that costs nothing ---------------------------------------------------
 
 
-def top5_on_hidden_target(strategy: str, seed: int, samples: int = 300) -> float:
+def top5_on_hidden_target(strategy: str, seed: int, samples: int = 300, options: dict | None = None) -> float:
     """Reward = the fraction of decisions that agree with a hidden target cell."""
     decisions = NASNET_SPACE.decisions()
     rng = random.Random(1000 + seed)
     target = [rng.randrange(d.choices) for d in decisions]
-    # A larger step than the paper's 0.00035, which is tuned for 20,000 samples, not 300.
-    options = {} if strategy == "random" else {"lr": 0.01}
+    if options is None:  # a larger step than the paper's 0.00035, which is tuned for 20,000 samples
+        options = {} if strategy == "random" else {"lr": 0.01}
     policy = make_strategy(strategy, NASNET_SPACE, seed, **options)
     rewards = []
     for _ in range(samples):
@@ -128,19 +131,20 @@ def test_duplicates_are_trained_once_and_counted(tmp_path) -> None:
             )
 
 
-def test_a_killed_search_resumes_with_every_finished_result_exactly_once(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "strategy", [["--strategy", "ppo"], ["--strategy", "evolution", "--population", "3", "--sample", "2"]]
+)
+def test_a_killed_search_resumes_with_every_finished_result_exactly_once(tmp_path, strategy) -> None:
     out = tmp_path / "killed"
     command = [
         sys.executable,
         "-m",
         "nasc",
         "search",
+        *strategy,
         "--budget",
         "8",
-        "--workers",
-        "2",
-        "--proxy-filters",
-        "2",
+        *TINY_ARGS,
         "--out",
         str(out),
     ]
@@ -208,9 +212,9 @@ def test_a_child_whose_worker_dies_is_reported_as_failed() -> None:
     executor = LocalExecutor(workers=1)
     text = nasc.format(NASNET_SPACE.sample(random.Random(0), "victim"))
     executor.submit(ChildJob(7, text, "h", "digits", None, 1, 2, 50, 32, 0, 1))
-    process, _ = executor.running[7]
+    worker = executor.running[7]
     time.sleep(1.0)
-    os.kill(process.pid, signal.SIGKILL)
+    os.kill(worker.process.pid, signal.SIGKILL)
     results = []
     while not results:
         results = executor.wait(timeout=30)
@@ -281,8 +285,7 @@ def _ignore_sigint() -> None:
 
 def test_sigterm_and_an_inherited_ignored_sigint_stop_a_search_cleanly(tmp_path) -> None:
     out = tmp_path / "stopped"
-    command = [sys.executable, "-m", "nasc", "search", "--budget", "8", "--workers", "2"]
-    command += ["--proxy-filters", "2", "--out", str(out)]
+    command = [sys.executable, "-m", "nasc", "search", "--budget", "8", *TINY_ARGS, "--out", str(out)]
     stops = [
         (command, signal.SIGTERM, "SIGTERM", None),
         (

@@ -19,7 +19,11 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
 
 @click.command()
 @click.option(
-    "--strategy", type=click.Choice(["ppo", "reinforce", "random"]), default="ppo", show_default=True
+    "--strategy",
+    type=click.Choice(["ppo", "reinforce", "random", "evolution"]),
+    default="ppo",
+    show_default=True,
+    help="ppo/reinforce: the paper's controller; evolution: aging evolution (Real et al. 2019).",
 )
 @click.option(
     "--budget",
@@ -78,6 +82,72 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
 @click.option(
     "--controller-lr", type=click.FloatRange(min=0, min_open=True), default=0.00035, show_default=True
 )
+@click.option(
+    "--population",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Evolution: population P (the paper's).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=25,
+    show_default=True,
+    help="Evolution: tournament sample S (the paper's).",
+)
+@click.option(
+    "--seed-cells",
+    multiple=True,
+    type=click.Path(),
+    metavar="DIR_OR_FILE",
+    help="Evolution: initial members from .cell files (repeatable; a directory: its *.cell).",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["accuracy", "mnas", "pareto"]),
+    default="accuracy",
+    show_default=True,
+    help="mnas: accuracy x (latency/T)^w (MnasNet); pareto: the same with w drawn per child, "
+    "keeping the accuracy-latency front.",
+)
+@click.option(
+    "--target-latency-ms",
+    type=click.FloatRange(min=0, min_open=True),
+    help="T of the mnas/pareto reward (pareto's default: the first measured latency).",
+)
+@click.option("--latency-weight", type=float, default=-0.07, show_default=True, help="w (MnasNet's).")
+@click.option(
+    "--latency",
+    type=click.Choice(["onnx", "none"]),
+    help="onnx: export each child's deployment network and time it in onnxruntime (the default for "
+    "mnas and pareto); none: count parameters and mult-adds only (the default for accuracy).",
+)
+@click.option(
+    "--deploy",
+    default="2@256",
+    show_default=True,
+    metavar="PRESET|N@P",
+    help="The network each child is costed in: a preset, or N cells per stage @ about P filters.",
+)
+@click.option("--deploy-image-size", type=click.IntRange(min=8), help="Its input size (N@P default: 32).")
+@click.option(
+    "--latency-runs", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs (median)."
+)
+@click.option(
+    "--reference",
+    multiple=True,
+    type=click.Path(),
+    metavar="DIR_OR_FILE",
+    help="Published cells to train and measure alike, shown in pareto.png (e.g. genotypes/).",
+)
+@click.option(
+    "--recycle-every",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Children a warm worker trains before a fresh process replaces it.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(), help="Output directory (default: runs/search-STRATEGY).")
 @click.option(
@@ -100,6 +170,8 @@ def search(resume_dir: str | None, **options) -> None:
     \b
     Examples:
       nasc search --dataset digits --strategy ppo --budget 40 --out runs/demo
+      nasc search --strategy evolution --population 20 --sample 5 --seed-cells genotypes/ --budget 60
+      nasc search --objective mnas --target-latency-ms 5 --budget 40 --out runs/mnas
       nasc search --resume runs/demo
       nasc search --executor ray --address auto --workers 64 --budget 20000 ...
     """
@@ -113,14 +185,23 @@ def search(resume_dir: str | None, **options) -> None:
                 SearchConfig, options, out=options["out"] or f"runs/search-{options['strategy']}"
             )
             try:
-                config.space()
-            except ValueError as error:
+                config.validate()
+            except SearchError as error:
                 raise click.UsageError(str(error)) from None
             if Path(config.out, "ledger.jsonl").exists():
                 raise SearchError(
                     f"{config.out} already holds a search; continue it with --resume {config.out}"
                 )
         runner = Search(config)
+        for note in runner.notes:
+            say(f"note: {note}", err=True)
+        if config.strategy == "evolution" and config.population >= config.budget:
+            say(
+                f"note: the population ({config.population}) is not smaller than the budget "
+                f"({config.budget}): every child is an initial member, none a mutation; "
+                "pass a smaller --population (and --sample) to evolve",
+                err=True,
+            )
         live = progress_stream()
         summary = runner.run(resume=bool(resume_dir), progress=live, lines=not live)
     except SearchError as error:
@@ -153,18 +234,23 @@ def search(resume_dir: str | None, **options) -> None:
 @click.command(name="top")
 @click.argument("directory", type=click.Path())
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="How many.")
-def top_command(directory: str, k: int) -> None:
+@click.option("--pareto", is_flag=True, help="The accuracy-latency front instead, fastest first.")
+def top_command(directory: str, k: int, pareto: bool) -> None:
     """List the best distinct architectures of a search.
 
     \b
     Exit status: 0 listed, 1 not a search directory, 2 usage error, 3 a bug.
 
     \b
-    Example:
+    Examples:
       nasc top runs/demo -k 5
+      nasc top runs/mnas --pareto
     """
     from nasc.runtime.search import SearchError, top
 
+    if pareto:
+        _pareto(directory)
+        return
     try:
         rows = top(directory, k)
     except SearchError as error:
@@ -178,3 +264,32 @@ def top_command(directory: str, k: int) -> None:
             f"{rank:>4} {row['reward']:8.4f} {row['step']:>6} {str(row['hash'])[:8]} "
             f"{row['times_sampled']:>7}  {Path(directory) / str(row['file'])}"
         )
+
+
+def _pareto(directory: str) -> None:
+    from nasc.runtime.search import SearchError, pareto, read_references
+
+    try:
+        front = pareto(directory)
+    except SearchError as error:
+        raise click.ClickException(str(error)) from None
+    if not front:
+        click.echo("no measured architectures yet")
+        return
+    click.echo(f"{'latency_ms':>10} {'accuracy':>8} {'params':>9} {'MMACs':>8} {'step':>6} {'hash':8}  file")
+    for row in front:
+        say(
+            f"{row['latency_ms']:10.3f} {row['accuracy']:8.4f} {row['params']:>9} "
+            f"{_millions(row['macs'])} {row['step']:>6} {str(row['hash'])[:8]}  "
+            f"{Path(directory) / row['file']}"
+        )
+    references = [r for r in read_references(directory) if r.get("latency_ms") is not None]
+    for row in references:
+        say(
+            f"{row['latency_ms']:10.3f} {row['accuracy']:8.4f} {row['params']:>9} {_millions(row['macs'])}"
+            f" {'ref':>6} {'':8}  {row['file']}"
+        )
+
+
+def _millions(count: int | None) -> str:
+    return f"{count / 1e6:8.1f}" if count is not None else f"{'-':>8}"
