@@ -236,8 +236,16 @@ def evaluate_child(job: ChildJob) -> dict:
         }
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (taskset, cgroups' cpusets), not all the machine has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
 def _died(step: int, why: str) -> dict:
-    return {"step": step, "status": "failed", "seconds": 0.0, "reason": why}
+    return {"step": step, "status": "failed", "seconds": 0.0, "reason": why, "died": True}
 
 
 # -- executors ----------------------------------------------------------------------------------------
@@ -245,7 +253,10 @@ def _died(step: int, why: str) -> dict:
 
 def _worker_main(connection) -> None:
     """A warm worker: children one after another in one process, until told to stop (None)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C and SIGTERM are the parent's to handle, also when sent to the whole process group (a
+    # terminal, `timeout`, a batch scheduler): the parent stops, and its children stay pending.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while True:
         try:
             job = connection.recv()
@@ -269,12 +280,14 @@ class _Worker:
             self.connection.send(None)
         self.process.join(timeout=5)
         if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(timeout=5)
+            self.kill()
         self.connection.close()
 
     def kill(self) -> None:
-        self.process.terminate()
+        """SIGKILL (a worker ignores SIGTERM), sent by pid: when the fork server has died (a signal
+        to the process group), multiprocessing believes the worker gone and would send nothing."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGKILL)
         self.process.join(timeout=5)
         self.connection.close()
 
@@ -598,7 +611,7 @@ class Search:
 
     def _job(self, pending: Pending) -> ChildJob:
         config = self.config
-        threads = max(1, (os.cpu_count() or 1) // max(1, config.workers))
+        threads = max(1, usable_cpus() // max(1, config.workers))
         return ChildJob(
             pending.step,
             pending.text,
@@ -714,6 +727,8 @@ class Search:
                         first = self.state.pending.get(result["step"])
                         if first is None:
                             continue
+                        if result.get("died") and self.stopped_by is not None:
+                            continue  # killed by the same signal that stops us: pending, not failed
                         self._record(first, result)
                         display.finished(self.ledger[-1], started, finished_at_start)
                         for twin in waiting.pop(first.hash, []):
