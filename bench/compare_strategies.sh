@@ -13,7 +13,8 @@ out=${1:-runs/compare}
 seconds=${2:-1800}
 workers=${3:-2}
 mnas_budget=${4:-200}
-here=$(dirname "$0")
+here=$(cd "$(dirname "$0")" && pwd)
+zoo=$(cd "$here/../genotypes" && pwd)
 mkdir -p "$out"
 cores=$(nproc)
 width=$((workers < cores ? workers : cores))
@@ -35,7 +36,7 @@ run ppo 0 --strategy ppo --controller-lr 0.003 &
 run evolution "$workers" --strategy evolution "${evolution[@]}" &
 run random $((2 * workers)) --strategy random &
 run mnas $((3 * workers)) --strategy evolution "${evolution[@]}" --objective mnas --target-latency-ms 5 \
-  --budget "$mnas_budget" --reference "$here/../genotypes" &
+  --budget "$mnas_budget" --reference "$zoo" &
 wait
 "${PYTHON:-python3}" "$here/bench_search.py" plot "$out/ppo" "$out/evolution" "$out/random" --out "$out"
 nasc top "$out/mnas" --pareto

@@ -733,6 +733,8 @@ class Search:
                         display.finished(self.ledger[-1], started, finished_at_start)
                         for twin in waiting.pop(first.hash, []):
                             self._dispatch(twin, executor, waiting)
+                        if self.stopped_by is None:  # the worker's next child before the plots
+                            self._schedule(executor, waiting)
                         self._after_result()
                     display.update(started, finished_at_start)
                 if self.stopped_by is None and self.config.reference:
@@ -767,6 +769,8 @@ class Search:
             while jobs and executor.in_flight() < self.config.workers:
                 executor.submit(jobs.pop(0))
             for result in executor.wait(timeout=1.0):
+                if result.get("died") and self.stopped_by is not None:
+                    continue  # stopped by the signal that killed it: evaluated on --resume
                 file, genotype = todo[result["step"]]
                 row = {
                     "file": file,
