@@ -117,6 +117,8 @@ class SearchConfig:
             )
         if self.target_latency_ms is not None and self.target_latency_ms <= 0:
             raise SearchError("--target-latency-ms must be positive")
+        if self.seed_cells and self.strategy != "evolution":
+            raise SearchError("--seed-cells seeds an evolution's population: add --strategy evolution")
         if not 1 <= self.sample <= self.population:
             raise SearchError(f"--sample {self.sample} must be between 1 and --population {self.population}")
         try:

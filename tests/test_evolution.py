@@ -139,6 +139,7 @@ def test_an_evolution_search_records_parents_and_mutations_in_its_cells(tmp_path
         (["--strategy", "evolution", "--population", "4", "--sample", "5"], "--sample 5 must be between"),
         (["--objective", "pareto", "--latency", "none"], "cannot run with --latency none"),
         (["--deploy", "2@x"], "is not a preset or N@P"),
+        (["--seed-cells", "genotypes"], "add --strategy evolution"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_before_anything_is_written(tmp_path, argv, message) -> None:
