@@ -30,7 +30,7 @@ def format_value(value: ir.MetaValue) -> str:
 
 
 def format_block(block: ir.Block) -> str:
-    operands = ", ".join(f"{operand.op}({operand.input})" for operand in block.operands)
+    operands = ", ".join([f"{operand.op}({operand.input})" for operand in block.operands])
     return f"{block.target} = {block.combine}({operands})"
 
 
@@ -42,6 +42,9 @@ def _cell(cell: ir.Cell) -> list[str]:
     lines = _leading(cell.comments, "")
     lines.append(_with_trailing(f"{cell.kind}({', '.join(cell.inputs)}) {{", cell.comments))
     for block in cell.blocks:
+        if block.comments is ir.NO_COMMENTS:  # a machine-written cell: every block
+            lines.append(INDENT + format_block(block))
+            continue
         lines += _leading(block.comments, INDENT)
         lines.append(_with_trailing(INDENT + format_block(block), block.comments))
     lines += _leading(cell.output.comments, INDENT)

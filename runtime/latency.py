@@ -12,15 +12,19 @@ the CPU with its threads pinned, a few warm-up runs, then the median of `runs` t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import statistics
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.options import EmitOptions
+from nasc.fileio import atomic_write_text
 
 DEFAULT_DEPLOY = "2@256"
 DEFAULT_IMAGE_SIZE = 32  # for N@P, which names no image size
@@ -93,7 +97,6 @@ def count(genotype: ir.Genotype, deployment: Deployment, model=None) -> tuple[in
 
 def measure(genotype: ir.Genotype, deployment: Deployment, runs: int = 20, threads: int = 1) -> Cost:
     """Build the deployment network, count it, export it and time it in onnxruntime."""
-    import onnxruntime as ort
     import torch
 
     from nasc.runtime.build import BuildError, build_network
@@ -107,6 +110,18 @@ def measure(genotype: ir.Genotype, deployment: Deployment, runs: int = 20, threa
     params, macs = count(genotype, deployment, model)
     example = torch.zeros(1, 3, built.image_size, built.image_size)
     data, exporter = _export(model, example)
+    return Cost(
+        params=params,
+        macs=macs,
+        latency_ms=_median_ms(data, example, runs, threads),
+        latency_method=f"onnxruntime cpu, {threads} thread(s), median of {runs}, {exporter} export",
+    )
+
+
+def _median_ms(data: bytes, example, runs: int, threads: int) -> float:
+    """The median latency of an ONNX model at `example`: one CPU session, threads pinned, warmed up."""
+    import onnxruntime as ort
+
     session_options = ort.SessionOptions()
     session_options.intra_op_num_threads = session_options.inter_op_num_threads = threads
     session_options.log_severity_level = 3
@@ -119,12 +134,95 @@ def measure(genotype: ir.Genotype, deployment: Deployment, runs: int = 20, threa
         began = time.perf_counter()
         session.run(None, feed)
         timings.append(time.perf_counter() - began)
-    return Cost(
-        params=params,
-        macs=macs,
-        latency_ms=1000 * statistics.median(timings),
-        latency_method=f"onnxruntime cpu, {threads} thread(s), median of {runs}, {exporter} export",
-    )
+    return 1000 * statistics.median(timings)
+
+
+class LatencyTable:
+    """FBNet's latency lookup table (Wu et al. 2019), built as the search goes: each module of each
+    cell — an op with its channels, stride and input size, or an adapter — is timed once on its
+    own in onnxruntime, and a network's latency is the sum over its cells' modules. Entries are
+    keyed by the module's configuration (its repr) and input shape and kept in a JSON file that
+    every worker reads and extends, so after the first children a child costs a lookup, not an
+    export. The sum leaves out the stem, the classifier and the element-wise glue between modules
+    (ReLU, add, concat), and counts each module's own session overhead: it is not the network's
+    measured latency, but it ranks children on one scale."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else None
+        self.entries: dict[str, dict] = {}
+        if self.path and self.path.is_file():
+            with contextlib.suppress(ValueError):
+                self.entries = json.loads(self.path.read_text(encoding="utf-8"))
+
+    def estimate(
+        self, genotype: ir.Genotype, deployment: Deployment, runs: int = 20, threads: int = 1
+    ) -> Cost:
+        import torch
+
+        from nasc.runtime.build import build_network
+
+        built = build_network(genotype, deployment.options(genotype), image_size=deployment.size())
+        model = built.model.eval()
+        modules = _cell_modules(model)
+        shapes: dict[str, tuple[int, ...]] = {}
+
+        def recorder(name: str):
+            def record(_module, args) -> None:  # None: the call's arguments stay as they are
+                shapes.setdefault(name, tuple(args[0].shape))
+
+            return record
+
+        hooks = [module.register_forward_pre_hook(recorder(name)) for name, module in modules.items()]
+        with torch.no_grad():
+            model(torch.zeros(1, 3, built.image_size, built.image_size))
+        for hook in hooks:
+            hook.remove()
+        total, added = 0.0, 0
+        for name, module in modules.items():
+            if name not in shapes:  # built but not on this network's path (none today)
+                continue
+            shape = shapes[name]
+            key = hashlib.sha256(f"{module!r}|{shape}".encode()).hexdigest()[:24]
+            if key not in self.entries:
+                example = torch.zeros(shape)
+                data, _ = _export(module, example)
+                self.entries[key] = {"module": type(module).__name__, "input": list(shape)}
+                self.entries[key]["ms"] = _median_ms(data, example, runs, threads)
+                added += 1
+            total += self.entries[key]["ms"]
+        if added:
+            self._save()
+        params, macs = count(genotype, deployment, model)
+        return Cost(
+            params=params,
+            macs=macs,
+            latency_ms=total,
+            latency_method=f"lookup table: the sum over the cells' {len(shapes)} modules, each timed "
+            f"alone in onnxruntime cpu, {threads} thread(s), median of {runs}",
+        )
+
+    def _save(self) -> None:
+        """Merged with what other workers wrote since this one read the file (a lost race costs a
+        re-measurement, never a wrong entry)."""
+        if self.path is None:
+            return
+        if self.path.is_file():
+            with contextlib.suppress(ValueError):
+                self.entries = {**json.loads(self.path.read_text(encoding="utf-8")), **self.entries}
+        atomic_write_text(self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+
+
+def _cell_modules(model) -> dict[str, object]:
+    """Every module that is a direct attribute of a cell: its ops and adapters (the emitted code has
+    one attribute per op), without DropPath, which costs nothing at inference."""
+    found = {}
+    for cell_name, cell in model.named_children():
+        if not any(base.__name__ == "Cell" for base in type(cell).__mro__):
+            continue
+        for name, module in cell.named_children():
+            if type(module).__name__ != "DropPath":
+                found[f"{cell_name}.{name}"] = module
+    return found
 
 
 def _export(model, example) -> tuple[bytes, str]:

@@ -53,6 +53,7 @@ class SearchError(Exception):
 
 
 RECYCLE_EVERY = 100  # children a warm worker trains before a fresh process replaces it
+PLOT_INTERVAL = 30.0  # seconds between redrawing rewards.png and pareto.png during a search
 
 
 @dataclass
@@ -83,7 +84,7 @@ class SearchConfig:
     objective: str = "accuracy"
     target_latency_ms: float | None = None
     latency_weight: float = LATENCY_WEIGHT
-    latency: str | None = None  # "onnx" or "none"; None: onnx where the objective needs it
+    latency: str | None = None  # "onnx", "table" or "none"; None: onnx where the objective needs it
     deploy: str = DEFAULT_DEPLOY
     deploy_image_size: int | None = None
     latency_runs: int = 20
@@ -97,8 +98,11 @@ class SearchConfig:
             num_blocks=self.num_blocks, ops=tuple(self.ops or PAPER_OPS), combines=tuple(self.combines)
         )
 
+    def latency_method(self) -> str:
+        return self.latency or ("none" if self.objective == "accuracy" else "onnx")
+
     def measures_latency(self) -> bool:
-        return (self.latency or ("none" if self.objective == "accuracy" else "onnx")) == "onnx"
+        return self.latency_method() != "none"
 
     def deployment(self) -> Deployment:
         return Deployment.parse(self.deploy, self.deploy_image_size)
@@ -148,13 +152,16 @@ class ChildJob:
     seed: int
     threads: int
     deployment: Deployment | None = None  # where parameters and mult-adds are counted
-    measure_latency: bool = False  # and latency measured
+    latency: str = "none"  # and latency measured: "onnx", or "table" (runtime/latency.LatencyTable)
+    latency_table: str | None = None  # the table's file
     latency_runs: int = 20
     submitted: float = 0.0  # time.time() when handed to a worker
 
 
-# A warm worker's datasets, loaded by its first child and kept for the next (one at a time).
+# A warm worker's datasets, loaded by its first child and kept for the next (one at a time), and
+# its latency lookup table.
 _DATASETS: dict[str, object] = {}
+_TABLES: dict[str, object] = {}
 
 
 def evaluate_child(job: ChildJob) -> dict:
@@ -176,7 +183,7 @@ def evaluate_child(job: ChildJob) -> dict:
         import torch
 
         from nasc.runtime.data import load_dataset
-        from nasc.runtime.latency import count, measure
+        from nasc.runtime.latency import LatencyTable, count, measure
         from nasc.runtime.train import TrainConfig, Trainer, dataset_arguments
 
         lap("imports")
@@ -212,8 +219,12 @@ def evaluate_child(job: ChildJob) -> dict:
         timings["run"] -= result.train_seconds + result.evaluate_seconds  # the loop's own overhead
         row = {"step": job.step, "status": "ok", "accuracy": result.final_val_accuracy}
         if job.deployment is not None:
-            if job.measure_latency:
-                cost = measure(genotype, job.deployment, job.latency_runs, threads=1)
+            if job.latency != "none":
+                if job.latency == "table":
+                    table = _TABLES.setdefault(job.latency_table, LatencyTable(job.latency_table))
+                    cost = table.estimate(genotype, job.deployment, job.latency_runs, threads=1)
+                else:
+                    cost = measure(genotype, job.deployment, job.latency_runs, threads=1)
                 row.update(
                     params=cost.params,
                     macs=cost.macs,
@@ -474,6 +485,7 @@ class Search:
         self.ledger: list[dict] = []
         self.finished_by_hash: dict[str, dict] = {}  # the first finished result of each architecture
         self.stopped_by: str | None = None  # "Ctrl-C" or "SIGTERM" when a signal stopped the run
+        self._plotted = float("-inf")  # when the plots were last drawn (time.monotonic)
         self._executor = executor
 
     # -- files --------------------------------------------------------------------------------------
@@ -627,7 +639,8 @@ class Search:
             config.seed,
             threads,
             deployment=self.deployment,
-            measure_latency=config.measures_latency(),
+            latency=config.latency_method(),
+            latency_table=str(self.out / "latency_table.json"),
             latency_runs=config.latency_runs,
         )
 
@@ -744,6 +757,7 @@ class Search:
         finally:
             # Children still training are pending in state.pt: --resume trains them again.
             executor.shutdown()
+        self._after_result(final=True)
         return self.summary()
 
     def _evaluate_references(self, executor) -> None:
@@ -788,10 +802,15 @@ class Search:
         if self.config.measures_latency() and self.ledger:
             self._write_pareto()
 
-    def _after_result(self) -> None:
+    def _after_result(self, final: bool = False) -> None:
+        """best.cell after every result; the plots (a few hundred ms of the cores the workers
+        train on) at most every PLOT_INTERVAL seconds, and once more at the end of the run."""
         best = max((r for r in self.ledger if r["status"] == "ok"), key=lambda r: r["reward"], default=None)
         if best is not None:
             atomic_write_text(self.out / "best.cell", (self.out / best["file"]).read_text(encoding="utf-8"))
+        if not self.ledger or (not final and time.monotonic() - self._plotted < PLOT_INTERVAL):
+            return
+        self._plotted = time.monotonic()
         plot_rewards(
             self.ledger, self.out / "rewards.png", f"{self.config.strategy} on {self.config.dataset}"
         )

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import nasc
 from nasc.cli import main
 from nasc.compiler.space import NASNET_SPACE
-from nasc.runtime.latency import Deployment, count, measure
+from nasc.runtime.latency import Deployment, LatencyTable, count, measure
 from nasc.runtime.objectives import latency_weight, pareto_front, reward
 from nasc.runtime.search import ChildJob, LocalExecutor, Search, read_ledger
 
@@ -64,6 +64,27 @@ def test_deployment_costs_are_counted_as_the_built_network_has_them() -> None:
     cost = measure(genotype, deployment, runs=3)
     assert (cost.params, cost.macs) == (params, macs) and cost.latency_ms > 0
     assert "onnxruntime" in cost.latency_method
+
+
+def test_the_latency_table_times_each_cell_module_once_then_only_looks_up(tmp_path, monkeypatch) -> None:
+    from nasc.runtime import latency
+
+    choices = NASNET_SPACE.random_choices(random.Random(1))
+    genotype = NASNET_SPACE.decode(choices)
+    deployment = Deployment.parse("1@64")
+    first = LatencyTable(tmp_path / "table.json").estimate(genotype, deployment, runs=3)
+    entries = json.loads((tmp_path / "table.json").read_text())
+    assert first.latency_ms > 0 and first.latency_method.startswith("lookup table")
+    assert entries and all(entry["ms"] > 0 for entry in entries.values())
+    assert (first.params, first.macs) == count(genotype, deployment)
+
+    timed: list[tuple] = []
+    monkeypatch.setattr(latency, "_median_ms", lambda *args: timed.append(args) or 1.0)
+    again = LatencyTable(tmp_path / "table.json").estimate(genotype, deployment, runs=3)  # another worker
+    assert again.latency_ms == first.latency_ms and timed == []
+    choices[2] = (choices[2] + 1) % len(NASNET_SPACE.ops)  # the normal cell's first op, changed
+    LatencyTable(tmp_path / "table.json").estimate(NASNET_SPACE.decode(choices), deployment, runs=3)
+    assert len(timed) <= 3  # at most that op in the three normal cells (one per stage), nothing else
 
 
 def test_an_mnas_search_measures_latency_and_rewards_it(tmp_path) -> None:

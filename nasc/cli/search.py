@@ -119,9 +119,10 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
 @click.option("--latency-weight", type=float, default=-0.07, show_default=True, help="w (MnasNet's).")
 @click.option(
     "--latency",
-    type=click.Choice(["onnx", "none"]),
+    type=click.Choice(["onnx", "table", "none"]),
     help="onnx: export each child's deployment network and time it in onnxruntime (the default for "
-    "mnas and pareto); none: count parameters and mult-adds only (the default for accuracy).",
+    "mnas and pareto); table: sum its cells' modules from a lookup table built as the search goes "
+    "(FBNet); none: count parameters and mult-adds only (the default for accuracy).",
 )
 @click.option(
     "--deploy",
