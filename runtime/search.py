@@ -221,7 +221,9 @@ def evaluate_child(job: ChildJob) -> dict:
         if job.deployment is not None:
             if job.latency != "none":
                 if job.latency == "table":
-                    table = _TABLES.setdefault(job.latency_table, LatencyTable(job.latency_table))
+                    if job.latency_table not in _TABLES:
+                        _TABLES[job.latency_table] = LatencyTable(job.latency_table)
+                    table = _TABLES[job.latency_table]
                     cost = table.estimate(genotype, job.deployment, job.latency_runs, threads=1)
                 else:
                     cost = measure(genotype, job.deployment, job.latency_runs, threads=1)
@@ -320,8 +322,17 @@ class LocalExecutor:
         self.running: dict[int, _Worker] = {}
 
     def submit(self, job: ChildJob) -> None:
-        worker = self.idle.pop() if self.idle else _Worker(self.context)
         job.submitted = time.time()
+        while self.idle:  # an idle worker may have been killed from outside since its last child
+            worker = self.idle.pop()
+            try:
+                worker.connection.send(job)
+            except OSError:
+                worker.kill()
+                continue
+            self.running[job.step] = worker
+            return
+        worker = _Worker(self.context)
         worker.connection.send(job)
         self.running[job.step] = worker
 

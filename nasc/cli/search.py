@@ -17,6 +17,19 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
     return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
+def _cell_files(name: str, text: str):
+    """A repeatable option naming .cell files or directories of them."""
+    return click.option(name, multiple=True, type=click.Path(), metavar="DIR_OR_FILE", help=text)
+
+
+def _count(name: str, default: int, text: str, minimum: int = 1, dest: str | None = None):
+    """An integer option with a lower bound and its default shown."""
+    declarations = (name, dest) if dest else (name,)
+    return click.option(
+        *declarations, type=click.IntRange(min=minimum), default=default, show_default=True, help=text
+    )
+
+
 @click.command()
 @click.option(
     "--strategy",
@@ -25,56 +38,23 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
     show_default=True,
     help="ppo/reinforce: the paper's controller; evolution: aging evolution (Real et al. 2019).",
 )
-@click.option(
-    "--budget",
-    type=click.IntRange(min=1),
-    default=40,
-    show_default=True,
-    help="Architectures to sample (each becomes a .cell file).",
-)
+@_count("--budget", 40, "Architectures to sample (each becomes a .cell file).")
 @click.option("--dataset", type=click.Choice(["digits", "cifar10"]), default="digits", show_default=True)
 @click.option("--data-dir", type=click.Path(), help="CIFAR-10 python files (for --dataset cifar10).")
-@click.option(
-    "--proxy-cells",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Children's normal cells per stage, N (the paper's search: 2).",
-)
-@click.option(
-    "--proxy-filters",
-    type=click.IntRange(min=2),
-    default=4,
-    show_default=True,
-    help="Children's first-stage filters, F0.",
-)
-@click.option(
-    "--proxy-epochs",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Children's training epochs (the paper: 20, cosine decay).",
-)
+@_count("--proxy-cells", 1, "Children's normal cells per stage, N (the paper's search: 2).")
+@_count("--proxy-filters", 4, "Children's first-stage filters, F0.", minimum=2)
+@_count("--proxy-epochs", 1, "Children's training epochs (the paper: 20, cosine decay).")
 @click.option("--proxy-batch-size", type=click.IntRange(min=2), default=32, show_default=True)
-@click.option(
-    "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Children at a time."
-)
+@_count("--workers", 1, "Children at a time (warm worker processes).")
 @click.option(
     "--executor",
     type=click.Choice(["local", "ray"]),
     default="local",
     show_default=True,
-    help="local: a process pool here; ray: one Ray task per child (a cluster with --address).",
+    help="local: warm worker processes here; ray: warm Ray actors (a cluster with --address).",
 )
 @click.option("--address", help="Ray cluster address (default: start Ray on this machine).")
-@click.option(
-    "--blocks",
-    "num_blocks",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Blocks per cell (B).",
-)
+@_count("--blocks", 5, "Blocks per cell (B).", dest="num_blocks")
 @click.option("--ops", callback=_names, help="Comma-separated op subset (default: the paper's 13).")
 @click.option(
     "--combines", callback=_names, default="add,concat", show_default=True, help="Comma-separated combines."
@@ -82,26 +62,10 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
 @click.option(
     "--controller-lr", type=click.FloatRange(min=0, min_open=True), default=0.00035, show_default=True
 )
-@click.option(
-    "--population",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Evolution: population P (the paper's).",
-)
-@click.option(
-    "--sample",
-    type=click.IntRange(min=1),
-    default=25,
-    show_default=True,
-    help="Evolution: tournament sample S (the paper's).",
-)
-@click.option(
-    "--seed-cells",
-    multiple=True,
-    type=click.Path(),
-    metavar="DIR_OR_FILE",
-    help="Evolution: initial members from .cell files (repeatable; a directory: its *.cell).",
+@_count("--population", 100, "Evolution: population P (the paper's).")
+@_count("--sample", 25, "Evolution: tournament sample S (the paper's).")
+@_cell_files(
+    "--seed-cells", "Evolution: initial members from .cell files (repeatable; a directory: its *.cell)."
 )
 @click.option(
     "--objective",
@@ -132,23 +96,11 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
     help="The network each child is costed in: a preset, or N cells per stage @ about P filters.",
 )
 @click.option("--deploy-image-size", type=click.IntRange(min=8), help="Its input size (N@P default: 32).")
-@click.option(
-    "--latency-runs", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs (median)."
+@_count("--latency-runs", 20, "Timed runs (median).")
+@_cell_files(
+    "--reference", "Published cells to train and measure alike, shown in pareto.png (e.g. genotypes/)."
 )
-@click.option(
-    "--reference",
-    multiple=True,
-    type=click.Path(),
-    metavar="DIR_OR_FILE",
-    help="Published cells to train and measure alike, shown in pareto.png (e.g. genotypes/).",
-)
-@click.option(
-    "--recycle-every",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Children a warm worker trains before a fresh process replaces it.",
-)
+@_count("--recycle-every", 100, "Children a warm worker trains before a fresh process replaces it.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(), help="Output directory (default: runs/search-STRATEGY).")
 @click.option(
@@ -247,15 +199,12 @@ def top_command(directory: str, k: int, pareto: bool) -> None:
       nasc top runs/demo -k 5
       nasc top runs/mnas --pareto
     """
-    from nasc.runtime.search import SearchError, top
+    from nasc.runtime.search import top
 
     if pareto:
         _pareto(directory)
         return
-    try:
-        rows = top(directory, k)
-    except SearchError as error:
-        raise click.ClickException(str(error)) from None
+    rows = _read(top, directory, k)
     if not rows:
         click.echo("no finished architectures yet")
         return
@@ -267,13 +216,20 @@ def top_command(directory: str, k: int, pareto: bool) -> None:
         )
 
 
-def _pareto(directory: str) -> None:
-    from nasc.runtime.search import SearchError, pareto, read_references
+def _read(reader, directory: str, *args) -> list[dict]:
+    """What `reader` finds in a search directory; a directory that holds no search is one line."""
+    from nasc.runtime.search import SearchError
 
     try:
-        front = pareto(directory)
+        return reader(directory, *args)
     except SearchError as error:
         raise click.ClickException(str(error)) from None
+
+
+def _pareto(directory: str) -> None:
+    from nasc.runtime.search import pareto, read_references
+
+    front = _read(pareto, directory)
     if not front:
         click.echo("no measured architectures yet")
         return
