@@ -40,7 +40,7 @@ from nasc.compiler.space import SearchSpace
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.controller import Sample, serialize
 from nasc.runtime.evolution import POPULATION, TOURNAMENT, load_seeds
-from nasc.runtime.latency import DEFAULT_DEPLOY, Deployment
+from nasc.runtime.latency import DEFAULT_DEPLOY, Deployment, count
 from nasc.runtime.objectives import LATENCY_WEIGHT, OBJECTIVES, latency_weight, pareto_front, reward
 from nasc.runtime.plots import plot_pareto, plot_rewards
 from nasc.runtime.progress import eta, format_duration
@@ -126,8 +126,9 @@ class SearchConfig:
         if not 1 <= self.sample <= self.population:
             raise SearchError(f"--sample {self.sample} must be between 1 and --population {self.population}")
         try:
-            self.space()
-            self.deployment()
+            space = self.space()
+            # an unknown preset or an impossible width shows on any child: refuse it now, not per child
+            count(space.decode([0] * len(space.decisions())), self.deployment())
         except ValueError as error:
             raise SearchError(str(error)) from None
 

@@ -139,6 +139,7 @@ def test_an_evolution_search_records_parents_and_mutations_in_its_cells(tmp_path
         (["--strategy", "evolution", "--population", "4", "--sample", "5"], "--sample 5 must be between"),
         (["--objective", "pareto", "--latency", "none"], "cannot run with --latency none"),
         (["--deploy", "2@x"], "is not a preset or N@P"),
+        (["--deploy", "tiny"], "--deploy tiny"),
         (["--seed-cells", "genotypes"], "add --strategy evolution"),
     ],
 )
