@@ -78,16 +78,13 @@ def breakdown(out: Path, children: int, epochs: int, filters: int) -> None:
     )
     rates = {}
     for label, options in cases:
+        run = out / label.replace(", ", "-").replace(" ", "_")
         try:
-            summary, seconds = run_search(
-                out / label.replace(", ", "-").replace(" ", "_"), **common, **options
-            )
+            summary, seconds = run_search(run, **common, **options)
         except Exception as error:  # Ray missing, say
             print(f"  {label:36s} skipped: {error}")
             continue
-        rows = [
-            r for r in read_ledger(out / label.replace(", ", "-").replace(" ", "_")) if r["status"] == "ok"
-        ]
+        rows = [r for r in read_ledger(run) if r["status"] == "ok"]
         means = {p: statistics.mean(r["timings"].get(p, 0.0) for r in rows) for p in PHASES}
         loop = sum(r["timings"]["train"] + r["timings"]["evaluate"] for r in rows)
         share = loop / (options["workers"] * seconds)

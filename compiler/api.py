@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,13 +49,18 @@ def parse(text: str, filename: str | None = None) -> ir.Genotype:
         gc.enable()
 
 
-def cell_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """The .cell files that `paths` name: files as given, and each directory's *.cell, sorted."""
-    files: list[Path] = []
-    for given in paths:
-        path = Path(given)
-        files += sorted(path.glob("*.cell")) if path.is_dir() else [path]
-    return files
+def cell_files(paths: Iterable[str]) -> Iterator[tuple[str, NascError | None]]:
+    """Expand directories into the .cell files below them (sorted); a directory with none is an error.
+    `-` is standard input."""
+    for path in paths:
+        if path not in ("", STDIN) and os.path.isdir(path):
+            found = sorted(str(p) for p in Path(path).rglob("*.cell") if p.is_file())
+            if not found:
+                yield path, NascError([Diagnostic("no .cell files in this directory", None, path)])
+            for file in found:
+                yield file, None
+        else:
+            yield path, None
 
 
 def read_source(path: str | os.PathLike[str]) -> str:

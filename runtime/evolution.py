@@ -27,7 +27,7 @@ import random
 from dataclasses import dataclass
 
 import nasc
-from nasc.compiler.api import cell_paths
+from nasc.compiler.api import cell_files
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.space import CELL_INPUTS, SearchSpace
 from nasc.runtime.controller import Sample
@@ -140,7 +140,10 @@ def load_seeds(paths: list[str] | tuple[str, ...], space: SearchSpace) -> tuple[
     """The seed cells among `paths` (files, or directories of .cell files) that fit the search space,
     and one note per file: what decoding drops from it, or why it cannot seed at all."""
     seeds, notes = [], []
-    for file in cell_paths(paths):
+    for file, problem in cell_files(paths):
+        if problem is not None:
+            notes.append(f"{file}: {problem.diagnostics[0].message}")
+            continue
         try:
             choices, dropped = space.encode(nasc.load(file))
         except nasc.NascError as error:
@@ -149,7 +152,7 @@ def load_seeds(paths: list[str] | tuple[str, ...], space: SearchSpace) -> tuple[
         except ValueError as error:
             notes.append(f"{file}: skipped, {error}")
             continue
-        seeds.append(Seed(choices, str(file)))
+        seeds.append(Seed(choices, file))
         if dropped:
             notes.append(f"{file}: seeds its blocks; {'; '.join(dropped)}")
     return seeds, notes

@@ -109,23 +109,17 @@ def measure(genotype: ir.Genotype, deployment: Deployment, runs: int = 20, threa
     model = built.model.eval()
     params, macs = count(genotype, deployment, model)
     example = torch.zeros(1, 3, built.image_size, built.image_size)
-    data, exporter = _export(model, example)
+    session, exporter = _session(model, example, threads)
     return Cost(
         params=params,
         macs=macs,
-        latency_ms=_median_ms(data, example, runs, threads),
+        latency_ms=_median_ms(session, example, runs),
         latency_method=f"onnxruntime cpu, {threads} thread(s), median of {runs}, {exporter} export",
     )
 
 
-def _median_ms(data: bytes, example, runs: int, threads: int) -> float:
-    """The median latency of an ONNX model at `example`: one CPU session, threads pinned, warmed up."""
-    import onnxruntime as ort
-
-    session_options = ort.SessionOptions()
-    session_options.intra_op_num_threads = session_options.inter_op_num_threads = threads
-    session_options.log_severity_level = 3
-    session = ort.InferenceSession(data, session_options, providers=["CPUExecutionProvider"])
+def _median_ms(session, example, runs: int) -> float:
+    """The median latency of a session at `example`, after a few warm-up runs."""
     feed = {session.get_inputs()[0].name: example.numpy()}
     for _ in range(WARMUP_RUNS):
         session.run(None, feed)
@@ -185,9 +179,9 @@ class LatencyTable:
             key = hashlib.sha256(f"{module!r}|{shape}".encode()).hexdigest()[:24]
             if key not in self.entries:
                 example = torch.zeros(shape)
-                data, _ = _export(module, example)
+                session, _ = _session(module, example, threads)
                 self.entries[key] = {"module": type(module).__name__, "input": list(shape)}
-                self.entries[key]["ms"] = _median_ms(data, example, runs, threads)
+                self.entries[key]["ms"] = _median_ms(session, example, runs)
                 added += 1
             total += self.entries[key]["ms"]
         if added:
@@ -225,11 +219,18 @@ def _cell_modules(model) -> dict[str, object]:
     return found
 
 
-def _export(model, example) -> tuple[bytes, str]:
-    """ONNX bytes of `model`: TorchScript's exporter (about a second for a proxy network), or the
-    dynamo exporter `nasc export` uses (about ten) where TorchScript's graph does not load."""
+def _session(model, example, threads: int):
+    """A CPU onnxruntime session of `model` with its threads pinned, and the exporter that made it:
+    TorchScript's (about a second for a proxy network), or the dynamo exporter `nasc export` uses
+    (about ten) where onnxruntime refuses TorchScript's graph."""
     import onnxruntime as ort
     import torch
+
+    def load(data: bytes):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+        options.log_severity_level = 4  # a refused graph is an exception, handled below
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
     quiet = contextlib.redirect_stdout(io.StringIO())
     with warnings.catch_warnings(), quiet:
@@ -237,10 +238,7 @@ def _export(model, example) -> tuple[bytes, str]:
         buffer = io.BytesIO()
         try:
             torch.onnx.export(model, (example,), buffer, dynamo=False, input_names=["images"])
-            options = ort.SessionOptions()
-            options.log_severity_level = 4
-            ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-            return buffer.getvalue(), "torchscript"
+            return load(buffer.getvalue()), "torchscript"
         except Exception:  # a graph onnxruntime refuses: the exporter nasc export trusts
             program = torch.onnx.export(model, (example,), dynamo=True, optimize=True, verbose=False)
-            return program.model_proto.SerializeToString(), "dynamo"
+            return load(program.model_proto.SerializeToString()), "dynamo"

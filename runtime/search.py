@@ -34,7 +34,8 @@ from pathlib import Path
 
 import nasc
 from nasc.compiler import ir
-from nasc.compiler.api import cell_paths
+from nasc.compiler.api import cell_files
+from nasc.compiler.conventions import DEFAULT as DEFAULT_CONVENTION
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.space import SearchSpace
 from nasc.fileio import atomic_write_bytes, atomic_write_text
@@ -50,6 +51,10 @@ from nasc.runtime.strategies import STRATEGIES, make_strategy
 
 class SearchError(Exception):
     """A user-facing problem with a search's settings or directory."""
+
+
+class SettingsError(SearchError):
+    """Settings that cannot work together (the command line's usage errors)."""
 
 
 RECYCLE_EVERY = 100  # children a warm worker trains before a fresh process replaces it
@@ -108,29 +113,34 @@ class SearchConfig:
         return Deployment.parse(self.deploy, self.deploy_image_size)
 
     def validate(self) -> None:
-        """Settings that cannot work, refused before anything is written."""
+        """Settings that cannot work, refused (SettingsError) before anything is written."""
+        try:
+            self._validate()
+        except ValueError as error:  # the search space's and the deployment's own checks
+            raise SettingsError(str(error)) from None
+
+    def _validate(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise SearchError(f"unknown strategy {self.strategy!r}; strategies: {', '.join(STRATEGIES)}")
+            raise SettingsError(f"unknown strategy {self.strategy!r}; strategies: {', '.join(STRATEGIES)}")
         if self.objective not in OBJECTIVES:
-            raise SearchError(f"unknown objective {self.objective!r}; objectives: {', '.join(OBJECTIVES)}")
+            raise SettingsError(f"unknown objective {self.objective!r}; objectives: {', '.join(OBJECTIVES)}")
         if self.objective == "mnas" and self.target_latency_ms is None:
-            raise SearchError("--objective mnas needs --target-latency-ms T (MnasNet's target latency)")
+            raise SettingsError("--objective mnas needs --target-latency-ms T (MnasNet's target latency)")
         if self.objective != "accuracy" and not self.measures_latency():
-            raise SearchError(
+            raise SettingsError(
                 f"--objective {self.objective} rewards latency: it cannot run with --latency none"
             )
         if self.target_latency_ms is not None and self.target_latency_ms <= 0:
-            raise SearchError("--target-latency-ms must be positive")
+            raise SettingsError("--target-latency-ms must be positive")
         if self.seed_cells and self.strategy != "evolution":
-            raise SearchError("--seed-cells seeds an evolution's population: add --strategy evolution")
+            raise SettingsError("--seed-cells seeds an evolution's population: add --strategy evolution")
         if not 1 <= self.sample <= self.population:
-            raise SearchError(f"--sample {self.sample} must be between 1 and --population {self.population}")
-        try:
-            space = self.space()
-            # an unknown preset or an impossible width shows on any child: refuse it now, not per child
-            count(space.decode([0] * len(space.decisions())), self.deployment())
-        except ValueError as error:
-            raise SearchError(str(error)) from None
+            raise SettingsError(
+                f"--sample {self.sample} must be between 1 and --population {self.population}"
+            )
+        space = self.space()
+        # an unknown preset or an impossible width shows on any child: refuse it now, not per child
+        count(space.decode([0] * len(space.decisions())), self.deployment())
 
     def training_budget(self) -> str:
         return (
@@ -473,15 +483,22 @@ class SearchState:
 
 class Search:
     def __init__(self, config: SearchConfig, executor=None) -> None:
+        config.validate()
         self.config = config
         self.out = Path(config.out)
         self.space = config.space()
-        self.notes: list[str] = []  # what the user should know before it starts (seed cells)
+        self.notes: list[str] = []  # what the user should know before it starts
         seeds = []
         if config.strategy == "evolution" and config.seed_cells:
             seeds, self.notes = load_seeds(config.seed_cells, self.space)
             if not seeds:
                 raise SearchError("no --seed-cells file fits the search space:\n  " + "\n  ".join(self.notes))
+        if config.strategy == "evolution" and config.population >= config.budget:
+            self.notes.append(
+                f"the population ({config.population}) is not smaller than the budget ({config.budget}): "
+                "every child is an initial member, none a mutation; pass a smaller --population (and "
+                "--sample) to evolve"
+            )
         self.strategy = make_strategy(
             config.strategy,
             self.space,
@@ -493,6 +510,14 @@ class Search:
             seeds=seeds,
         )
         self.deployment = config.deployment()
+        self.references: list[tuple[str, ir.Genotype]] = []  # (file, cell as the children are read)
+        for file, problem in cell_files(config.reference):
+            try:
+                if problem is not None:
+                    raise problem
+                self.references.append((file, _as_children_are(nasc.load(file))))
+            except nasc.NascError as error:
+                self.notes.append(f"{file}: not a reference, {error.diagnostics[0].message}")
         self.state = SearchState()
         self.ledger: list[dict] = []
         self.finished_by_hash: dict[str, dict] = {}  # the first finished result of each architecture
@@ -606,10 +631,7 @@ class Search:
             "worker": result.get("worker"),  # the process that trained it
             "time": time.time(),
         }
-        with open(self.out / "ledger.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        _append_line(self.out / "ledger.jsonl", row)
         self._take(row)
         self.state.pending.pop(pending.step, None)
         self._observe(pending.sample, row)
@@ -777,20 +799,11 @@ class Search:
         those in references.jsonl), for pareto.png. They neither count against the budget nor
         teach the strategy."""
         done = {row["file"] for row in read_references(self.out)}
-        todo: dict[int, tuple[str, ir.Genotype]] = {}
-        for file in cell_paths(self.config.reference):
-            if str(file) in done:
-                continue
-            try:
-                todo[-1 - len(todo)] = (str(file), _as_children_are(nasc.load(file)))
-            except nasc.NascError as error:
-                self.notes.append(
-                    f"{file}: not a reference, it does not check ({error.diagnostics[0].message})"
-                )
+        # Negative steps: a reference's job is told apart from a child's by its step alone.
+        remaining = [reference for reference in self.references if reference[0] not in done]
+        todo = {-number: reference for number, reference in enumerate(remaining, start=1)}
         jobs = [
-            dataclasses.replace(
-                self._job(Pending(Sample([], None, 0), step, structural_hash(g), nasc.format(g))), step=step
-            )
+            self._job(Pending(Sample([], None, 0), step, structural_hash(g), nasc.format(g)))
             for step, (_file, g) in todo.items()
         ]
         while (jobs or executor.in_flight()) and self.stopped_by is None:
@@ -807,12 +820,7 @@ class Search:
                     **{k: result.get(k) for k in ("status", "accuracy", "params", "macs", "latency_ms")},
                     "reason": result.get("reason"),
                 }
-                with open(self.out / "references.jsonl", "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-        if self.config.measures_latency() and self.ledger:
-            self._write_pareto()
+                _append_line(self.out / "references.jsonl", row)
 
     def _after_result(self, final: bool = False) -> None:
         """best.cell after every result; the plots (a few hundred ms of the cores the workers
@@ -927,13 +935,20 @@ def _as_children_are(genotype: ir.Genotype) -> ir.Genotype:
     are valid there (AmoebaNet-A's are): the comparison is then of cells, not of skeletons, and
     the ImageNet-only skeletons of AmoebaNet and PNASNet would shrink a digit to 2 pixels. Other
     cells (DARTS's ops, PNASNet's single kind) keep their own convention."""
-    children = ir.Genotype("x", ()).convention
-    if genotype.convention == children:
+    if genotype.convention == DEFAULT_CONVENTION:
         return genotype
     try:
-        return nasc.parse(nasc.format(dataclasses.replace(genotype, convention=children)))
+        return nasc.parse(nasc.format(dataclasses.replace(genotype, convention=DEFAULT_CONVENTION)))
     except nasc.NascError:
         return genotype
+
+
+def _append_line(path: Path, row: dict) -> None:
+    """One JSON line, flushed and fsynced: a killed search keeps every line it finished."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def read_references(out: str | os.PathLike[str]) -> list[dict]:

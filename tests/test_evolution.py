@@ -127,8 +127,19 @@ def test_an_evolution_search_records_parents_and_mutations_in_its_cells(tmp_path
         result = CliRunner().invoke(
             main, ["diff", str(out / cell.meta("parent_file")), str(out / row["file"])]
         )
-        if row["mutation"] != "identity":
-            assert row["mutation"].split(": ")[1].split(" -> ")[1] in result.stdout
+        if row["mutation"] == "identity":
+            assert result.exit_code == 0 and result.stdout.strip() == ""
+            continue
+        # `op normal h4 right: a -> b` reads in the diff as `normal h4: second op a → b`, alone
+        kind, cell_kind, state, _side = row["mutation"].split(":")[0].split()
+        old, new = row["mutation"].split(": ")[1].split(" -> ")
+        lines = result.stdout.splitlines()
+        assert result.exit_code == 1, result.stdout
+        if kind == "op":
+            assert len(lines) == 1 and lines[0].startswith(f"{cell_kind} {state}: "), lines
+            assert lines[0].endswith(f" op {old} → {new}"), lines
+        else:  # the input's change, and the output changes it causes; see the note in the README
+            assert any(line.endswith(f" input {old} → {new}") for line in lines), lines
     assert {row["step"] for row in read_ledger(out)} == set(range(6))
 
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from nasc.cli.app import report
 from nasc.compiler import ir
-from nasc.compiler.api import STDIN, display_name, load
+from nasc.compiler.api import STDIN, cell_files, display_name, load
 from nasc.compiler.conventions import CONVENTIONS
-from nasc.diagnostics import Diagnostic, NascError, printable
+from nasc.diagnostics import NascError, printable
 from nasc.fileio import OutputError, check_output, has_mark, write_output
 
 T = TypeVar("T")
@@ -31,20 +30,6 @@ def say(text: str, *, err: bool = False, nl: bool = True) -> None:
 def shown(path: str) -> str:
     """A path as messages show it."""
     return printable(display_name(path), keep_newlines=False) if path != "" else "''"
-
-
-def cell_files(paths: tuple[str, ...]) -> Iterator[tuple[str, NascError | None]]:
-    """Expand directories into the .cell files below them (sorted); a directory with none is an error.
-    `-` is standard input."""
-    for path in paths:
-        if path not in ("", STDIN) and os.path.isdir(path):
-            found = sorted(str(p) for p in Path(path).rglob("*.cell") if p.is_file())
-            if not found:
-                yield path, NascError([Diagnostic("no .cell files in this directory", None, path)])
-            for file in found:
-                yield file, None
-        else:
-            yield path, None
 
 
 def each_genotype(paths: tuple[str, ...], on_ok: Callable[[str, ir.Genotype], None]) -> int:

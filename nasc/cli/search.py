@@ -128,7 +128,7 @@ def search(resume_dir: str | None, **options) -> None:
       nasc search --resume runs/demo
       nasc search --executor ray --address auto --workers 64 --budget 20000 ...
     """
-    from nasc.runtime.search import Search, SearchConfig, SearchError, load_config
+    from nasc.runtime.search import Search, SearchConfig, SearchError, SettingsError, load_config
 
     try:
         if resume_dir:
@@ -137,24 +137,16 @@ def search(resume_dir: str | None, **options) -> None:
             config = config_from(
                 SearchConfig, options, out=options["out"] or f"runs/search-{options['strategy']}"
             )
-            try:
-                config.validate()
-            except SearchError as error:
-                raise click.UsageError(str(error)) from None
             if Path(config.out, "ledger.jsonl").exists():
                 raise SearchError(
                     f"{config.out} already holds a search; continue it with --resume {config.out}"
                 )
-        runner = Search(config)
+        try:
+            runner = Search(config)  # checks the settings: nothing is written before
+        except SettingsError as error:
+            raise click.UsageError(str(error)) from None
         for note in runner.notes:
             say(f"note: {note}", err=True)
-        if config.strategy == "evolution" and config.population >= config.budget:
-            say(
-                f"note: the population ({config.population}) is not smaller than the budget "
-                f"({config.budget}): every child is an initial member, none a mutation; "
-                "pass a smaller --population (and --sample) to evolve",
-                err=True,
-            )
         live = progress_stream()
         summary = runner.run(resume=bool(resume_dir), progress=live, lines=not live)
     except SearchError as error:
