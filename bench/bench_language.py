@@ -88,6 +88,23 @@ def large(size_mib: float) -> None:
     changes: list = []
     seconds = _seconds(lambda: changes.extend(diff(a, b)))
     print(f"diff of two 4,000-block files: {seconds:.3f} s, {len(changes)} change(s)")
+    print("diff of files whose blocks are all identical (one op changed), by blocks:")
+    for count in (2_500, 5_000, 10_000, 20_000, 60_000):
+
+        def same(i: int, count: int = count) -> str:
+            return f"s{i} = add({'sep_conv_5x5' if i == count // 2 else 'sep_conv_3x3'}(h0), identity(h1))"
+
+        a = nasc.parse(_blocks_text(count, lambda i: f"s{i} = add(sep_conv_3x3(h0), identity(h1))"))
+        b = nasc.parse(_blocks_text(count, same))
+        seconds = _seconds(lambda a=a, b=b: diff(a, b))
+        print(f"  {count:>6,} blocks: {seconds:6.2f} s ({1e6 * seconds / count:5.1f} µs a block)")
+    one_line = " ".join(f"s{i} = add(identity(q{i}), identity(h1))" for i in range(100_000))
+    one_line = _blocks_text(1, lambda i: one_line)
+    one_line = one_line.replace("\n", " ").replace("genotype big ", "genotype big\n", 1)
+    seconds = _seconds(lambda: _check(one_line))
+    print(
+        f"check of a {len(one_line) / (1 << 20):.1f} MiB file on one line (20 errors shown): {seconds:.2f} s"
+    )
 
 
 def main() -> None:

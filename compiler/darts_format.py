@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from nasc.compiler import ir
 from nasc.compiler.conventions.darts import OPS as DARTS_OPS
-from nasc.diagnostics import Diagnostic, NascError, Span, did_you_mean
+from nasc.diagnostics import Diagnostic, NascError, Span, did_you_mean, name_list
 
 # DARTS's op names → nasc's, where they differ.
 RENAMED = {"skip_connect": "identity"}
@@ -205,7 +205,7 @@ def read_darts(text: str, filename: str = "<input>", name: str | None = None) ->
         distinct = {id(call) for call in found.values()}
         if len(distinct) > 1:
             raise reader.fail(
-                f"the file holds {len(found)} genotypes: {', '.join(n for n in found if n)}",
+                f"the file holds {len(found):,} genotypes: {name_list(n for n in found if n)}",
                 None,
                 "choose one with --name",
             )
@@ -214,7 +214,7 @@ def read_darts(text: str, filename: str = "<input>", name: str | None = None) ->
         raise reader.fail(
             f"no genotype `{name}` in this file",
             None,
-            did_you_mean(name, [n for n in found if n]) or f"it holds: {', '.join(n for n in found if n)}",
+            did_you_mean(name, [n for n in found if n]) or f"it holds: {name_list(n for n in found if n)}",
         )
     values = reader.fields(found[name])
     cells = tuple(

@@ -75,6 +75,13 @@ def _ops_key(block: ir.Block) -> tuple[str, ...]:
     return tuple(sorted(operand.op for operand in block.operands))
 
 
+def _index_keys(block: ir.Block, digest: str, by_digest: dict, by_ops: dict, by_operand: dict) -> list:
+    """The (table, key) pairs under which an unmatched B block is found."""
+    keys = [(by_digest, digest), (by_ops, _ops_key(block))]
+    reads = {(operand.op, operand.input): None for operand in block.operands}
+    return keys + [(by_operand, read) for read in reads]
+
+
 def diff_cells(a: ir.Cell, b: ir.Cell) -> list[Change]:
     changes: list[Change] = []
     if len(a.inputs) != len(b.inputs):
@@ -90,40 +97,45 @@ def diff_cells(a: ir.Cell, b: ir.Cell) -> list[Change]:
         )
     mapping = dict(zip(a.inputs, b.inputs, strict=False))  # A name → B name
     reverse = {v: k for k, v in mapping.items()}  # B name → A name, kept in step with `mapping`
-    # Blocks that compute the same thing match first, by digest (a dict look-up, not a search).
-    digests_b: dict[str, list[int]] = {}
-    for index, digest in enumerate(_block_digests(b).values()):
-        digests_b.setdefault(digest, []).append(index)
-    digests_a = _block_digests(a) if len(a.inputs) == len(b.inputs) else {}
     unmatched: dict[int, ir.Block] = dict(enumerate(b.blocks))
-    by_ops: dict[tuple[str, ...], list[int]] = {}
-    by_operand: dict[tuple[str, str], list[int]] = {}  # (op, the state it reads in B) → B blocks
+    # Indexes of the unmatched B blocks (dicts as ordered sets): by what they compute, by their ops,
+    # and by (op, the state it reads in B). A matched block leaves each of them at once, so many
+    # identical blocks cost a look-up each, not a scan past all those matched before.
+    by_digest: dict[str, dict[int, None]] = {}
+    by_ops: dict[tuple[str, ...], dict[int, None]] = {}
+    by_operand: dict[tuple[str, str], dict[int, None]] = {}
+    digests_b = list(_block_digests(b).values())
     for index, other in unmatched.items():
-        by_ops.setdefault(_ops_key(other), []).append(index)
-        for operand in other.operands:
-            by_operand.setdefault((operand.op, operand.input), []).append(index)
+        for table, key in _index_keys(other, digests_b[index], by_digest, by_ops, by_operand):
+            table.setdefault(key, {})[index] = None
+    digests_a = _block_digests(a) if len(a.inputs) == len(b.inputs) else {}
+
+    def take(index: int) -> ir.Block:
+        other = unmatched.pop(index)
+        for table, key in _index_keys(other, digests_b[index], by_digest, by_ops, by_operand):
+            del table[key][index]
+        return other
 
     def candidates(block: ir.Block) -> list[int]:
         """B blocks worth scoring: all of them while few remain; else those that apply one of this
         block's ops to the aligned state (rarest first), then those with the same ops."""
         if len(unmatched) <= EXHAUSTIVE_LIMIT:
             return list(unmatched)
-        keyed = [by_operand.get((o.op, mapping.get(o.input, "")), []) for o in block.operands]
-        found: list[int] = []
-        for entries in [*sorted(keyed, key=len), by_ops.get(_ops_key(block), [])]:
+        keyed = [by_operand.get((o.op, mapping.get(o.input, "")), {}) for o in block.operands]
+        found: dict[int, None] = {}
+        for entries in [*sorted(keyed, key=len), by_ops.get(_ops_key(block), {})]:
             if found and len(entries) > EXHAUSTIVE_LIMIT:
                 break
             for index in entries:
-                if index in unmatched and index not in found:
-                    found.append(index)
-                    if len(found) >= EXHAUSTIVE_LIMIT:
-                        return sorted(found)
+                found[index] = None
+                if len(found) >= EXHAUSTIVE_LIMIT:
+                    return sorted(found)
         return sorted(found)
 
     for block in a.blocks:
-        same = [i for i in digests_b.get(digests_a.get(block.target, ""), ()) if i in unmatched]
+        same = by_digest.get(digests_a.get(block.target, ""))
         if same:
-            other = unmatched.pop(same[0])
+            other = take(next(iter(same)))
             mapping[block.target], reverse[other.target] = other.target, block.target
             pairing = _best_pairing(block, other, mapping)[1]
             changes += _block_changes(a.kind, block, other, pairing, mapping, reverse)
@@ -138,7 +150,7 @@ def diff_cells(a: ir.Cell, b: ir.Cell) -> list[Change]:
             )
             continue
         (_, pairing), index = best
-        other = unmatched.pop(index)
+        other = take(index)
         mapping[block.target], reverse[other.target] = other.target, block.target
         changes += _block_changes(a.kind, block, other, pairing, mapping, reverse)
     for other in unmatched.values():

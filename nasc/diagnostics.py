@@ -54,6 +54,33 @@ def printable(text: str, *, keep_newlines: bool = True) -> str:
     return escaped if keep_newlines else escaped.replace("\n", "\\n")
 
 
+# A name from a file (an identifier, an op, a tensor) is shown up to this many characters, and a whole
+# message or hint up to MAX_SHOWN_TEXT: the rest is an ellipsis and a count, whatever the file holds.
+MAX_SHOWN_WORD = 80
+MAX_SHOWN_TEXT = 600
+_LONG_WORD = re.compile(rf"[^\s`'\"]{{{MAX_SHOWN_WORD + 1},}}")
+
+
+def name_list(names: Iterable[str], shown: int = 10) -> str:
+    """`a, b, c` — or, past `shown` names, the first ones and how many more."""
+    names = list(names)
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown:,} more"
+
+
+def clip(text: str) -> str:
+    """Text for one line of a message, bounded: each overlong word, then the whole, cut short."""
+    if len(text) <= MAX_SHOWN_WORD:
+        return text
+    text = _LONG_WORD.sub(lambda m: _cut(m.group(), MAX_SHOWN_WORD - 20), text)
+    return _cut(text, MAX_SHOWN_TEXT) if len(text) > MAX_SHOWN_TEXT else text
+
+
+def _cut(text: str, keep: int) -> str:
+    return f"{text[:keep]}…({len(text) - keep:,} more characters)"
+
+
 def _display(text: str, column: int) -> tuple[str, int]:
     """The line as shown (tabs as one space, unsafe characters escaped) and where `column` lands."""
     shown: list[str] = []
@@ -84,7 +111,7 @@ class Diagnostic:
         return filename
 
     def headline(self) -> str:
-        return f"{self.location}: {self.severity}: {printable(self.message, keep_newlines=False)}"
+        return f"{self.location}: {self.severity}: {clip(printable(self.message, keep_newlines=False))}"
 
     def render(self, source: str | None = None) -> str:
         """rustc-style text: headline, the source line with a caret under the span, and the hint.
@@ -96,10 +123,19 @@ class Diagnostic:
             line_start = _line_start(source, self.span.line)
             if line_start is not None:
                 line_end = source.find("\n", line_start)
-                raw = source[line_start : line_end if line_end >= 0 else len(source)]
-                text, start = _display(raw, self.span.column)
-                end_column = self.span.end_column if self.span.end_line == self.span.line else len(raw) + 1
-                _, end = _display(raw, max(end_column, self.span.column + 1))
+                # Only a window around the caret is shown (see _window): the line is cut to a few
+                # windows' width around it first, so a 4 MiB line costs what a short one does.
+                cut = max(0, self.span.column - 1 - MAX_SHOWN_LINE)
+                line_end = line_end if line_end >= 0 else len(source)
+                raw = source[
+                    line_start + cut : min(line_end, line_start + self.span.column - 1 + 2 * MAX_SHOWN_LINE)
+                ]
+                column = self.span.column - cut
+                end_column = (
+                    self.span.end_column - cut if self.span.end_line == self.span.line else len(raw) + 1
+                )
+                text, start = _display(raw, column)
+                _, end = _display(raw, max(end_column, column + 1))
                 text, start, end = _window(text, start, end)
                 gutter = str(self.span.line)
                 pad = " " * len(gutter)
@@ -107,7 +143,7 @@ class Diagnostic:
                 lines.append(f"{gutter} | {text}")
                 lines.append(f"{pad} | {' ' * (start - 1)}{'^' * max(1, end - start)}")
         if self.hint:
-            lines.append(f"  = hint: {printable(self.hint, keep_newlines=False)}")
+            lines.append(f"  = hint: {clip(printable(self.hint, keep_newlines=False))}")
         return "\n".join(lines)
 
 
@@ -197,8 +233,18 @@ class DiagnosticSink:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """The closest known name, phrased as a hint; None when nothing is close."""
+    """The closest known name, phrased as a hint; None when nothing is close (or the name is too long
+    to be a typo of one: matching it would cost time in proportion to its length squared)."""
     import difflib
+
+    if len(name) > MAX_SHOWN_WORD:
+        return None
 
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
+
+
+def first_line(error: BaseException, skip: int = 0) -> str:
+    """An exception's message as one line for a user (the `skip`-th non-blank line, at most 240 chars)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return (lines[skip] if len(lines) > skip else lines[0] if lines else type(error).__name__)[:240]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import pickle
 import sys
-import zipfile
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -16,6 +14,8 @@ from torch import nn
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.emit_torch import EmitOptions, emit_torch
+from nasc.diagnostics import first_line
+from nasc.runtime.tensorfile import TensorFileError, converted, read_tensor_file
 
 
 def import_source(source: str, module_name: str | None = None) -> ModuleType:
@@ -99,20 +99,19 @@ def build_network(
 
 
 def _load_weights(model: nn.Module, path: str) -> None:
-    """A state_dict file into the model, strictly, never running code from the file."""
+    """A state_dict file into the model, strictly, never running code from the file; each tensor
+    converted only where its values survive (tensorfile.converted)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        raise BuildError(f"cannot read weights {path}: {first_line(error)}") from None
-    if not isinstance(state, dict):
-        raise BuildError(f"{path} holds no state_dict")
+        state = read_tensor_file(path)
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise TensorFileError("holds no state_dict (a mapping of names to tensors)")
+        ours = model.state_dict()
+        state = {
+            key: converted(key, value, ours[key]) if key in ours else value for key, value in state.items()
+        }
+    except TensorFileError as error:
+        raise BuildError(f"cannot read weights {path}: {error}") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
         raise BuildError(f"the weights in {path} are not this network's: {first_line(error, 1)}") from None
-
-
-def first_line(error: BaseException, skip: int = 0) -> str:
-    """An exception's message as one line for a user (the `skip`-th non-blank line, at most 240 chars)."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return (lines[skip] if len(lines) > skip else lines[0] if lines else type(error).__name__)[:240]

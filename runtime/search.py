@@ -8,7 +8,8 @@ once: a repeat reuses the reward and is counted as a duplicate.
 Files under --out (nothing finished is ever lost):
   cells/<step>-<hash8>.cell   one canonical cell per sampled architecture, metadata = provenance
   ledger.jsonl                one line per finished result, appended, flushed and fsynced
-  search.json                 the settings (read back by --resume)
+  search.json                 the settings (read back by --resume; the directory itself is not
+                              among them: a copied or moved search resumes where it now is)
   state.pt                    the strategy and the queue, replaced atomically after every event
   best.cell, rewards.png      the best architecture so far; reward vs models sampled (Figure 6)
 
@@ -24,10 +25,13 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import time
 import traceback
+import types
+import typing
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for
 from pathlib import Path
@@ -38,6 +42,7 @@ from nasc.compiler.api import cell_files
 from nasc.compiler.conventions import DEFAULT as DEFAULT_CONVENTION
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.space import SearchSpace
+from nasc.diagnostics import first_line
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.controller import Sample, serialize
 from nasc.runtime.evolution import POPULATION, TOURNAMENT, load_seeds
@@ -47,6 +52,7 @@ from nasc.runtime.plots import plot_pareto, plot_rewards
 from nasc.runtime.progress import eta, format_duration
 from nasc.runtime.signals import stop_requests
 from nasc.runtime.strategies import STRATEGIES, make_strategy
+from nasc.runtime.tensorfile import TensorFileError, read_tensor_file
 
 
 class SearchError(Exception):
@@ -389,6 +395,18 @@ class LocalExecutor:
             worker.retire()
         self.running.clear()
         self.idle.clear()
+        _stop_helper_processes()
+
+
+def _stop_helper_processes() -> None:
+    """multiprocessing's fork server and resource tracker outlive the search by as long as they take
+    to notice its end; stopped and reaped here, a search that has returned leaves no process behind.
+    (The next executor in this process starts them again.)"""
+    from multiprocessing import forkserver, resource_tracker
+
+    for helper in (forkserver._forkserver, resource_tracker._resource_tracker):
+        with contextlib.suppress(Exception):  # private API: if it changes, they end on their own
+            helper._stop()
 
 
 class _RayWorker:
@@ -528,7 +546,7 @@ class Search:
     # -- files --------------------------------------------------------------------------------------
 
     def _cell_path(self, step: int, digest: str) -> Path:
-        return self.out / "cells" / f"{step:05d}-{digest[:8]}.cell"
+        return self.out / cell_file(step, digest)
 
     def _write_state(self) -> None:
         pending = {step: dataclasses.asdict(p) for step, p in self.state.pending.items()}
@@ -608,7 +626,7 @@ class Search:
         row = {
             "step": pending.step,
             "hash": pending.hash,
-            "file": str(path.relative_to(self.out)),
+            "file": cell_file(pending.step, pending.hash),
             "status": result["status"],
             "reward": result.get("reward"),
             "accuracy": result.get("accuracy"),
@@ -651,9 +669,11 @@ class Search:
     # -- sampling -----------------------------------------------------------------------------------
 
     def _sample(self) -> Pending:
-        sample = self.strategy.sample()
         step = self.state.next_step
         self.state.next_step += 1
+        return self._pending(self.strategy.sample(), step)
+
+    def _pending(self, sample: Sample, step: int) -> Pending:
         genotype = self.space.decode(sample.choices, name=f"step_{step:05d}")
         return Pending(sample, step, structural_hash(genotype), nasc.format(genotype))
 
@@ -711,27 +731,31 @@ class Search:
     # -- resume -------------------------------------------------------------------------------------
 
     def _load(self) -> list[Pending]:
-        import torch
-
-        for line in (self.out / "ledger.jsonl").read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill: its child is trained again
+        for row in read_ledger(self.out):  # a line cut short by a kill is left out: trained again
             self._take(row)
         done = {row["step"] for row in self.ledger}
         atomic_write_text(self.out / "ledger.jsonl", "".join(json.dumps(r) + "\n" for r in self.ledger))
-        state = torch.load(self.out / "state.pt", weights_only=False)
-        self.strategy.load_state_dict(state["strategy"])
-        self.state.next_step = state["next_step"]
+        path = self.out / "state.pt"
+        try:
+            state = read_tensor_file(path)
+            self.strategy.load_state_dict(state["strategy"])
+            self.state.next_step = int(state["next_step"])
+            # Only the choices are taken from the file: the cell text and its hash are derived again.
+            pending = {
+                int(step): self._pending(Sample(**data["sample"]), int(step))
+                for step, data in state["pending"].items()
+            }
+        except TensorFileError as error:
+            raise SearchError(f"{path}: {error}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+            raise SearchError(f"{path} is damaged: {type(error).__name__}: {first_line(error)}") from None
         requeue = []
-        for step, data in sorted(state["pending"].items()):
-            pending = Pending(Sample(**data["sample"]), data["step"], data["hash"], data["text"])
+        for step, entry in sorted(pending.items()):
             if step in done:  # finished after the state was written: replay it into the strategy
-                self._observe(pending.sample, next(r for r in self.ledger if r["step"] == step))
+                self._observe(entry.sample, next(r for r in self.ledger if r["step"] == step))
             else:
-                self.state.pending[step] = pending
-                requeue.append(pending)
+                self.state.pending[step] = entry
+                requeue.append(entry)
         self._write_state()
         return requeue
 
@@ -750,9 +774,8 @@ class Search:
         (self.out / "cells").mkdir(parents=True, exist_ok=True)
         requeue = self._load() if resume else []
         if not resume:
-            atomic_write_text(
-                self.out / "search.json", json.dumps(dataclasses.asdict(self.config), indent=2) + "\n"
-            )
+            settings = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "out"}
+            atomic_write_text(self.out / "search.json", json.dumps(settings, indent=2) + "\n")
             (self.out / "ledger.jsonl").touch()
             self._write_state()
         executor = self._executor_for()
@@ -916,6 +939,9 @@ class _Display:
 
 
 def read_ledger(out: str | os.PathLike[str]) -> list[dict]:
+    """The ledger's rows that have the shape nasc writes; a line cut short by a kill (or anything
+    else) is left out. The ledger is read back from a directory that may not be the user's own, so
+    a row's cell file is where nasc puts it, never a path taken from the row."""
     path = Path(out) / "ledger.jsonl"
     if not Path(out).exists():
         raise SearchError(f"no such directory: {out}")
@@ -923,10 +949,41 @@ def read_ledger(out: str | os.PathLike[str]) -> list[dict]:
         raise SearchError(f"{out} is not a directory (nasc top reads a search's --out directory)")
     if not path.is_file():
         raise SearchError(f"{out} holds no search (no ledger.jsonl)")
+    return [row for row in _json_lines(path) if _well_formed(row)]
+
+
+STATUSES = ("ok", "duplicate", "failed")
+HEX = re.compile("[0-9a-f]{8,128}")
+
+
+def _well_formed(row: dict) -> bool:
+    step, digest = row.get("step"), row.get("hash")
+    if not (isinstance(step, int) and step >= 0 and isinstance(digest, str) and HEX.fullmatch(digest)):
+        return False
+    numbers = ("reward", "accuracy", "latency_ms", "params", "macs")
+    return (
+        row.get("status") in STATUSES
+        and row.get("file") == cell_file(step, digest)
+        and all(row.get(key) is None or _is_number(row[key]) for key in numbers)
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def cell_file(step: int, digest: str) -> str:
+    """Where a child's cell is, relative to the search directory."""
+    return f"cells/{step:05d}-{digest[:8]}.cell"
+
+
+def _json_lines(path: Path) -> list[dict]:
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            rows.append(json.loads(line))
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            row = json.loads(line)
+            if isinstance(row, dict):
+                rows.append(row)
     return rows
 
 
@@ -956,11 +1013,7 @@ def read_references(out: str | os.PathLike[str]) -> list[dict]:
     path = Path(out) / "references.jsonl"
     if not path.is_file():
         return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            rows.append(json.loads(line))
-    return rows
+    return [row for row in _json_lines(path) if isinstance(row.get("file"), str)]
 
 
 def pareto(out: str | os.PathLike[str]) -> list[dict]:
@@ -984,11 +1037,38 @@ def top(out: str | os.PathLike[str], k: int = 10) -> list[dict]:
 
 
 def load_config(out: str | os.PathLike[str]) -> SearchConfig:
+    """The settings of the search in `out`, to resume it there: wherever the directory has been
+    copied or moved to, it is the search (an `out` in the file, from an earlier version, is ignored)."""
     path = Path(out) / "search.json"
     if not path.is_file():
         raise SearchError(f"{out} holds no search to resume (no search.json)")
-    data = json.loads(path.read_text())
-    for key in ("ops", "combines", "seed_cells", "reference"):
-        if data.get(key) is not None:
-            data[key] = tuple(data[key])
-    return SearchConfig(**data)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as error:
+        raise SearchError(f"{path} is damaged: {first_line(error)}") from None
+    if not isinstance(data, dict):
+        raise SearchError(f"{path} is damaged: not a JSON object")
+    data.pop("out", None)
+    hints = typing.get_type_hints(SearchConfig)
+    for key, value in data.items():
+        if key not in hints:
+            raise SearchError(f"{path}: unknown setting {key!r} (written by another version of nasc?)")
+        if isinstance(value, list):
+            value = data[key] = tuple(value)
+        if not _has_type(value, hints[key]):
+            wanted = getattr(hints[key], "__name__", hints[key])
+            raise SearchError(f"{path}: setting {key!r} is {type(value).__name__}, not {wanted}")
+    return SearchConfig(out=os.fspath(out), **data)
+
+
+def _has_type(value: object, hint: object) -> bool:
+    """isinstance for the settings' hints: plain types, `X | None` and `tuple[str, ...]`."""
+    if isinstance(hint, types.UnionType):
+        return any(_has_type(value, member) for member in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return isinstance(value, tuple) and all(isinstance(item, str) for item in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return _is_number(value)
+    return isinstance(value, hint) and not (hint is int and isinstance(value, bool))

@@ -40,3 +40,15 @@ def stop_requests(on_request: Callable[[str], None]) -> Iterator[None]:
     finally:
         for number, old in previous.items():
             signal.signal(number, old)
+
+
+def interrupt_on_sigterm() -> None:
+    """Until a job installs its own handlers, SIGTERM interrupts like Ctrl-C does (KeyboardInterrupt:
+    the CLI says "interrupted" and exits 130), rather than ending the process silently with 143
+    while it is still importing torch or loading data."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(_signum: int, _frame) -> None:
+    raise KeyboardInterrupt

@@ -30,6 +30,7 @@ import nasc
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.options import EmitOptions
+from nasc.diagnostics import first_line
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.build import AuxHeadUnavailable, BuildError, Built, build_network
 from nasc.runtime.data import DataSplits, collate, load_dataset
@@ -37,8 +38,13 @@ from nasc.runtime.optim import ExponentialMovingAverage, RMSpropTF, parameter_gr
 from nasc.runtime.plots import plot_curves
 from nasc.runtime.progress import format_duration
 from nasc.runtime.signals import stop_requests
+from nasc.runtime.tensorfile import TensorFileError, read_tensor_file
 
 CHECKPOINT_FORMAT = "nasc-checkpoint-1"
+# Checkpoints of earlier versions hold numpy's random state as an array: these types rebuild one
+# and nothing else (an array of objects would still need globals that are not allowed).
+_NUMPY_CORE = getattr(np, "_core", None) or np.core  # numpy 2 renamed it
+NUMPY_RNG_TYPES = (_NUMPY_CORE.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32)))
 
 
 class TrainingError(Exception):
@@ -270,7 +276,10 @@ def _device(name: str) -> torch.device:
 
 
 def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    # numpy's key array as a tensor, so the checkpoint reads back with weights_only (no numpy types).
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian)
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": numpy_state}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -279,9 +288,21 @@ def _rng_state() -> dict:
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _json_rows(text: str) -> list[dict]:
+    """The JSON objects of a JSON-lines file; a line cut short by a kill (or anything else) is skipped."""
+    rows = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            row = json.loads(line)
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
 
 
 def _epoch_order(size: int, seed: int, epoch: int, env: Distributed) -> list[int]:
@@ -416,16 +437,26 @@ class Trainer:
 
     def restore(self) -> None:
         path = self.out / "checkpoint.pt"
-        if not path.is_file():
+        if not path.exists():
             raise TrainingError(f"nothing to resume: {path} does not exist")
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        if state.get("format") != CHECKPOINT_FORMAT:
+        try:
+            state = read_tensor_file(path, allowed=NUMPY_RNG_TYPES)
+        except TensorFileError as error:
+            raise TrainingError(f"{path}: {error}") from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise TrainingError(f"{path} is not a nasc training checkpoint")
-        if state["structural_hash"] != nasc.structural_hash(self.genotype):
+        if state.get("structural_hash") != nasc.structural_hash(self.genotype):
             raise TrainingError(
                 f"{path} was trained from another architecture (structural hash "
-                f"{state['structural_hash'][:12]}); resume with the same .cell file"
+                f"{str(state.get('structural_hash'))[:12]}); resume with the same .cell file"
             )
+        try:
+            self._apply(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            raise TrainingError(f"{path} is damaged: {type(error).__name__}: {first_line(error)}") from None
+
+    def _apply(self, state: dict) -> None:
+        """A checkpoint's state into this run: settings compared, then every part restored."""
         saved = state["config"]
         for key in ("dataset", "preset", "scale", "epochs", "batch_size", "recipe", "image_size", "seed"):
             before, now = json.dumps(saved.get(key)), json.dumps(getattr(self.config, key))  # tuples = lists
@@ -441,11 +472,15 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
         self.best_val_accuracy = state["best_val_accuracy"]
         _set_rng_state(state["rng"])
+
+    def _trim_metrics(self) -> None:
         # Metrics written after this checkpoint (a crash between the two) would be replayed: drop them.
         metrics = self.out / "metrics.jsonl"
         if metrics.is_file():
-            kept = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-            self.history = [row for row in kept if row["epoch"] < self.epoch]
+            kept = _json_rows(metrics.read_text(encoding="utf-8", errors="replace"))
+            self.history = [
+                row for row in kept if isinstance(row.get("epoch"), int) and row["epoch"] < self.epoch
+            ]
             if self.env.main:
                 atomic_write_text(metrics, "".join(json.dumps(row) + "\n" for row in self.history))
 
@@ -625,6 +660,7 @@ class Trainer:
             dist.barrier()
         if self.config.resume:
             self.restore()
+            self._trim_metrics()
         started = time.perf_counter()
         first_epoch = self.epoch
         stopped = None

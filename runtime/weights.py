@@ -21,9 +21,7 @@ in only when asked for.
 from __future__ import annotations
 
 import io
-import pickle
 import re
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +31,7 @@ import torch
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.lower import lower
-from nasc.runtime.build import first_line
+from nasc.runtime.tensorfile import TensorFileError, converted, read_tensor_file
 
 SOURCES = ("timm", "pretrainedmodels", "darts")
 WRAPPERS = ("state_dict", "model", "state_dict_ema", "model_ema")
@@ -59,33 +57,11 @@ class Imported:
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file, by name: a torch.save'd state_dict (possibly wrapped in
     {"state_dict": …} or {"model": …}, possibly with DataParallel's `module.` prefix) or a
-    .safetensors file. Never runs code from the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError("no such file")
-    if path.suffix == ".safetensors":
-        try:
-            from safetensors.torch import load_file
-        except ImportError:
-            raise WeightsError(
-                "reading .safetensors needs the safetensors package: pip install safetensors"
-            ) from None
-        try:
-            tensors: object = load_file(str(path))
-        except Exception as error:  # safetensors raises its own types for every kind of damage
-            raise WeightsError(f"not a readable safetensors file ({first_line(error)})") from None
-    else:
-        try:
-            tensors = torch.load(path, map_location="cpu", weights_only=True)
-        except (
-            pickle.UnpicklingError,
-            RuntimeError,
-            EOFError,
-            zipfile.BadZipFile,
-            ValueError,
-            OSError,
-        ) as error:
-            raise WeightsError(f"not a checkpoint nasc can read safely ({first_line(error)})") from None
+    safetensors file. Never runs code from the file (runtime/tensorfile.py)."""
+    try:
+        tensors = read_tensor_file(path)
+    except TensorFileError as error:
+        raise WeightsError(str(error)) from None
     for _ in range(3):  # unwrap {"state_dict": {...}} and the like
         if isinstance(tensors, Mapping):
             wrapper = next((key for key in WRAPPERS if isinstance(tensors.get(key), Mapping)), None)
@@ -320,7 +296,10 @@ def import_weights(
                 f"shape mismatch: {key} is {tuple(tensor.shape)} here, {found} is "
                 f"{tuple(theirs.shape)} in the checkpoint"
             )
-        state[key] = theirs.to(tensor.dtype).clone()
+        try:
+            state[key] = converted(found, theirs, tensor)
+        except TensorFileError as error:
+            raise WeightsError(str(error)) from None
         used.add(found)
     left = [key for key in checkpoint if key not in used]
     unplaced = [key for key in left if not key.startswith(AUX_PREFIXES)]

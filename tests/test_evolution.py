@@ -85,7 +85,7 @@ def test_a_restored_evolution_samples_what_the_original_would_have() -> None:
     original = AgingEvolution(NASNET_SPACE, seed=3, population=8, sample=3)
     _grown(original, 20, random.Random(1))
     restored = AgingEvolution(NASNET_SPACE, seed=99, population=8, sample=3)
-    restored.load_state_dict(torch.load(io.BytesIO(serialize(original.state_dict())), weights_only=False))
+    restored.load_state_dict(torch.load(io.BytesIO(serialize(original.state_dict())), weights_only=True))
     for step in range(30):
         a, b = original.sample(), restored.sample()
         assert a == b

@@ -242,7 +242,7 @@ def test_a_restored_controller_samples_what_the_original_would_have() -> None:
         original.observe(sample, step / 25)
     restored = make_strategy("ppo", NASNET_SPACE, 99)
     saved = io.BytesIO(serialize(original.state_dict()))  # as state.pt stores it
-    restored.load_state_dict(torch.load(saved, weights_only=False))
+    restored.load_state_dict(torch.load(saved, weights_only=True))
     for _ in range(30):
         a, b = original.sample(), restored.sample()
         assert a == b

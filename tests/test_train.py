@@ -79,7 +79,7 @@ def test_digits_end_to_end_reaches_useful_accuracy_and_writes_every_artifact(
 
     module = import_source((tmp_path / "model.py").read_text())
     model = module.create_model(module.DEFAULT_PRESET, aux_head=True, image_size=16)
-    model.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"])
+    model.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"])
 
 
 def test_drop_path_progress_reaches_the_model_and_its_final_value(
@@ -147,8 +147,8 @@ def test_interrupted_run_resumes_bit_for_bit(
     assert first.stopped == "interrupted" and first.steps == 7  # the step in flight completes
     monkeypatch.setattr(train_module.Trainer, "_loss", original)
     second = train(genotype, tiny_config(resumed, resume=True), digits)
-    a = torch.load(straight / "checkpoint.pt", weights_only=False)
-    b = torch.load(resumed / "checkpoint.pt", weights_only=False)
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoint.pt", weights_only=True)
     assert second.stopped is None and a["step"] == b["step"] == second.steps
     for key in ("model", "optimizer"):
         flat_a, flat_b = (
@@ -179,7 +179,7 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(
     monkeypatch.setattr(train_module.Trainer, "_to_device", poison_in_epoch_2)
     with pytest.raises(NonFiniteLoss, match="the loss became nan"):
         train(genotype, tiny_config(tmp_path), digits)
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == 1 and checkpoint["batch_in_epoch"] == 0  # the end of epoch 1, untouched
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values() if t.is_floating_point())
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 1

@@ -181,13 +181,13 @@ def test_bad_checkpoints_are_one_line_errors_and_nothing_is_written(tmp_path: Pa
     if case == "truncated":
         torch.save(good.state_dict(), checkpoint)
         checkpoint.write_bytes(checkpoint.read_bytes()[:5000])
-        message = "not a checkpoint nasc can read safely"
+        message = "not a file of tensors nasc can read"
     elif case == "another network":
         torch.save(good.state_dict(), checkpoint)  # a DARTS network, offered as NASNet-A
         message = "cells"
     elif case == "code":
         checkpoint.write_bytes(pickle.dumps(Exploit()))
-        message = "not a checkpoint nasc can read safely"
+        message = "refused: it holds Python objects"
     elif case == "wrong --from":
         torch.save(good.state_dict(), checkpoint)
         source = "darts"

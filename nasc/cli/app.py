@@ -12,17 +12,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 import tempfile
 import time
 import traceback
+from typing import NoReturn
 
 import click
 
 import nasc
-from nasc.diagnostics import NascError, printable
-from nasc.fileio import OutputError
+from nasc.diagnostics import NascError, clip, printable
+from nasc.fileio import OutputError, describe_os_error
 
 EXIT_STATUS_HELP = (
     "\b\nExit status: 0 success, 1 the input is wrong, 2 usage error, 3 a bug in nasc (the traceback is "
@@ -48,6 +51,11 @@ def save_traceback() -> str:
     return path
 
 
+# OS errors that say where output went is full or broken, not that nasc is: standard output
+# redirected to a full disk, past `ulimit -f`, onto a dead device.
+WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
 class NascGroup(click.Group):
     """Turns whatever escapes a command into one line and the contract's exit status: a user never
     sees a traceback."""
@@ -59,28 +67,54 @@ class NascGroup(click.Group):
             report(error)
             sys.exit(1)
         except OutputError as error:
-            click.echo(f"nasc: error: {printable(str(error), keep_newlines=False)}", err=True)
-            sys.exit(1)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            fail(str(error))
+        except (click.exceptions.Exit, click.UsageError, click.Abort, SystemExit):
             raise
+        except click.ClickException as error:  # a command's own refusal, said like every other error
+            fail(error.format_message(), error.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
         except BrokenPipeError:  # the reader went away (`nasc diff a b | head`): stop quietly
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            _discard_standard_output()
             sys.exit(1)
+        except OSError as error:
+            if error.errno not in WRITE_FAILURES:
+                _internal_error(error)
+            _discard_standard_output()
+            where = str(error.filename) if error.filename else "standard output"
+            fail(f"cannot write {where}: {describe_os_error(error)}")
         except Exception as error:  # a bug in nasc: one line, the traceback in a file
-            if os.environ.get("NASC_DEBUG"):
-                raise
-            where = save_traceback()
-            message = printable(str(error).splitlines()[0] if str(error) else "", keep_newlines=False)
-            click.echo(
-                f"nasc: internal error: {type(error).__name__}: {message} "
-                f"(traceback saved to {where}; please report it)",
-                err=True,
-            )
-            sys.exit(3)
+            _internal_error(error)
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    """One line on standard error, `nasc: error: …`, made inert for the terminal; exit `status`."""
+    with contextlib.suppress(OSError):
+        click.echo(f"nasc: error: {clip(printable(message, keep_newlines=False))}", err=True)
+    sys.exit(status)
+
+
+def _internal_error(error: Exception) -> NoReturn:
+    if os.environ.get("NASC_DEBUG"):
+        raise error
+    where = save_traceback()
+    message = printable(str(error).splitlines()[0] if str(error) else "", keep_newlines=False)
+    with contextlib.suppress(OSError):
+        click.echo(
+            f"nasc: internal error: {type(error).__name__}: {clip(message)} "
+            f"(traceback saved to {where}; please report it)",
+            err=True,
+        )
+    sys.exit(3)
+
+
+def _discard_standard_output() -> None:
+    """What is still buffered for standard output goes nowhere, so that Python's own flush at exit
+    does not fail a second time (and turn the exit status into 120)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 @click.group(cls=NascGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,6 +8,7 @@ import click
 
 import nasc
 from nasc.cli.common import (
+    OUTPUT_PATH,
     emit_options,
     force_option,
     network_options,
@@ -52,7 +53,7 @@ def _static_figures(genotype, options, image_size: int | None = None):
 @click.argument("file", type=click.Path())
 @click.option("--target", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
 @click.option(
-    "-o", "--output", type=click.Path(), help="Output file (default: GENOTYPE.py / .onnx here; - for stdout)."
+    "-o", "--output", type=OUTPUT_PATH, help="Output file (default: GENOTYPE.py / .onnx here; - for stdout)."
 )
 @network_options
 @force_option
@@ -244,7 +245,7 @@ def _parse_batch(_ctx: click.Context, _param: click.Parameter, value: str) -> st
 @click.option(
     "-o",
     "--output",
-    type=click.Path(),
+    type=OUTPUT_PATH,
     help="Output file (default: GENOTYPE_PRESET.onnx, GENOTYPE.py/.json).",
 )
 @network_options

@@ -16,7 +16,7 @@ from nasc.compiler import ir
 from nasc.compiler.api import STDIN, cell_files, display_name, load
 from nasc.compiler.conventions import CONVENTIONS
 from nasc.diagnostics import NascError, printable
-from nasc.fileio import OutputError, check_output, has_mark, write_output
+from nasc.fileio import OutputError, check_output, has_mark, write_output, write_stdout
 
 T = TypeVar("T")
 PRESET_HELP = "; ".join(f"{name} {'|'.join(c.presets)}" for name, c in CONVENTIONS.items())
@@ -153,6 +153,18 @@ def emit_options(path: str, preset: str, scale: tuple[int, int] | None, num_clas
 
 # -- outputs ---------------------------------------------------------------------------------------
 
+
+class OutputPath(click.Path):
+    """A path to write: an empty one is a usage error, not the default name in disguise."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "":
+            self.fail("the path is empty", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+OUTPUT_PATH = OutputPath()
+
 force_option = click.option(
     "--force", is_flag=True, help="Replace an existing output file that nasc did not write."
 )
@@ -179,9 +191,7 @@ def prepare_output(
 def write(destination: str, data: bytes) -> str:
     """Write an output checked by `prepare_output`; the name to report ("standard output" for -)."""
     if destination == STDIN:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        write_stdout(data)
         return "standard output"
     write_output(destination, data, shown(destination))
     return shown(destination)
@@ -206,6 +216,7 @@ def config_from(cls: type[Config], options: dict[str, Any], **overrides: Any) ->
 
 
 __all__ = [
+    "OUTPUT_PATH",
     "OutputError",
     "cell_files",
     "config_from",

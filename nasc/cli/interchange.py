@@ -5,15 +5,16 @@ from __future__ import annotations
 import click
 
 import nasc
-from nasc.cli.common import force_option, prepare_output, write
+from nasc.cli.common import OUTPUT_PATH, force_option, prepare_output, write
 from nasc.compiler.api import STDIN, display_name, read_source
+from nasc.diagnostics import Diagnostic, NascError
 
 
 def _write_cell(genotype, source: str, output: str | None, force: bool) -> None:
     """Write an imported genotype as canonical .cell text, once the checker has passed it. A .cell
     file carries no "generated" mark (it is source), so replacing one always needs --force."""
     text = nasc.format(genotype)
-    nasc.parse(text, f"{genotype.name}.cell")
+    _check_imported(genotype.name, text, source)
     destination = output or f"{genotype.name}.cell"
     prepare_output(destination, inputs=(source,), force=force, ours=lambda _path: False)
     written = write(destination, text.encode("utf-8"))
@@ -22,6 +23,26 @@ def _write_cell(genotype, source: str, output: str | None, force: bool) -> None:
         f"hash {nasc.structural_hash(genotype)[:12]}",
         err=destination == STDIN,
     )
+
+
+def _check_imported(name: str, text: str, source: str) -> None:
+    """The checker's verdict on the cell text an import made, said of the file the user named: the
+    text itself exists nowhere yet, so each problem quotes the line it is about."""
+    try:
+        nasc.parse(text, display_name(source))
+    except NascError as error:
+        lines = text.splitlines()
+        diagnostics = [
+            Diagnostic(
+                f"genotype {name}: {d.message}"
+                + (f" (in the cell it makes: `{lines[d.span.line - 1].strip()}`)" if d.span else ""),
+                None,
+                d.filename,
+                d.hint,
+            )
+            for d in error.diagnostics
+        ]
+        raise NascError(diagnostics, None, error.omitted) from None
 
 
 @click.group(name="import")
@@ -39,7 +60,7 @@ def import_group() -> None:
 @import_group.command(name="darts")
 @click.argument("file", type=click.Path())
 @click.option(
-    "-o", "--output", type=click.Path(), help="The .cell file to write (default: NAME.cell; - for stdout)."
+    "-o", "--output", type=OUTPUT_PATH, help="The .cell file to write (default: NAME.cell; - for stdout)."
 )
 @click.option("--name", help="Which genotype of a file that holds several (e.g. DARTS_V2).")
 @force_option
@@ -63,7 +84,7 @@ def import_darts(file: str, output: str | None, name: str | None, force: bool) -
 @import_group.command(name="nasnet")
 @click.argument("file", type=click.Path())
 @click.option(
-    "-o", "--output", type=click.Path(), help="The .cell file to write (default: NAME.cell; - for stdout)."
+    "-o", "--output", type=OUTPUT_PATH, help="The .cell file to write (default: NAME.cell; - for stdout)."
 )
 @force_option
 def import_nasnet(file: str, output: str | None, force: bool) -> None:

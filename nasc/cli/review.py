@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from nasc.cli.app import report
-from nasc.cli.common import force_option, prepare_output, say, shown, write
+from nasc.cli.common import OUTPUT_PATH, force_option, prepare_output, say, shown, write
 from nasc.compiler.api import STDIN, load
 from nasc.diagnostics import NascError
 
@@ -18,7 +18,7 @@ from nasc.diagnostics import NascError
 @click.option(
     "-o",
     "--output",
-    type=click.Path(),
+    type=OUTPUT_PATH,
     help="OUT.svg, OUT.png or OUT.dot (default: GENOTYPE.svg; - writes DOT text to stdout).",
 )
 @click.option("--cell", "cells", default="all", show_default=True, help="normal, reduction or all.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from nasc.cli.common import config_from, progress_stream, say, shown
+from nasc.cli.common import OUTPUT_PATH, config_from, progress_stream, say, shown
 
 
 def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
@@ -102,7 +102,7 @@ def _count(name: str, default: int, text: str, minimum: int = 1, dest: str | Non
 )
 @_count("--recycle-every", 100, "Children a warm worker trains before a fresh process replaces it.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(), help="Output directory (default: runs/search-STRATEGY).")
+@click.option("--out", type=OUTPUT_PATH, help="Output directory (default: runs/search-STRATEGY).")
 @click.option(
     "--resume",
     "resume_dir",
@@ -128,6 +128,9 @@ def search(resume_dir: str | None, **options) -> None:
       nasc search --resume runs/demo
       nasc search --executor ray --address auto --workers 64 --budget 20000 ...
     """
+    from nasc.runtime.signals import interrupt_on_sigterm
+
+    interrupt_on_sigterm()  # first, before seconds of imports
     from nasc.runtime.search import Search, SearchConfig, SearchError, SettingsError, load_config
 
     try:

@@ -71,7 +71,7 @@ def fmt(files: tuple[str, ...], check_only: bool, show_diff: bool, to_stdout: bo
     def reformat(path: str, genotype) -> None:
         canonical = nasc.format(genotype)
         if to_stdout or (path == STDIN and not (check_only or show_diff)):
-            click.echo(canonical, nl=False)
+            write(STDIN, canonical.encode("utf-8"))
             return
         current = genotype.source if path == STDIN else read_source(path)
         if current == canonical:

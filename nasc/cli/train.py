@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from nasc.cli.common import PRESET_HELP, config_from, parse_scale, shown
+from nasc.cli.common import OUTPUT_PATH, PRESET_HELP, config_from, parse_scale, shown
 from nasc.compiler.api import load
 
 
@@ -48,7 +48,7 @@ from nasc.compiler.api import load
     help="ScheduledDropPath's final keep probability (default: the preset's).",
 )
 @click.option("--cutout", type=click.IntRange(min=0), default=0, help="Cutout size in pixels (CIFAR: 16).")
-@click.option("--out", default="runs/train", show_default=True, type=click.Path(), help="Output directory.")
+@click.option("--out", default="runs/train", show_default=True, type=OUTPUT_PATH, help="Output directory.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -76,6 +76,9 @@ def train_command(file: str, **options) -> None:
       nasc train genotypes/nasnet_a.cell --dataset cifar10 --data-dir ~/data --cutout 16
       torchrun --nproc_per_node=2 -m nasc train genotypes/nasnet_a.cell --dataset digits
     """
+    from nasc.runtime.signals import interrupt_on_sigterm
+
+    interrupt_on_sigterm()  # first, before seconds of imports and data loading
     from nasc.runtime.data import DataError
     from nasc.runtime.train import TrainConfig, TrainingError, train
 

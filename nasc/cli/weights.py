@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nasc.cli.common import PRESET_HELP, force_option, parse_scale, prepare_output, shown, write
+from nasc.cli.common import OUTPUT_PATH, PRESET_HELP, force_option, parse_scale, prepare_output, shown, write
 from nasc.compiler.api import load
 
 
@@ -32,7 +32,7 @@ from nasc.compiler.api import load
     help="Classes of the classifier (default: as many as the checkpoint's).",
 )
 @click.option("--aux-head", is_flag=True, help="Keep the checkpoint's aux head (load with aux_head=True).")
-@click.option("-o", "--output", type=click.Path(), help="Output file (default: GENOTYPE_PRESET.pt).")
+@click.option("-o", "--output", type=OUTPUT_PATH, help="Output file (default: GENOTYPE_PRESET.pt).")
 @force_option
 def weights_command(
     file: str,
