@@ -39,6 +39,16 @@ def _blocks_text(count: int, block, name: str = "big") -> str:
     return "\n".join(lines)
 
 
+def _identical_blocks(count: int, changed: int | None = None) -> str:
+    """`count` blocks that all compute the same thing (but the `changed` one), all in the output."""
+    text = _blocks_text(
+        count, lambda i: f"s{i} = add({'sep_conv_5x5' if i == changed else 'sep_conv_3x3'}(h0), identity(h1))"
+    )
+    return text.replace(
+        f"return concat(s{count - 1})", f"return concat({', '.join(f's{i}' for i in range(count))})"
+    )
+
+
 def _sized(block, size: int) -> str:
     """The genotype of `block`s closest to `size` bytes."""
     per_block = len(_blocks_text(100, block)) / 100
@@ -90,12 +100,7 @@ def large(size_mib: float) -> None:
     print(f"diff of two 4,000-block files: {seconds:.3f} s, {len(changes)} change(s)")
     print("diff of files whose blocks are all identical (one op changed), by blocks:")
     for count in (2_500, 5_000, 10_000, 20_000, 60_000):
-
-        def same(i: int, count: int = count) -> str:
-            return f"s{i} = add({'sep_conv_5x5' if i == count // 2 else 'sep_conv_3x3'}(h0), identity(h1))"
-
-        a = nasc.parse(_blocks_text(count, lambda i: f"s{i} = add(sep_conv_3x3(h0), identity(h1))"))
-        b = nasc.parse(_blocks_text(count, same))
+        a, b = nasc.parse(_identical_blocks(count)), nasc.parse(_identical_blocks(count, changed=count // 2))
         seconds = _seconds(lambda a=a, b=b: diff(a, b))
         print(f"  {count:>6,} blocks: {seconds:6.2f} s ({1e6 * seconds / count:5.1f} µs a block)")
     one_line = " ".join(f"s{i} = add(identity(q{i}), identity(h1))" for i in range(100_000))

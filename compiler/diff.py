@@ -13,6 +13,7 @@ that diffing stays linear in the size of the files. What remains is reported in 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from nasc.compiler import ir
@@ -75,6 +76,39 @@ def _ops_key(block: ir.Block) -> tuple[str, ...]:
     return tuple(sorted(operand.op for operand in block.operands))
 
 
+class _Indexes:
+    """Block indexes in insertion order, with removal in O(1) amortized: a dict keeps the slots of
+    removed keys until it grows, so iterating one that has lost most of its keys would cost their
+    number each time; past as many removed as kept, the dict is rebuilt without them."""
+
+    __slots__ = ("items", "removed")
+
+    def __init__(self) -> None:
+        self.items: dict[int, None] = {}
+        self.removed = 0
+
+    def add(self, index: int) -> None:
+        self.items[index] = None
+
+    def remove(self, index: int) -> None:
+        del self.items[index]
+        self.removed += 1
+        if self.removed > len(self.items):
+            self.items, self.removed = dict.fromkeys(self.items), 0
+
+    def first(self) -> int:
+        return next(iter(self.items))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+NONE = _Indexes()  # what a key no block has finds
+
+
 def _index_keys(block: ir.Block, digest: str, by_digest: dict, by_ops: dict, by_operand: dict) -> list:
     """The (table, key) pairs under which an unmatched B block is found."""
     keys = [(by_digest, digest), (by_ops, _ops_key(block))]
@@ -101,19 +135,19 @@ def diff_cells(a: ir.Cell, b: ir.Cell) -> list[Change]:
     # Indexes of the unmatched B blocks (dicts as ordered sets): by what they compute, by their ops,
     # and by (op, the state it reads in B). A matched block leaves each of them at once, so many
     # identical blocks cost a look-up each, not a scan past all those matched before.
-    by_digest: dict[str, dict[int, None]] = {}
-    by_ops: dict[tuple[str, ...], dict[int, None]] = {}
-    by_operand: dict[tuple[str, str], dict[int, None]] = {}
+    by_digest: dict[str, _Indexes] = {}
+    by_ops: dict[tuple[str, ...], _Indexes] = {}
+    by_operand: dict[tuple[str, str], _Indexes] = {}
     digests_b = list(_block_digests(b).values())
     for index, other in unmatched.items():
         for table, key in _index_keys(other, digests_b[index], by_digest, by_ops, by_operand):
-            table.setdefault(key, {})[index] = None
+            table.setdefault(key, _Indexes()).add(index)
     digests_a = _block_digests(a) if len(a.inputs) == len(b.inputs) else {}
 
     def take(index: int) -> ir.Block:
         other = unmatched.pop(index)
         for table, key in _index_keys(other, digests_b[index], by_digest, by_ops, by_operand):
-            del table[key][index]
+            table[key].remove(index)
         return other
 
     def candidates(block: ir.Block) -> list[int]:
@@ -121,9 +155,9 @@ def diff_cells(a: ir.Cell, b: ir.Cell) -> list[Change]:
         block's ops to the aligned state (rarest first), then those with the same ops."""
         if len(unmatched) <= EXHAUSTIVE_LIMIT:
             return list(unmatched)
-        keyed = [by_operand.get((o.op, mapping.get(o.input, "")), {}) for o in block.operands]
+        keyed = [by_operand.get((o.op, mapping.get(o.input, "")), NONE) for o in block.operands]
         found: dict[int, None] = {}
-        for entries in [*sorted(keyed, key=len), by_ops.get(_ops_key(block), {})]:
+        for entries in [*sorted(keyed, key=len), by_ops.get(_ops_key(block), NONE)]:
             if found and len(entries) > EXHAUSTIVE_LIMIT:
                 break
             for index in entries:
@@ -133,9 +167,9 @@ def diff_cells(a: ir.Cell, b: ir.Cell) -> list[Change]:
         return sorted(found)
 
     for block in a.blocks:
-        same = by_digest.get(digests_a.get(block.target, ""))
+        same = by_digest.get(digests_a.get(block.target, ""), NONE)
         if same:
-            other = take(next(iter(same)))
+            other = take(same.first())
             mapping[block.target], reverse[other.target] = other.target, block.target
             pairing = _best_pairing(block, other, mapping)[1]
             changes += _block_changes(a.kind, block, other, pairing, mapping, reverse)
