@@ -102,6 +102,19 @@ def test_show_and_the_emitted_module_name_the_convention(tmp_path: Path) -> None
     assert code == 0 and "(convention `darts`)" in source and 'CONVENTION = "darts"' in source
 
 
+@pytest.mark.parametrize("path", sorted(GENOTYPES.glob("*.cell")), ids=lambda path: path.stem)
+def test_show_counts_every_convention_at_its_default_preset(path: Path) -> None:
+    import json
+
+    from nasc.compiler.conventions import convention_of
+
+    code, out, err = run("show", str(path))
+    default = next(iter(convention_of(nasc.load(path)).presets))
+    stats = json.loads(run("stats", str(path), "--json")[1])
+    assert code == 0, err
+    assert f"{default} preset: {stats['parameters']:,} parameters" in out
+
+
 def test_where_conventions_disagree_on_an_op_stats_and_viz_say_so() -> None:
     import json
 

@@ -356,8 +356,8 @@ def show(file: str) -> None:
         say(f"  {entry.key} = {entry.value!r}")
     for cell in genotype.cells:
         click.echo(f"{cell.kind}: {len(cell.blocks)} blocks, output concat({', '.join(cell.output.members)})")
-    _, figures = _static_figures(genotype, emit_options(file, "cifar", None, None))
+    name, figures = _static_figures(genotype, emit_options(file, None, None, None))
     size = figures.input_shape[-1]
     click.echo(
-        f"cifar preset: {figures.parameters:,} parameters, {figures.mult_adds:,} mult-adds at {size}x{size}"
+        f"{name} preset: {figures.parameters:,} parameters, {figures.mult_adds:,} mult-adds at {size}x{size}"
     )
