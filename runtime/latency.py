@@ -143,10 +143,7 @@ class LatencyTable:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
-        self.entries: dict[str, dict] = {}
-        if self.path and self.path.is_file():
-            with contextlib.suppress(ValueError):
-                self.entries = json.loads(self.path.read_text(encoding="utf-8"))
+        self.entries: dict[str, dict] = self._read()
 
     def estimate(
         self, genotype: ir.Genotype, deployment: Deployment, runs: int = 20, threads: int = 1
@@ -195,15 +192,33 @@ class LatencyTable:
             f"alone in onnxruntime cpu, {threads} thread(s), median of {runs}",
         )
 
+    def _read(self) -> dict[str, dict]:
+        """The file's entries that have the shape this table writes (it lives in a search directory,
+        which may not be the user's own)."""
+        if self.path is None or not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {
+            key: entry
+            for key, entry in data.items()
+            if isinstance(entry, dict) and isinstance(entry.get("ms"), int | float) and entry["ms"] >= 0
+        }
+
     def _save(self) -> None:
-        """Merged with what other workers wrote since this one read the file (a lost race costs a
-        re-measurement, never a wrong entry)."""
+        """Merged, under a file lock, with what other workers wrote since this one read the file:
+        concurrent workers never lose each other's entries."""
         if self.path is None:
             return
-        if self.path.is_file():
-            with contextlib.suppress(ValueError):
-                self.entries = {**json.loads(self.path.read_text(encoding="utf-8")), **self.entries}
-        atomic_write_text(self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+        from filelock import FileLock
+
+        with FileLock(f"{self.path}.lock"):
+            self.entries = {**self._read(), **self.entries}
+            atomic_write_text(self.path, json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
 
 
 def _cell_modules(model) -> dict[str, object]:

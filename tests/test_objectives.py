@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -85,6 +86,33 @@ def test_the_latency_table_times_each_cell_module_once_then_only_looks_up(tmp_pa
     choices[2] = (choices[2] + 1) % len(NASNET_SPACE.ops)  # the normal cell's first op, changed
     LatencyTable(tmp_path / "table.json").estimate(NASNET_SPACE.decode(choices), deployment, runs=3)
     assert len(timed) <= 3  # at most that op in the three normal cells (one per stage), nothing else
+
+
+def _add_entries(path: str, writer: int, count: int) -> None:
+    for index in range(count):  # each worker as it finds a module not yet timed: read, add, save
+        table = LatencyTable(path)
+        table.entries[f"{writer}-{index}"] = {"module": "Conv2d", "input": [1, 4, 8, 8], "ms": 0.01}
+        table._save()
+
+
+def test_workers_that_extend_the_latency_table_at_once_lose_no_entry(tmp_path) -> None:
+    import multiprocessing
+
+    path = str(tmp_path / "latency_table.json")
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_add_entries, args=(path, writer, 60)) for writer in range(3)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert all(writer.exitcode == 0 for writer in writers)
+    assert len(json.loads(Path(path).read_text())) == 3 * 60
+
+
+def test_a_latency_table_entry_of_another_shape_is_left_out(tmp_path) -> None:
+    path = tmp_path / "latency_table.json"
+    path.write_text(json.dumps({"a": {"ms": 0.5}, "b": {"ms": "fast"}, "c": [1], "d": {"ms": -1}}))
+    assert set(LatencyTable(path).entries) == {"a"}
 
 
 def test_an_mnas_search_measures_latency_and_rewards_it(tmp_path) -> None:
