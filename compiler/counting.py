@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from nasc.compiler import ir
-from nasc.compiler.lower import CellGraph, RealizedCell, lower
+from nasc.compiler.lower import Adapter, CellGraph, RealizedCell, lower
 from nasc.compiler.presets import Preset
 from nasc.compiler.registry import OpSpec
 from nasc.compiler.skeleton import instances, nasnet_skeleton
@@ -78,11 +78,13 @@ def _count_cell(cell: RealizedCell, x1_size: int, x2_size: int | None) -> _Tally
         if module.attr == "squeeze_x1":
             tally.conv_bn_1x1(c_in, c_out, x1_size**2)
         elif module.attr == "adjust_x2":
-            if module.what == "relu_factorized_reduction":
+            if module.what == Adapter.RELU_FACTORIZED_REDUCTION:
                 tally.conv_bn_1x1(c_in, c_out, _ceil_div(x2_size or x1_size, 2) ** 2)
-            elif module.what == "relu_conv_bn":
+            elif module.what == Adapter.RELU_CONV_BN:
                 tally.conv_bn_1x1(c_in, c_out, x1_size**2)
-        elif module.what == "factorized_reduction":  # an output member brought to the last block's shape
+        elif (
+            module.what == Adapter.FACTORIZED_REDUCTION
+        ):  # an output member brought to the last block's shape
             tally.conv_bn_1x1(c_in, c_out, out_size**2)
         elif module.what.endswith("_norm"):
             tally.bn(c_out)  # GroupNorm(1, C) and affine InstanceNorm have a scale and shift per channel

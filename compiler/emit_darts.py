@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import nasc
 from nasc.compiler import ir
 from nasc.compiler.conventions.darts import DARTS, PRESETS, DartsPreset
 from nasc.compiler.hashing import structural_hash
@@ -22,6 +21,7 @@ from nasc.compiler.printer import format_block
 from nasc.compiler.templating import camel as _camel
 from nasc.compiler.templating import checked, network_class, source_names
 from nasc.compiler.templating import environment as _environment
+from nasc.version import __version__
 
 # Names the emitted module defines or imports at its top level.
 MODULE_NAMES = (
@@ -294,7 +294,7 @@ def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
             metadata, DARTS.data, network.preset_name, base, size, classes, first_conv
         )
     context = {
-        "version": nasc.__version__,
+        "version": __version__,
         "source_repr": source_literal,
         "genotype_name": genotype.name,
         "structural_hash": structural_hash(genotype),

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import nasc
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.liveness import Line, SharedRelu, straight_line
-from nasc.compiler.lower import CellGraph, Channels, RealizedCell, lower
+from nasc.compiler.lower import Adapter, CellGraph, Channels, RealizedCell, lower
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import Preset, pretrained_cfg
@@ -24,6 +23,7 @@ from nasc.compiler.templating import camel as _camel
 from nasc.compiler.templating import checked, network_class, source_names
 from nasc.compiler.templating import environment as _environment
 from nasc.compiler.templating import py_literal as _py
+from nasc.version import __version__
 
 # Helpers of templates/support.py.jinja and the op templates each emitted name needs besides itself.
 NEEDS = {
@@ -55,22 +55,22 @@ FORWARD_LOCALS = ("self", "x1", "x2", "relu_x1", "relu_x2")
 # How a cell variant receives x2, by the lowering's name for the adapter (lower.realize), and what
 # its class name adds to the kind's: one class per way, each with only the modules it runs.
 X2_WAYS = {
-    "relu_conv_bn": (
+    Adapter.RELU_CONV_BN: (
         "",
         "Both inputs arrive through ReLU, computed once per cell output by the network; x2 is\n"
         "    brought to F channels: 1x1 conv → BN.",
     ),
-    "relu_factorized_reduction": (
+    Adapter.RELU_FACTORIZED_REDUCTION: (
         "ReducingX2",
         "Both inputs arrive through ReLU, computed once per cell output by the network; x2 is at\n"
         "    twice x1's size: a factorized reduction to F channels.",
     ),
-    "identity": (
+    Adapter.X2_AS_IS: (
         "KeepingX2",
         "x1 arrives through ReLU, computed once by the network; x2 already has F channels at x1's\n"
         "    size: h1 is x2.",
     ),
-    "none": (
+    Adapter.NO_X2: (
         "WithoutX2",
         "No x2 (the first cell after a stem): h1 is x1 itself, unsqueezed; relu(x1) serves the\n"
         "    squeeze and every op that reads h1 through ReLU.",
@@ -78,7 +78,7 @@ X2_WAYS = {
 }
 # Which ways read x2 only through ReLU: the network then passes relu(x2), computed once per cell
 # output for every cell that reads it so (x1 always is, but for the first cell after a stem).
-X2_ACTIVATED = {"relu_conv_bn", "relu_factorized_reduction"}
+X2_ACTIVATED = {Adapter.RELU_CONV_BN, Adapter.RELU_FACTORIZED_REDUCTION}
 
 
 @dataclass
@@ -123,9 +123,8 @@ class _CellView:
     out_channels_doc: str = ""
 
 
-def _x2_way(cell: RealizedCell) -> str:
-    adjust = next(module for module in cell.modules if module.attr == "adjust_x2")
-    return "none" if adjust.what.startswith("identity (") else adjust.what
+def _x2_way(cell: RealizedCell) -> Adapter:
+    return next(Adapter(module.what) for module in cell.modules if module.attr == "adjust_x2")
 
 
 def _signature(cell: RealizedCell) -> tuple:
@@ -141,7 +140,7 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
     locals_ = Namespace((*MODULE_NAMES, *FORWARD_LOCALS))
     local = {name: locals_.name(name) for name in graph.inputs}
     way = _x2_way(cell)
-    h1_code = "x1_channels" if way == "none" else "filters"
+    h1_code = "x1_channels" if way == Adapter.NO_X2 else "filters"
 
     def channels_code(channels: Channels) -> str:
         if channels.h1:
@@ -150,8 +149,8 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
 
     takes_x2 = way in X2_ACTIVATED
     adjust = {
-        "relu_conv_bn": "ConvBN(x2_channels, filters, bn)",
-        "relu_factorized_reduction": "FactorizedReduction(x2_channels, filters, bn)",
+        Adapter.RELU_CONV_BN: "ConvBN(x2_channels, filters, bn)",
+        Adapter.RELU_FACTORIZED_REDUCTION: "FactorizedReduction(x2_channels, filters, bn)",
     }.get(way)
     line = graph.span.line if graph.span else None
     view = _CellView(
@@ -166,18 +165,18 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
         else "x1_channels: int, filters: int",
         adjust_x2=adjust,
         forward_parameters={
-            "none": "x1: Tensor",
-            "identity": "relu_x1: Tensor, x2: Tensor",
+            Adapter.NO_X2: "x1: Tensor",
+            Adapter.X2_AS_IS: "relu_x1: Tensor, x2: Tensor",
         }.get(way, "relu_x1: Tensor, relu_x2: Tensor"),
-        x1_activation="relu_x1 = torch.relu(x1)" if way == "none" else "",
+        x1_activation="relu_x1 = torch.relu(x1)" if way == Adapter.NO_X2 else "",
         h0=local[graph.inputs[0]],
         h1=local[graph.inputs[1]],
-        h1_term={"none": "x1", "identity": "x2"}.get(way, "self.adjust_x2(relu_x2)"),
+        h1_term={Adapter.NO_X2: "x1", Adapter.X2_AS_IS: "x2"}.get(way, "self.adjust_x2(relu_x2)"),
     )
     adapted = {module.attr for module in cell.modules if module.adapters}
     # Ops that begin with ReLU share one relu(h) per state; without x2, h1 is x1, already activated
     # for the squeeze.
-    relu = SharedRelu(locals_, {graph.inputs[1]: "relu_x1"} if way == "none" else None)
+    relu = SharedRelu(locals_, {graph.inputs[1]: "relu_x1"} if way == Adapter.NO_X2 else None)
     read_raw = {output.member for output in graph.outputs}  # states some term reads as they are
     for block in graph.blocks:
         operands = []
@@ -191,7 +190,7 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
                 continue
             attr = attributes.name(("op", op.attr), op.attr)
             source = local[op.state]
-            if str(family.reads(op, op.attr in adapted)).strip() == "activated":
+            if op.spec.reads_activated(op.attr in adapted):
                 source = relu.of(op.state, source, activations)
             else:
                 read_raw.add(op.state)
@@ -216,7 +215,7 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
         local[block.target] = block_view.local
         view.blocks.append(block_view)
     realized_outputs = {
-        module.attr: module for module in cell.modules if module.what == "factorized_reduction"
+        module.attr: module for module in cell.modules if module.what == Adapter.FACTORIZED_REDUCTION
     }
     for output in graph.outputs:
         module = realized_outputs.get(output.adapter_attr or "")
@@ -230,7 +229,7 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
         view.output_adapters.append((attr, f"{adapter}({member}, {final}, bn)"))
         view.output_terms.append(f"self.{attr}({local[output.member]})")
     per_filter = graph.out_channels_per_filter
-    if way == "none" and graph.inputs[1] not in read_raw:
+    if way == Adapter.NO_X2 and graph.inputs[1] not in read_raw:
         view.h1_term = ""  # every reader of h1 reads relu_x1: no name for x1 itself
     view.out_channels = f"{per_filter} * filters"
     view.out_channels_doc = f"{per_filter}·F"
@@ -279,7 +278,7 @@ def _network_view(
     # relu(x) once per value, however many cells read it through ReLU (as x1 every cell but the first
     # after a stem, as x2 where it is adjusted): computed as soon as the value exists.
     readers = [(plan.x1, plan.x2, _x2_way(cell)) for plan, cell in ((i.plan, i.cell) for i in planned)]
-    activated = {x1 for x1, _, way in readers if way != "none"}
+    activated = {x1 for x1, _, way in readers if way != Adapter.NO_X2}
     activated |= {x2 for _, x2, way in readers if way in X2_ACTIVATED}
 
     def relu_of(source: int) -> str:
@@ -293,11 +292,11 @@ def _network_view(
         plan, cell = instance.plan, instance.cell
         way = _x2_way(cell)
         arguments = [f"x1_channels={instance.x1_channels}"]
-        inputs = [values[plan.x1] if way == "none" else relu_of(plan.x1)]
+        inputs = [values[plan.x1] if way == Adapter.NO_X2 else relu_of(plan.x1)]
         if way in X2_ACTIVATED:
             arguments.append(f"x2_channels={instance.x2_channels}")
             inputs.append(relu_of(plan.x2))
-        elif way == "identity":
+        elif way == Adapter.X2_AS_IS:
             inputs.append(values[plan.x2])
         arguments += [f"filters={plan.filters}", "bn=bn"]
         construct = f"{class_names[_signature(cell)]}({', '.join(arguments)})"
@@ -412,7 +411,7 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
     definitions = (str(env.get_template(f"ops/{family}.jinja").module.define(used)) for family in families)
     normal_per_filter = graphs["normal"].out_channels_per_filter
     context = {
-        "version": nasc.__version__,
+        "version": __version__,
         "source_repr": source_literal,
         "genotype_name": genotype.name,
         "structural_hash": structural_hash(genotype),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
@@ -91,11 +92,6 @@ class CellGraph:
         """Output channels in units of F (6 for NASNet-A's normal cell: P = 24·F0)."""
         return len(self.outputs) * self.final_channels.filters
 
-    def state_channels(self) -> dict[str, Channels]:
-        channels = {self.inputs[0]: F, self.inputs[1]: H1}
-        channels.update({block.target: block.channels for block in self.blocks})
-        return channels
-
 
 def lower_cell(
     cell: ir.Cell, stride: int, filename: str | None = None, specs: Mapping[str, OpSpec] = OPS
@@ -159,12 +155,22 @@ def lower(genotype: ir.Genotype) -> dict[str, CellGraph]:
 # -- one concrete instance ------------------------------------------------------------------------
 
 
+class Adapter(StrEnum):
+    """What an adapter of a realized cell is (the modules that are not the cell's ops)."""
+
+    RELU_CONV_BN = "relu_conv_bn"  # x1's squeeze; x2 brought to F channels
+    RELU_FACTORIZED_REDUCTION = "relu_factorized_reduction"  # x2 at twice x1's size
+    X2_AS_IS = "identity"  # x2 already has F channels at x1's size: h1 is x2
+    NO_X2 = "no_x2"  # the first cell after a stem has no x2: h1 is x1
+    FACTORIZED_REDUCTION = "factorized_reduction"  # an output member brought to the last block's shape
+
+
 @dataclass(frozen=True)
 class Module:
     """One module of a realized cell: its attribute, what it is, its channels and stride."""
 
     attr: str
-    what: str  # e.g. "relu_conv_bn", "factorized_reduction", "identity", "sep_conv_3x3"
+    what: Adapter | str  # an adapter, an op's name ("sep_conv_3x3") or a norm ("layer_norm")
     in_channels: int
     out_channels: int
     stride: int
@@ -189,21 +195,19 @@ def realize(
     graph: CellGraph, filters: int, x1_channels: int, x2_channels: int | None, reduce_x2: bool
 ) -> RealizedCell:
     """The modules one instance of the cell has, adapters included, with concrete numbers."""
-    modules = [Module("squeeze_x1", "relu_conv_bn", x1_channels, filters, 1)]
+    modules = [Module("squeeze_x1", Adapter.RELU_CONV_BN, x1_channels, filters, 1)]
     if x2_channels is None:
         h1_channels = x1_channels
-        modules.append(
-            Module("adjust_x2", "identity (h1 is x1: the cell has no x2)", x1_channels, x1_channels, 1)
-        )
+        modules.append(Module("adjust_x2", Adapter.NO_X2, x1_channels, x1_channels, 1))
     elif reduce_x2:
         h1_channels = filters
-        modules.append(Module("adjust_x2", "relu_factorized_reduction", x2_channels, filters, 2))
+        modules.append(Module("adjust_x2", Adapter.RELU_FACTORIZED_REDUCTION, x2_channels, filters, 2))
     elif x2_channels != filters:
         h1_channels = filters
-        modules.append(Module("adjust_x2", "relu_conv_bn", x2_channels, filters, 1))
+        modules.append(Module("adjust_x2", Adapter.RELU_CONV_BN, x2_channels, filters, 1))
     else:
         h1_channels = filters
-        modules.append(Module("adjust_x2", "identity", x2_channels, filters, 1))
+        modules.append(Module("adjust_x2", Adapter.X2_AS_IS, x2_channels, filters, 1))
     for block in graph.blocks:
         for op in block.operands:
             c_in = op.in_channels.value(filters, h1_channels)
@@ -220,5 +224,7 @@ def realize(
     for output in graph.outputs:
         c_in = output.channels.value(filters, h1_channels)
         if output.adapter_attr and (c_in != final or output.stride > 1):
-            modules.append(Module(output.adapter_attr, "factorized_reduction", c_in, final, output.stride))
+            modules.append(
+                Module(output.adapter_attr, Adapter.FACTORIZED_REDUCTION, c_in, final, output.stride)
+            )
     return RealizedCell(graph, filters, h1_channels, tuple(modules))

@@ -35,6 +35,3 @@ class Namespace:
         self._taken.add(candidate)
         self._names[key] = candidate
         return candidate
-
-    def reserve(self, name: str) -> None:
-        self._taken.add(name)

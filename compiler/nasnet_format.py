@@ -16,11 +16,11 @@ from __future__ import annotations
 import ast
 import json
 
-import nasc
 from nasc.compiler import ir
 from nasc.compiler.conventions import CONVENTIONS, DARTS
 from nasc.diagnostics import Diagnostic, NascError, did_you_mean
 from nasc.fileio import MARK
+from nasc.version import __version__
 
 # nasc's op names → the reference's.
 TO_REFERENCE = {
@@ -82,7 +82,7 @@ def write_nasnet(genotype: ir.Genotype) -> str:
             "used_hiddenstates": used,
         }
     document = {
-        "generated_by": f"{MARK} {nasc.__version__}",
+        "generated_by": f"{MARK} {__version__}",
         "genotype": genotype.name,
         "convention": genotype.convention,
         "cells": cells,

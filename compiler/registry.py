@@ -39,6 +39,13 @@ class OpSpec:
     def template(self) -> str:
         return f"ops/{self.family}.jinja"
 
+    def reads_activated(self, adapted: bool) -> bool:
+        """Whether the op's module begins with ReLU, which the cell then computes once per state and
+        hands it: every op but a pool and an unadapted identity (the state itself)."""
+        if self.family == "identity":
+            return adapted
+        return self.family != "pool"
+
     @property
     def drop_path(self) -> bool:
         """ScheduledDropPath applies to every op branch except identity (reference behaviour)."""

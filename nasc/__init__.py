@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__version__ = "0.1.0"
+from nasc.version import __version__
 
 # In a source checkout the card's top-level folders (grammar/, compiler/, ...) stand beside this
 # package; an installed wheel puts them inside it. Extending __path__ makes `nasc.compiler` resolve

@@ -26,10 +26,11 @@ import dataclasses
 import random
 from dataclasses import dataclass
 
-import nasc
+from nasc.compiler import api
 from nasc.compiler.api import cell_files
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.space import CELL_INPUTS, SearchSpace
+from nasc.diagnostics import NascError
 from nasc.runtime.controller import Sample
 
 POPULATION = 100  # P, Real et al.'s CIFAR-10 search
@@ -145,8 +146,8 @@ def load_seeds(paths: list[str] | tuple[str, ...], space: SearchSpace) -> tuple[
             notes.append(f"{file}: {problem.diagnostics[0].message}")
             continue
         try:
-            choices, dropped = space.encode(nasc.load(file))
-        except nasc.NascError as error:
+            choices, dropped = space.encode(api.load(file))
+        except NascError as error:
             notes.append(f"{file}: skipped, it does not check ({error.diagnostics[0].message})")
             continue
         except ValueError as error:

@@ -14,13 +14,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nasc
-from nasc.compiler import ir
+from nasc.compiler import api, ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.emit_torch import EmitOptions
 from nasc.compiler.hashing import structural_hash
 from nasc.diagnostics import printable
 from nasc.fileio import OutputError, check_output, write_output
+from nasc.version import __version__
 
 # ONNX and PyTorch run the same float32 arithmetic in different orders; over ~700 convolutions the
 # difference stays around 1e-6 of the output range. More than this means a wrong graph, not rounding.
@@ -61,7 +61,7 @@ def provenance(
     """What the exported file records of its origin; `preset` is the compiler's (never read back
     from the emitted module)."""
     penultimate = preset.width * convention_of(genotype).penultimate_per_filter(genotype)
-    source = genotype.source if genotype.source is not None else nasc.format(genotype)
+    source = genotype.source if genotype.source is not None else api.format(genotype)
     return {
         "genotype": genotype.name,
         "convention": genotype.convention,
@@ -71,7 +71,7 @@ def provenance(
         "num_classes": str(num_classes),
         "image_size": str(image_size),
         "batch": batch,
-        "nasc_version": nasc.__version__,
+        "nasc_version": __version__,
         "source_file": printable(str(genotype.filename or ""), keep_newlines=False),
         "cell_source": source,
     }

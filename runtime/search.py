@@ -36,13 +36,12 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
-import nasc
-from nasc.compiler import ir
+from nasc.compiler import api, ir
 from nasc.compiler.api import cell_files
 from nasc.compiler.conventions import DEFAULT as DEFAULT_CONVENTION
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.space import SearchSpace
-from nasc.diagnostics import first_line
+from nasc.diagnostics import NascError, first_line
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.controller import Sample, serialize
 from nasc.runtime.evolution import POPULATION, TOURNAMENT, load_seeds
@@ -53,6 +52,7 @@ from nasc.runtime.progress import eta, format_duration
 from nasc.runtime.signals import stop_requests
 from nasc.runtime.strategies import STRATEGIES, make_strategy
 from nasc.runtime.tensorfile import TensorFileError, read_tensor_file
+from nasc.version import __version__
 
 
 class SearchError(Exception):
@@ -205,7 +205,7 @@ def evaluate_child(job: ChildJob) -> dict:
 
         lap("imports")
         torch.set_num_threads(job.threads)
-        genotype = nasc.parse(job.text, f"step-{job.step}.cell")
+        genotype = api.parse(job.text, f"step-{job.step}.cell")
         config = TrainConfig(
             dataset=job.dataset,
             data_dir=job.data_dir,
@@ -533,8 +533,8 @@ class Search:
             try:
                 if problem is not None:
                     raise problem
-                self.references.append((file, _as_children_are(nasc.load(file))))
-            except nasc.NascError as error:
+                self.references.append((file, _as_children_are(api.load(file))))
+            except NascError as error:
                 self.notes.append(f"{file}: not a reference, {error.diagnostics[0].message}")
         self.state = SearchState()
         self.ledger: list[dict] = []
@@ -591,7 +591,7 @@ class Search:
             ("search_space", self.space.name),
             ("search_space_hash", self.space.space_hash()[:16]),
             ("training_budget", config.training_budget()),
-            ("nasc_version", nasc.__version__),
+            ("nasc_version", __version__),
         ]
         return tuple(ir.MetaEntry(key, value) for key, value in entries)
 
@@ -616,10 +616,10 @@ class Search:
         """A finished result: cell file, then ledger line, then the strategy, then the state."""
         began = time.perf_counter()
         result = self._rewarded(pending, result)
-        genotype = nasc.parse(pending.text)
+        genotype = api.parse(pending.text)
         genotype = ir.Genotype(genotype.name, genotype.cells, self._metadata(pending, result))
         path = self._cell_path(pending.step, pending.hash)
-        atomic_write_text(path, nasc.format(genotype))
+        atomic_write_text(path, api.format(genotype))
         timings = {k: round(v, 4) for k, v in result.get("timings", {}).items()}
         timings["write"] = round(time.perf_counter() - began, 4)
         sample = pending.sample
@@ -675,7 +675,7 @@ class Search:
 
     def _pending(self, sample: Sample, step: int) -> Pending:
         genotype = self.space.decode(sample.choices, name=f"step_{step:05d}")
-        return Pending(sample, step, structural_hash(genotype), nasc.format(genotype))
+        return Pending(sample, step, structural_hash(genotype), api.format(genotype))
 
     def _job(self, pending: Pending) -> ChildJob:
         config = self.config
@@ -826,7 +826,7 @@ class Search:
         remaining = [reference for reference in self.references if reference[0] not in done]
         todo = {-number: reference for number, reference in enumerate(remaining, start=1)}
         jobs = [
-            self._job(Pending(Sample([], None, 0), step, structural_hash(g), nasc.format(g)))
+            self._job(Pending(Sample([], None, 0), step, structural_hash(g), api.format(g)))
             for step, (_file, g) in todo.items()
         ]
         while (jobs or executor.in_flight()) and self.stopped_by is None:
@@ -995,8 +995,8 @@ def _as_children_are(genotype: ir.Genotype) -> ir.Genotype:
     if genotype.convention == DEFAULT_CONVENTION:
         return genotype
     try:
-        return nasc.parse(nasc.format(dataclasses.replace(genotype, convention=DEFAULT_CONVENTION)))
-    except nasc.NascError:
+        return api.parse(api.format(dataclasses.replace(genotype, convention=DEFAULT_CONVENTION)))
+    except NascError:
         return genotype
 
 

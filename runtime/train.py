@@ -26,8 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-import nasc
-from nasc.compiler import ir
+from nasc.compiler import api, ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.options import EmitOptions
 from nasc.diagnostics import first_line
@@ -415,7 +414,7 @@ class Trainer:
         return {
             "format": CHECKPOINT_FORMAT,
             "config": dataclasses.asdict(self.config),
-            "structural_hash": nasc.structural_hash(self.genotype),
+            "structural_hash": api.structural_hash(self.genotype),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "step": self.step,
@@ -445,7 +444,7 @@ class Trainer:
             raise TrainingError(f"{path}: {error}") from None
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise TrainingError(f"{path} is not a nasc training checkpoint")
-        if state.get("structural_hash") != nasc.structural_hash(self.genotype):
+        if state.get("structural_hash") != api.structural_hash(self.genotype):
             raise TrainingError(
                 f"{path} was trained from another architecture (structural hash "
                 f"{str(state.get('structural_hash'))[:12]}); resume with the same .cell file"
@@ -741,7 +740,7 @@ class Trainer:
             summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}
             summary.update(
                 genotype=self.genotype.name,
-                structural_hash=nasc.structural_hash(self.genotype),
+                structural_hash=api.structural_hash(self.genotype),
                 dataset=self.config.dataset,
                 preset=self.preset_name,
                 aux_head=self.aux_head,

@@ -118,7 +118,7 @@ def _rename(tail: str, table: Mapping[str, str]) -> str | None:
 def _op_positions(genotype: ir.Genotype) -> dict[tuple[str, str], tuple[int, int]]:
     """(cell role, op attribute) → (block position, operand position), from the lowered cells."""
     positions = {}
-    if convention_of(genotype).family == "nasnet":
+    if convention_of(genotype).nasnet_family:
         for role, graph in lower(genotype).items():
             for index, block in enumerate(graph.blocks):
                 for side, op in enumerate(block.operands):
@@ -261,9 +261,7 @@ def import_weights(
     Raises WeightsError naming the first tensor that cannot be placed."""
     if source not in SOURCES:
         raise WeightsError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
-    family = convention_of(genotype).family
-    expected = "darts" if source == "darts" else "nasnet"
-    if family != expected:
+    if convention_of(genotype).nasnet_family == (source == "darts"):
         raise WeightsError(
             f"--from {source} reads {'DARTS' if source == 'darts' else 'TF-slim-port (NASNet, PNASNet)'} "
             f"checkpoints; genotype {genotype.name} is a {genotype.convention} network"

@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 
 import nasc
-from nasc.compiler.lower import lower
+from nasc.compiler.lower import Adapter, lower
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.skeleton import instances, nasnet_skeleton, resolve_preset
 from nasc.runtime.build import compile_module
@@ -214,12 +214,12 @@ def built_adapters(cell) -> set[str]:
     return found
 
 
-def x2_way(cell) -> str:
+def x2_way(cell) -> Adapter:
     """How a built cell reads x2, named as lower.realize names it."""
     if not hasattr(cell, "adjust_x2"):
         takes_x2 = len(inspect.signature(cell.cell_forward).parameters) == 2
-        return "identity" if takes_x2 else "none"
-    return {"ConvBN": "relu_conv_bn", "FactorizedReduction": "relu_factorized_reduction"}[
+        return Adapter.X2_AS_IS if takes_x2 else Adapter.NO_X2
+    return {"ConvBN": Adapter.RELU_CONV_BN, "FactorizedReduction": Adapter.RELU_FACTORIZED_REDUCTION}[
         type(cell.adjust_x2).__name__
     ]
 
@@ -232,9 +232,9 @@ def assert_cells_are_the_plan(genotype, module, preset_name: str, preset) -> Non
         assert cell.out_channels == instance.cell.out_channels
         assert cell.squeeze_x1.conv.in_channels == instance.x1_channels
         way = next(m.what for m in instance.cell.modules if m.attr == "adjust_x2")
-        assert x2_way(cell) == ("none" if way.startswith("identity (") else way)
+        assert x2_way(cell) == way
         planned_adapters = {
-            m.attr for m in instance.cell.modules if m.adapters or m.what == "factorized_reduction"
+            m.attr for m in instance.cell.modules if m.adapters or m.what == Adapter.FACTORIZED_REDUCTION
         }
         assert planned_adapters == built_adapters(cell)
         # No identity without an adapter has a module: its term is the state itself.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from nasc.compiler.conventions.base import Convention
+from nasc.compiler.conventions.base import Convention, NasnetFamily
 from nasc.compiler.presets import TF_INCEPTION, TF_INCEPTION_LARGE, Preset
 from nasc.compiler.registry import OPS, OpSpec
 
@@ -89,9 +89,6 @@ AMOEBANET = Convention(
     ops=MappingProxyType({name: (BOTTLENECKED.get(name) or spec).description for name, spec in OPS.items()}),
     presets=PRESETS,
     data={"large": TF_INCEPTION_LARGE, "mobile": TF_INCEPTION},
-    emitter="nasc.compiler.emit_torch:emit_nasnet",
-    resolver="nasc.compiler.skeleton:resolve_preset",
-    width="nasc.compiler.skeleton:penultimate_per_filter",
-    counter="nasc.compiler.counting:count_network",
+    backend=NasnetFamily(),
     op_specs=BOTTLENECKED,
 )

@@ -1,24 +1,70 @@
 """A network convention: how a genotype's cells are read as a network.
 
 A convention owns its signature rules (which cell kinds, how many inputs, what each input is), the
-ops it knows and what each means, its presets, and the backend that lowers and emits its cells. The
-parser, the IR, the printer and the hash know none of this: a genotype only names its convention.
+ops it knows and what each means, its presets, and the family of networks it builds (its backend),
+whose methods lower, count and emit its cells. The parser, the IR, the printer and the hash know
+none of this: a genotype only names its convention.
 
-The behaviour is named by "module:function" paths and imported when first used, so that checking a
-file never loads an emitter, and a convention's module holds data only.
+A backend imports its emitter when first used (inside its methods), so that checking a file never
+loads an emitter, and a convention's module holds data only.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 
-def _resolve(path: str) -> Callable[..., Any]:
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+class NasnetFamily:
+    """NASNet, PNASNet, AmoebaNet: cells lowered into NASNet's adapter graph (compiler/lower.py), a
+    skeleton per preset (compiler/skeleton.py), counted statically (compiler/counting.py) and
+    emitted by compiler/emit_torch.py."""
+
+    def emit(self, genotype, options) -> str:
+        from nasc.compiler.emit_torch import emit_nasnet
+
+        return emit_nasnet(genotype, options)
+
+    def resolve_preset(self, genotype, options) -> tuple[str, Any]:
+        from nasc.compiler.skeleton import resolve_preset
+
+        return resolve_preset(genotype, options)
+
+    def penultimate_per_filter(self, genotype) -> int:
+        from nasc.compiler.skeleton import penultimate_per_filter
+
+        return penultimate_per_filter(genotype)
+
+    def count(self, genotype, preset, image_size: int | None, num_classes: int | None):
+        from nasc.compiler.counting import count_network
+
+        return count_network(genotype, preset, image_size, num_classes)
+
+
+class DartsFamily:
+    """DARTS: every op C to C, the reference's networks (compiler/emit_darts.py)."""
+
+    def emit(self, genotype, options) -> str:
+        from nasc.compiler.emit_darts import emit_darts
+
+        return emit_darts(genotype, options)
+
+    def resolve_preset(self, genotype, options) -> tuple[str, Any]:
+        from nasc.compiler.emit_darts import resolve_preset
+
+        return resolve_preset(genotype, options)
+
+    def penultimate_per_filter(self, genotype) -> int:
+        from nasc.compiler.emit_darts import penultimate_per_filter
+
+        return penultimate_per_filter(genotype)
+
+    def count(self, genotype, preset, image_size: int | None, num_classes: int | None):
+        return None  # no static counter: measured on the built module
+
+
+Backend = NasnetFamily | DartsFamily
 
 
 @dataclass(frozen=True)
@@ -33,14 +79,8 @@ class Convention:
     ops: Mapping[str, str]  # the op names this convention knows → what each means here
     presets: Mapping[str, Any]  # preset name → the convention's preset dataclass
     data: Mapping[str, Any]  # preset name → compiler/presets.DataConfig (evaluation transform)
-    emitter: str  # "module:function" (genotype, EmitOptions) -> Python source
-    resolver: str  # "module:function" (genotype, EmitOptions) -> (preset name, preset), may raise ValueError
-    width: str  # "module:function" (genotype) -> penultimate filters P per first-stage filter (N@P scaling)
-    counter: str | None = None  # "module:function" (genotype, preset, image_size, num_classes) -> stats
+    backend: Backend
     combines: tuple[str, ...] = ("add", "concat", "add_layernorm", "add_instancenorm")
-    # "nasnet": cells lowered by compiler/lower.py into NASNet's adapter graph (squeeze of x1, adjusted
-    # x2, F-channel ops); any other family lowers in its own backend.
-    family: str = "nasnet"
     # NASNet-family networks: the cell kind that plays each role ("normal", "reduction")
     roles: tuple[tuple[str, str], ...] = (("normal", "normal"), ("reduction", "reduction"))
     # NASNet-family networks: ops whose meaning differs from the registry's (registry.OpSpec)
@@ -50,6 +90,11 @@ class Convention:
     @property
     def cell_inputs(self) -> int:
         return len(self.input_roles)
+
+    @property
+    def nasnet_family(self) -> bool:
+        """Whether the cells are lowered into NASNet's adapter graph (compiler/lower.py)."""
+        return isinstance(self.backend, NasnetFamily)
 
     def stride(self, kind: str) -> int:
         return dict(self.kind_strides).get(kind, 1)
@@ -63,17 +108,15 @@ class Convention:
         return ", ".join(pairs)
 
     def emit(self, genotype, options) -> str:
-        return _resolve(self.emitter)(genotype, options)
+        return self.backend.emit(genotype, options)
 
     def resolve_preset(self, genotype, options) -> tuple[str, Any]:
-        """The preset `options` ask for (rescaled where asked) and its name."""
-        return _resolve(self.resolver)(genotype, options)
+        """The preset `options` ask for (rescaled where asked) and its name; ValueError otherwise."""
+        return self.backend.resolve_preset(genotype, options)
 
     def penultimate_per_filter(self, genotype) -> int:
-        return _resolve(self.width)(genotype)
+        return self.backend.penultimate_per_filter(genotype)
 
     def count(self, genotype, preset, image_size: int | None = None, num_classes: int | None = None):
         """Static figures (compiler/counting.NetworkStats), or None where the convention has no counter."""
-        if self.counter is None:
-            return None
-        return _resolve(self.counter)(genotype, preset, image_size, num_classes)
+        return self.backend.count(genotype, preset, image_size, num_classes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from nasc.compiler.conventions.base import Convention
+from nasc.compiler.conventions.base import Convention, DartsFamily
 from nasc.compiler.presets import CIFAR10, IMAGENET
 
 
@@ -75,11 +75,8 @@ DARTS = Convention(
     kind_strides=(("normal", 1), ("reduction", 2)),
     ops=OPS,
     combines=("add",),
-    family="darts",
     presets=PRESETS,
     data={"cifar": CIFAR10, "imagenet": IMAGENET},  # cnn/utils.py, cnn/train_imagenet.py
-    emitter="nasc.compiler.emit_darts:emit_darts",
-    resolver="nasc.compiler.emit_darts:resolve_preset",
-    width="nasc.compiler.emit_darts:penultimate_per_filter",
+    backend=DartsFamily(),
     example_inputs=("s0", "s1"),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from nasc.compiler.conventions.base import Convention
+from nasc.compiler.conventions.base import Convention, NasnetFamily
 from nasc.compiler.presets import DATA, PRESETS
 from nasc.compiler.registry import OPS
 
@@ -21,8 +21,5 @@ NASNET = Convention(
     ops=MappingProxyType({name: spec.description for name, spec in OPS.items()}),
     presets=PRESETS,
     data=DATA,
-    emitter="nasc.compiler.emit_torch:emit_nasnet",
-    resolver="nasc.compiler.skeleton:resolve_preset",
-    width="nasc.compiler.skeleton:penultimate_per_filter",
-    counter="nasc.compiler.counting:count_network",
+    backend=NasnetFamily(),
 )
