@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 import nasc
-from nasc.compiler.counting import count_network
+from nasc.compiler.compilation import compile_genotype
 from nasc.compiler.emit_torch import EmitOptions
-from nasc.compiler.skeleton import resolve_preset
 from nasc.runtime.onnx_export import export_onnx
 from nasc.runtime.onnx_runtime import run
 
@@ -117,7 +116,7 @@ def bench(preset: str, size: int, repeats: int, folder: Path, peak: float) -> No
         f"  nasc ort / peer ort = {median['nasc ort'] / median['peer ort']:.2f}; "
         f"eager / ort speed-up = {median['nasc eager'] / median['nasc ort']:.1f}x"
     )
-    mult_adds = count_network(genotype, resolve_preset(genotype, EmitOptions(preset=preset))[1]).mult_adds
+    mult_adds = compile_genotype(genotype, EmitOptions(preset=preset)).count().mult_adds
     rate = mult_adds / median["nasc ort"]
     print(
         f"  {mult_adds / 1e9:.2f} G mult-adds in {1e3 * median['nasc ort']:.1f} ms: "

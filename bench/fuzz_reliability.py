@@ -113,8 +113,7 @@ def mutate(text: str, rng: random.Random) -> str:
 
 
 def fuzz_cells(seconds: float, rng: random.Random) -> Tally:
-    from nasc.compiler.emit_darts import emit_darts
-    from nasc.compiler.emit_torch import emit_torch
+    from nasc.compiler.compilation import compile_genotype
 
     tally = Tally("cells")
     texts = [path.read_text() for path in ZOO]
@@ -129,8 +128,7 @@ def fuzz_cells(seconds: float, rng: random.Random) -> Tally:
                 continue
             nasc.structural_hash(genotype)
             if rng.random() < 0.2:
-                emit = emit_darts if genotype.convention == "darts" else emit_torch
-                ast.parse(emit(genotype, EmitOptions()))
+                ast.parse(compile_genotype(genotype).emit())
             kind = "valid"
         except nasc.NascError:
             kind = "diagnosed"
@@ -202,9 +200,8 @@ def _marker_outside_strings_dot(source: str) -> bool:
 
 
 def fuzz_injection(seconds: float, rng: random.Random) -> Tally:
+    from nasc.compiler.compilation import compile_genotype
     from nasc.compiler.darts_format import write_darts
-    from nasc.compiler.emit_darts import emit_darts
-    from nasc.compiler.emit_torch import emit_torch
     from nasc.compiler.nasnet_format import FormatError, write_nasnet
     from nasc.compiler.viz import to_dot
 
@@ -226,9 +223,8 @@ def fuzz_injection(seconds: float, rng: random.Random) -> Tally:
             tally.outcome("refused by the checker")
             continue
         options = EmitOptions(source_file=payload if where == "filename" else name)
-        emit = emit_darts if genotype.convention == "darts" else emit_torch
         try:
-            outputs = {"python": emit(genotype, options), "dot": to_dot(genotype)}
+            outputs = {"python": compile_genotype(genotype, options).emit(), "dot": to_dot(genotype)}
             with contextlib.suppress(FormatError):  # a cell the format cannot hold
                 outputs["nasnet-json"] = write_nasnet(genotype)
             if genotype.convention == "darts":

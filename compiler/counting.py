@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from nasc.compiler import ir
-from nasc.compiler.lower import Adapter, CellGraph, RealizedCell, lower
+from nasc.compiler.conventions.darts import DartsPreset
+from nasc.compiler.darts_skeleton import DartsCell, darts_skeleton
+from nasc.compiler.lower import Adapter, RealizedCell
 from nasc.compiler.presets import Preset
 from nasc.compiler.registry import OpSpec
-from nasc.compiler.skeleton import instances, nasnet_skeleton
+from nasc.compiler.skeleton import CellInstance, nasnet_skeleton
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class _Tally:
         """A 1x1 conv (or a factorized reduction's two halves, which add up the same) and its BN."""
         self.conv(c_in, c_out, (1, 1), pixels)
         self.bn(c_out)
+
+    def add(self, other: _Tally) -> None:
+        self.parameters += other.parameters
+        self.mult_adds += other.mult_adds
 
     def linear(self, c_in: int, c_out: int) -> None:
         self.parameters += c_in * c_out + c_out
@@ -132,10 +138,13 @@ def _count_op(
 
 
 def count_network(
-    genotype: ir.Genotype, preset: Preset, image_size: int | None = None, num_classes: int | None = None
+    preset: Preset,
+    planned: tuple[CellInstance, ...],
+    image_size: int | None = None,
+    num_classes: int | None = None,
 ) -> NetworkStats:
-    """The figures `nasc stats` reports, computed from the IR: equal to measuring the built module."""
-    graphs: dict[str, CellGraph] = lower(genotype)
+    """A NASNet-family network's figures from its lowered cells and planned instances (see
+    compiler/compilation.py): equal to measuring the built module."""
     size = preset.image_size if image_size is None else image_size
     classes = preset.num_classes if num_classes is None else num_classes
     skeleton = nasnet_skeleton(preset)
@@ -147,24 +156,18 @@ def count_network(
     outputs: list[tuple[int, int]] = [(skeleton.stem_channels, stem_size)]  # (channels, size)
     cells: list[CellStats] = []
     total = _Tally(stem.parameters, stem.mult_adds)
-    for instance in instances(skeleton, graphs):
+    for instance in planned:
         plan = instance.plan
         x1_size = outputs[plan.x1][1]
         x2_size = outputs[plan.x2][1] if plan.x2 is not None else None
         tally = _count_cell(instance.cell, x1_size, x2_size)
         out = (instance.cell.out_channels, _ceil_div(x1_size, instance.cell.graph.stride))
         outputs.append(out)
-        cells.append(
-            CellStats(plan.name, plan.kind, (1, out[0], out[1], out[1]), tally.parameters, tally.mult_adds)
-        )
-        total.parameters += tally.parameters
-        total.mult_adds += tally.mult_adds
-    features = outputs[-1][0]
-    if classes:
-        total.linear(features, classes)
+        cells.append(_cell_stats(plan.name, plan.kind, out, tally))
+        total.add(tally)
     aux_channels, aux_size = outputs[skeleton.aux_after + 1]
     pooled = (aux_size - 5) // 3 + 1
-    with_aux = None
+    aux = None
     if pooled >= 1:
         aux = _Tally()
         projected, hidden = int(128 * preset.aux_scaling), int(768 * preset.aux_scaling)
@@ -172,12 +175,117 @@ def count_network(
         aux.conv(projected, hidden, (pooled, pooled), 1)
         aux.bn(hidden)
         aux.linear(hidden, classes)
-        with_aux = total.parameters + aux.parameters
+    return _network_stats(total, aux, size, outputs[-1][0], classes, cells)
+
+
+def count_darts(
+    genotype: ir.Genotype, preset: DartsPreset, image_size: int | None = None, num_classes: int | None = None
+) -> NetworkStats:
+    """A DARTS network's figures (quark0/darts cnn/model.py, as compiler/emit_darts.py builds it)."""
+    size = preset.image_size if image_size is None else image_size
+    classes = preset.num_classes if num_classes is None else num_classes
+    skeleton = darts_skeleton(preset, genotype)
+    total = _Tally()
+    c = preset.channels
+    if skeleton.stem == "imagenet":  # stem0: two strided 3x3 convs; stem1: one
+        sizes = []  # of the outputs so far: stem0's, stem1's, then the cells'
+        for c_in, c_out in ((3, c // 2), (c // 2, c), (c, c)):
+            size = _halve(size)
+            total.conv(c_in, c_out, (3, 3), size**2)
+            total.bn(c_out)
+            sizes.append(size)
+        del sizes[0]  # inside stem0
+    else:
+        total.conv(3, skeleton.stem_channels, (3, 3), size**2)
+        total.bn(skeleton.stem_channels)
+        sizes = [size, size]  # the stem's output feeds the first two cells
+    cells: list[CellStats] = []
+    for plan in skeleton.cells:
+        tally, out_size = _count_darts_cell(plan, genotype.cell(plan.kind), sizes[-2], sizes[-1])
+        sizes.append(out_size)
+        cells.append(_cell_stats(plan.name, plan.kind, (plan.out_channels, out_size), tally))
+        total.add(tally)
+    aux_plan, aux_size = skeleton.cells[skeleton.aux_after], sizes[skeleton.aux_after + 2]
+    stride = 3 if skeleton.stem == "cifar" else 2  # the aux head's 5x5 pool
+    aux = None
+    if (aux_size - 5) // stride + 1 == 2:
+        aux = _Tally()
+        aux.conv_bn_1x1(aux_plan.out_channels, 128, 2 * 2)
+        aux.conv(128, 768, (2, 2), 1)
+        if skeleton.stem == "cifar":  # the reference's ImageNet head has no BN after this conv
+            aux.bn(768)
+        aux.linear(768, classes)
+    return _network_stats(
+        total,
+        aux,
+        preset.image_size if image_size is None else image_size,
+        skeleton.cells[-1].out_channels,
+        classes,
+        cells,
+    )
+
+
+def _count_darts_cell(plan: DartsCell, cell: ir.Cell, s0_size: int, s1_size: int) -> tuple[_Tally, int]:
+    tally, c = _Tally(), plan.channels
+    if plan.reduction_prev:
+        _factorized_reduce(tally, plan.prev_prev_channels, c, s0_size)
+    else:
+        tally.conv_bn_1x1(plan.prev_prev_channels, c, s0_size**2)
+    tally.conv_bn_1x1(plan.prev_channels, c, s1_size**2)
+    reduction = plan.kind == "reduction"
+    out_size = _halve(s1_size) if reduction else s1_size
+    for block in cell.blocks:
+        for operand in block.operands:
+            strided = reduction and operand.input in cell.inputs
+            _count_darts_op(tally, operand.op, c, s1_size if strided else out_size, out_size, strided)
+    return tally, out_size
+
+
+def _count_darts_op(tally: _Tally, op: str, c: int, in_size: int, out_size: int, strided: bool) -> None:
+    """cnn/operations.py's OPS, C channels to C; pools have no parameters."""
+    family, _, kernel = op.rpartition("_")
+    if op == "identity":
+        if strided:  # a strided skip_connect is a FactorizedReduce
+            _factorized_reduce(tally, c, c, in_size)
+        return
+    if family in ("max_pool", "avg_pool"):
+        return
+    k = int(kernel.partition("x")[0])
+    layers = 2 if family == "sep_conv" else 1  # sep_conv: two (depthwise, pointwise, BN); dil_conv: one
+    for _ in range(layers):
+        tally.conv(c, c, (k, k), out_size**2, groups=c)
+        tally.conv(c, c, (1, 1), out_size**2)
+        tally.bn(c)
+
+
+def _factorized_reduce(tally: _Tally, c_in: int, c_out: int, size: int) -> None:
+    """Two stride-2 1x1 convs to C/2, the second on the map without its first row and column."""
+    tally.conv(c_in, c_out // 2, (1, 1), _halve(size) ** 2)
+    tally.conv(c_in, c_out // 2, (1, 1), ((size - 2) // 2 + 1) ** 2)
+    tally.bn(c_out)
+
+
+def _halve(size: int) -> int:
+    """A map's size after a stride-2 layer padded to keep "SAME"-like sizes (it rounds up)."""
+    return (size - 1) // 2 + 1
+
+
+def _cell_stats(name: str, kind: str, output: tuple[int, int], tally: _Tally) -> CellStats:
+    channels, size = output
+    return CellStats(name, kind, (1, channels, size, size), tally.parameters, tally.mult_adds)
+
+
+def _network_stats(
+    total: _Tally, aux: _Tally | None, image_size: int, features: int, classes: int, cells: list[CellStats]
+) -> NetworkStats:
+    """The network's figures once its stem and cells are in `total`: the classifier, and the aux head."""
+    if classes:
+        total.linear(features, classes)
     return NetworkStats(
         parameters=total.parameters,
-        parameters_with_aux=with_aux,
+        parameters_with_aux=total.parameters + aux.parameters if aux is not None else None,
         mult_adds=total.mult_adds,
-        input_shape=(1, 3, size, size),
+        input_shape=(1, 3, image_size, image_size),
         output_shape=(1, classes if classes else features),
         cells=tuple(cells),
     )

@@ -8,14 +8,15 @@ op becomes one named attribute; each cell's forward is straight-line code citing
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from nasc.compiler import ir
-from nasc.compiler.conventions.darts import DARTS, PRESETS, DartsPreset
+from nasc.compiler.compilation import Compilation
+from nasc.compiler.conventions.darts import DARTS, DartsPreset
+from nasc.compiler.darts_skeleton import DartsSkeleton
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.liveness import Line, SharedRelu, straight_line
 from nasc.compiler.namespace import Namespace
-from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import pretrained_cfg
 from nasc.compiler.printer import format_block
 from nasc.compiler.templating import camel as _camel
@@ -127,44 +128,6 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
     return view
 
 
-def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, DartsPreset]:
-    """The DARTS preset a compile asks for. `--scale N@P`: N normal cells per stage (layers = 3N + 2)
-    and P channels before the classifier (P = 4 · C · the normal cell's output states)."""
-    if options.first_filters is not None:
-        if options.penultimate_filters is not None:
-            raise ValueError("give the first-stage channels or the penultimate filters, not both")
-        options = replace(
-            options, penultimate_filters=options.first_filters * penultimate_per_filter(genotype)
-        )
-    name = options.preset or next(iter(PRESETS))  # unset: the first
-    if name not in PRESETS:
-        raise ValueError(f"unknown darts preset {name!r}; choose from {', '.join(PRESETS)}")
-    preset = PRESETS[name]
-    if options.cells_per_stage or options.penultimate_filters:
-        per_channel = penultimate_per_filter(genotype)
-        changes: dict[str, int] = {}
-        if options.cells_per_stage:
-            changes["layers"] = 3 * options.cells_per_stage + 2
-        if options.penultimate_filters:
-            if options.penultimate_filters % per_channel:
-                raise ValueError(
-                    f"P = {options.penultimate_filters} is not a positive multiple of {per_channel}: this "
-                    f"genotype's normal cell outputs {per_channel // 4}·C and the last stage runs at 4·C"
-                )
-            changes["channels"] = options.penultimate_filters // per_channel
-        preset = replace(preset, **changes)
-        name += f"-{preset.cells_per_stage}@{preset.channels * per_channel}"
-    if options.num_classes:
-        preset = replace(preset, num_classes=options.num_classes)
-        name += f"-{options.num_classes}"
-    return name, preset
-
-
-def penultimate_per_filter(genotype: ir.Genotype) -> int:
-    """P per unit of C: the last stage runs at 4·C and the normal cell outputs one C per member."""
-    return 4 * len(genotype.cell("normal").output.members)
-
-
 @dataclass
 class _CellCall:
     attr: str
@@ -192,80 +155,66 @@ class _NetworkView:
 
 
 def _network_view(
-    name: str, preset: DartsPreset, genotype: ir.Genotype, class_names: dict, class_name: str
+    name: str, preset: DartsPreset, skeleton: DartsSkeleton, class_names: dict, class_name: str
 ) -> _NetworkView:
     """One preset's network as cnn/model.py builds it, every cell a named attribute."""
-    c = preset.channels
-    multiplier = {kind: len(genotype.cell(kind).output.members) for kind in ("normal", "reduction")}
-    if preset.stem == "imagenet":
-        values, channels, reduction = ["x_stem0", "x_stem1"], [c, c], 8
-        reduction_prev = True
-    else:
-        values, channels, reduction = ["x_stem", "x_stem"], [3 * c, 3 * c], 1
-        reduction_prev = False
-    reductions = (preset.layers // 3, 2 * preset.layers // 3)
-    feature_info = [(channels[-1], reduction, "stem1" if preset.stem == "imagenet" else "stem")]
+    values = ["x_stem0", "x_stem1"] if skeleton.stem == "imagenet" else ["x_stem", "x_stem"]
+    feature_info = [(skeleton.stem_channels, skeleton.stem_reduction, values[-1][2:])]
     calls: list[_CellCall] = []
     # Every cell reads both its inputs through ReLU (its preprocessing): relu of each value once.
     lines: list[tuple[str, tuple[str, ...]]] = [
         (f"relu_{value} = torch.relu({value})", (value,)) for value in dict.fromkeys(values)
     ]
-    current = c
-    aux = None
-    for index in range(preset.layers):
-        kind = "reduction" if index in reductions else "normal"
-        if kind == "reduction":
-            current *= 2
-            feature_info.append((channels[-1], reduction, f"cell_{index - 1}"))
-            reduction *= 2
-        attr = f"cell_{index}"
-        arguments = f"prev_prev_channels={channels[-2]}, prev_channels={channels[-1]}, c={current}"
-        construct = f"{class_names[(kind, reduction_prev)]}({arguments})"
-        calls.append(_CellCall(attr, construct))
+    for index, cell in enumerate(skeleton.cells):
+        if cell.kind == "reduction":
+            before = skeleton.cells[index - 1]
+            feature_info.append((before.out_channels, before.reduction, before.name))
+        arguments = (
+            f"prev_prev_channels={cell.prev_prev_channels}, prev_channels={cell.prev_channels}, "
+            f"c={cell.channels}"
+        )
+        calls.append(_CellCall(cell.name, f"{class_names[(cell.kind, cell.reduction_prev)]}({arguments})"))
         inputs = (f"relu_{values[-2]}", f"relu_{values[-1]}")
-        lines.append((f"x_{attr} = self.{attr}({', '.join(inputs)})", inputs))
-        if index < preset.layers - 1:
-            lines.append((f"relu_x_{attr} = torch.relu(x_{attr})", (f"x_{attr}",)))
-        values.append(f"x_{attr}")
-        channels.append(multiplier[kind] * current)
-        reduction_prev = kind == "reduction"
-        if index == reductions[1]:
-            aux = (values[-1], channels[-1], reduction.bit_length() - 1)  # halvings of the image
-    feature_info.append((channels[-1], reduction, f"cell_{preset.layers - 1}"))
-    assert aux is not None  # every preset has a second reduction cell
-    forward = straight_line(lines, keep={aux[0], values[-1]})
+        lines.append((f"x_{cell.name} = self.{cell.name}({', '.join(inputs)})", inputs))
+        if index < len(skeleton.cells) - 1:
+            lines.append((f"relu_x_{cell.name} = torch.relu(x_{cell.name})", (f"x_{cell.name}",)))
+        values.append(f"x_{cell.name}")
+    last, aux = skeleton.cells[-1], skeleton.cells[skeleton.aux_after]
+    feature_info.append((last.out_channels, last.reduction, last.name))
     return _NetworkView(
         class_name=class_name,
         preset_name=name,
         preset=preset,
         drop_path_keep_prob=round(1.0 - preset.drop_path_prob, 6),
         stem=preset.stem,
-        stem_channels=3 * c if preset.stem == "cifar" else c,
+        stem_channels=skeleton.stem_channels,
         cells=calls,
-        forward=forward,
+        forward=straight_line(lines, keep={f"x_{aux.name}", values[-1]}),
         cell_names=[call.attr for call in calls],
-        aux_input=aux[0],
-        aux_channels=aux[1],
-        aux_halvings=aux[2],
+        aux_input=f"x_{aux.name}",
+        aux_channels=aux.out_channels,
+        aux_halvings=aux.reduction.bit_length() - 1,  # halvings of the image
         feature_info=[
             f'{{"num_chs": {chs}, "reduction": {red}, "module": "{module}"}}'
             for chs, red, module in feature_info
         ],
-        num_features=channels[-1],
+        num_features=last.out_channels,
         output=values[-1],
     )
 
 
-def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
+def emit_darts(compilation: Compilation) -> str:
     """The module: one class per cell variant, one straight-line class per preset. A rescaled compile
     (N @ P, classes) holds that one network only."""
-    default_name, default = resolve_preset(genotype, options)
-    presets = dict(PRESETS) if default_name in PRESETS else {default_name: default}
+    genotype, options = compilation.genotype, compilation.options
+    presets = compilation.networks
     names = Namespace(MODULE_NAMES)
     source = options.source_file or genotype.filename
     label, source_literal = source_names(source, genotype.name)
     # A cell after a reduction cell (or the ImageNet stem) reduces its s0: a variant of its own.
-    variants = sorted({(kind, after) for preset in presets.values() for kind, after in _cells(preset)})
+    variants = sorted(
+        {(cell.kind, cell.reduction_prev) for plan in compilation.plans.values() for cell in plan.cells}
+    )
     class_names = {
         (kind, after): names.name(
             ("cell", kind, after), _camel(kind) + "Cell" + ("AfterReduction" if after else "")
@@ -279,19 +228,18 @@ def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
         _network_view(
             name,
             preset,
-            genotype,
+            compilation.plans[name],
             class_names,
             names.name(("network", name), network_class(genotype.name, name)),
         )
         for name, preset in presets.items()
     ]
     metadata = {entry.key: entry.value for entry in genotype.metadata}
-    base = None if default_name in PRESETS else options.preset or next(iter(PRESETS))
     for network in networks:
         size, classes = network.preset.image_size, network.preset.num_classes
         first_conv = "stem0.0" if network.stem == "imagenet" else "stem.0"
         network.pretrained_cfg = pretrained_cfg(
-            metadata, DARTS.data, network.preset_name, base, size, classes, first_conv
+            metadata, DARTS.data, network.preset_name, compilation.base_preset, size, classes, first_conv
         )
     context = {
         "version": __version__,
@@ -301,20 +249,8 @@ def emit_darts(genotype: ir.Genotype, options: EmitOptions) -> str:
         "metadata": [(entry.key, entry.value) for entry in genotype.metadata],
         "cells": cells,
         "networks": networks,
-        "default_preset": default_name,
-        "default_classes": default.num_classes,
+        "default_preset": compilation.preset_name,
+        "default_classes": compilation.preset.num_classes,
         "preset_names": ", ".join(presets),
     }
     return checked(_environment().get_template("darts/module.py.jinja").render(context))
-
-
-def _cells(preset: DartsPreset) -> list[tuple[str, bool]]:
-    """(kind, whether the cell below reduces) for each cell of the preset's network."""
-    reductions = (preset.layers // 3, 2 * preset.layers // 3)
-    after = preset.stem == "imagenet"  # the ImageNet stem ends strided
-    cells = []
-    for index in range(preset.layers):
-        kind = "reduction" if index in reductions else "normal"
-        cells.append((kind, after))
-        after = kind == "reduction"
-    return cells

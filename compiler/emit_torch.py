@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nasc.compiler import ir
-from nasc.compiler.conventions import convention_of
+from nasc.compiler.compilation import Compilation, compile_genotype
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.liveness import Line, SharedRelu, straight_line
-from nasc.compiler.lower import Adapter, CellGraph, Channels, RealizedCell, lower
+from nasc.compiler.lower import Adapter, CellGraph, Channels, RealizedCell
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import Preset, pretrained_cfg
-from nasc.compiler.skeleton import instances, nasnet_skeleton, resolve_preset
+from nasc.compiler.skeleton import CellInstance, nasnet_skeleton
 from nasc.compiler.templating import camel as _camel
 from nasc.compiler.templating import checked, network_class, source_names
 from nasc.compiler.templating import environment as _environment
@@ -267,13 +267,13 @@ class _NetworkView:
 def _network_view(
     preset_name: str,
     preset: Preset,
+    planned: tuple[CellInstance, ...],
     graphs: Mapping[str, CellGraph],
     class_names: Mapping[tuple, str],
     class_name: str,
 ) -> _NetworkView:
     """One preset's network: every cell a named attribute, every adapter decided here."""
     skeleton = nasnet_skeleton(preset)
-    planned = instances(skeleton, graphs)
     values = ["x_stem", *(f"x_{instance.name}" for instance in planned)]
     # relu(x) once per value, however many cells read it through ReLU (as x1 every cell but the first
     # after a stem, as x2 where it is adjusted): computed as soon as the value exists.
@@ -349,26 +349,24 @@ def _network_view(
 def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None) -> str:
     """The emitted module's source text, by the genotype's convention. Deterministic: same input,
     same bytes."""
-    return convention_of(genotype).emit(genotype, options or EmitOptions())
+    return compile_genotype(genotype, options).emit()
 
 
-def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
+def emit_nasnet(compilation: Compilation) -> str:
     """The NASNet family's module (docs/reference.md): one class per cell variant, one straight-line
     class per preset. A rescaled compile (N @ P, classes) holds that one network only."""
-    graphs = lower(genotype)
-    convention = convention_of(genotype)
+    genotype, convention, options = compilation.genotype, compilation.convention, compilation.options
+    graphs = compilation.lowered
     module_names = Namespace(MODULE_NAMES)
     source = options.source_file or genotype.filename
     label, source_literal = source_names(source, genotype.name)
-    default_preset, default = resolve_preset(genotype, options)
-    rescaled = default_preset not in convention.presets
-    presets = {default_preset: default} if rescaled else dict(convention.presets)
+    default_preset, default = compilation.preset_name, compilation.preset
+    presets = compilation.networks
 
     # Cell variants: one class per distinct set of modules; the commonest way of a kind keeps its name.
-    realized = {name: instances(nasnet_skeleton(preset), graphs) for name, preset in presets.items()}
     examples: dict[tuple, RealizedCell] = {}
     uses: dict[tuple, int] = {}
-    for planned in realized.values():
+    for planned in compilation.plans.values():
         for instance in planned:
             key = _signature(instance.cell)
             examples.setdefault(key, instance.cell)
@@ -387,6 +385,7 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
         _network_view(
             name,
             preset,
+            compilation.plans[name],
             graphs,
             class_names,
             module_names.name(("network", name), network_class(genotype.name, name)),
@@ -394,7 +393,7 @@ def emit_nasnet(genotype: ir.Genotype, options: EmitOptions) -> str:
         for name, preset in presets.items()
     ]
     metadata = {entry.key: entry.value for entry in genotype.metadata}
-    base = (options.preset or next(iter(convention.presets))) if rescaled else None
+    base = compilation.base_preset
     for network in networks:
         size, classes = network.preset.image_size, network.preset.num_classes
         network.pretrained_cfg = pretrained_cfg(

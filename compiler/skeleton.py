@@ -8,6 +8,7 @@ this plan, and a test holds the two to the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nasc.compiler import ir
@@ -97,7 +98,7 @@ class CellInstance:
         return self.plan.name
 
 
-def instances(skeleton: Skeleton, graphs: dict[str, CellGraph]) -> tuple[CellInstance, ...]:
+def instances(skeleton: Skeleton, graphs: Mapping[str, CellGraph]) -> tuple[CellInstance, ...]:
     """Every cell of the skeleton realized: widths from the plan, adapters from the lowering. Sizes
     are compared as reductions (powers of two), so the plan holds at any image size."""
     stem_reduction = 2 if skeleton.stem == "imagenet" else 1
@@ -115,14 +116,17 @@ def instances(skeleton: Skeleton, graphs: dict[str, CellGraph]) -> tuple[CellIns
     return tuple(planned)
 
 
-def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Preset]:
-    """The NASNet preset a compile asks for, rescaled (N @ P, classes) for this genotype's widths."""
+def resolve_preset(
+    genotype: ir.Genotype, options: EmitOptions, graphs: Mapping[str, CellGraph] | None = None
+) -> tuple[str, Preset]:
+    """The NASNet preset a compile asks for, rescaled (N @ P, classes) for this genotype's widths
+    (`graphs`: its lowered cells, where the caller has them)."""
     convention = convention_of(genotype)
     preset = options.preset or next(iter(convention.presets))  # unset: the convention's first
     if preset not in convention.presets:
         choices = ", ".join(convention.presets)
         raise ValueError(f"unknown {convention.name} preset {preset!r}; choose from {choices}")
-    unit = lower(genotype)["normal"].out_channels_per_filter
+    unit = (graphs or lower(genotype))["normal"].out_channels_per_filter
     penultimate = options.penultimate_filters
     if options.first_filters is not None:
         if penultimate is not None:

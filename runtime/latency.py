@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nasc.compiler import ir
+from nasc.compiler.compilation import compile_genotype
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.options import EmitOptions
 from nasc.fileio import atomic_write_text
@@ -70,29 +71,19 @@ class Deployment:
 @dataclass(frozen=True)
 class Cost:
     params: int
-    macs: int | None  # None where the convention has no static counter (DARTS)
+    macs: int
     latency_ms: float
     latency_method: str
 
 
-def count(genotype: ir.Genotype, deployment: Deployment, model=None) -> tuple[int, int | None]:
-    """Parameters and mult-adds of the deployment network, counted from the IR (milliseconds)
-    where the convention has a static counter; otherwise parameters of the built network (`model`,
-    or built here) and no mult-adds."""
-    convention = convention_of(genotype)
+def count(genotype: ir.Genotype, deployment: Deployment) -> tuple[int, int]:
+    """Parameters and mult-adds of the deployment network, counted from the IR (milliseconds)."""
     try:
-        _name, preset = convention.resolve_preset(genotype, deployment.options(genotype))
+        compilation = compile_genotype(genotype, deployment.options(genotype))
     except ValueError as error:
         raise DeploymentError(f"--deploy {deployment.describe()}: {error}") from None
-    size = deployment.size() or preset.image_size
-    stats = convention.count(genotype, preset, size, deployment.num_classes)
-    if stats is not None:
-        return stats.parameters, stats.mult_adds
-    if model is None:
-        from nasc.runtime.build import build_network
-
-        model = build_network(genotype, deployment.options(genotype), image_size=deployment.size()).model
-    return sum(p.numel() for p in model.parameters()), None
+    stats = compilation.count(deployment.size(), deployment.num_classes)
+    return stats.parameters, stats.mult_adds
 
 
 def measure(genotype: ir.Genotype, deployment: Deployment, runs: int = 20, threads: int = 1) -> Cost:
@@ -107,7 +98,7 @@ def measure(genotype: ir.Genotype, deployment: Deployment, runs: int = 20, threa
     except BuildError as error:
         raise DeploymentError(f"--deploy {deployment.describe()}: {error}") from None
     model = built.model.eval()
-    params, macs = count(genotype, deployment, model)
+    params, macs = count(genotype, deployment)
     example = torch.zeros(1, 3, built.image_size, built.image_size)
     session, exporter = _session(model, example, threads)
     return Cost(
@@ -183,7 +174,7 @@ class LatencyTable:
             total += self.entries[key]["ms"]
         if added:
             self._save()
-        params, macs = count(genotype, deployment, model)
+        params, macs = count(genotype, deployment)
         return Cost(
             params=params,
             macs=macs,

@@ -227,3 +227,21 @@ def test_stats_table_for_people() -> None:
     assert code == 0
     assert "parameters: 3,346,538 (with aux head: 4,978,036)" in out
     assert "reduction_cell_1" in out and "cell_17" in out and "normal" in out
+
+
+def test_compile_stats_and_show_of_every_zoo_file_never_import_torch(tmp_path: Path) -> None:
+    """Every convention counts statically: writing or counting a module needs no network built."""
+    paths = [str(path) for path in sorted(GENOTYPES.glob("*.cell"))]
+    script = f"""
+import sys
+from click.testing import CliRunner
+from nasc.cli import main
+for path in {paths!r}:
+    for args in (["compile", path, "-o", {str(tmp_path / "m.py")!r}], ["stats", path], ["show", path]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, (args, result.output)
+print(sorted(name for name in sys.modules if name.split(".")[0] == "torch"))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -345,20 +345,25 @@ def test_amoebanet_a_has_the_papers_size_as_the_reference_code_builds_it(preset:
     assert "bottleneck" in counted["ops"]["conv_1x7_7x1"]
 
 
-@pytest.mark.parametrize(("cell", "preset"), [(AMOEBANET_A, "mobile"), (PNASNET_5, "mobile")])
-def test_static_counts_equal_the_built_module_for_every_nasnet_family_convention(
-    cell: Path, preset: str
-) -> None:
-    from nasc.compiler.conventions import convention_of
+@pytest.mark.parametrize(
+    ("cell", "options"),
+    [
+        (AMOEBANET_A, EmitOptions(preset="mobile")),
+        (PNASNET_5, EmitOptions(preset="mobile")),
+        (DARTS_V2, EmitOptions(preset="cifar", cells_per_stage=2, penultimate_filters=256)),
+        (DARTS_V1, EmitOptions(preset="imagenet", cells_per_stage=1, penultimate_filters=384)),
+    ],
+    ids=["amoebanet-mobile", "pnasnet-mobile", "darts-cifar", "darts-imagenet"],
+)
+def test_static_counts_equal_the_built_module_for_every_convention(cell: Path, options: EmitOptions) -> None:
+    from nasc.compiler.compilation import compile_genotype
 
     genotype = nasc.load(cell)
-    options = EmitOptions(preset=preset)
     built = build_network(genotype, options)
     model, size = built.model, built.image_size
     aux_model = build_network(genotype, options, aux_head=True).model
     measured = measure(model, size, aux_model)
-    convention = convention_of(genotype)
-    counted = convention.count(genotype, convention.resolve_preset(genotype, options)[1])
+    counted = compile_genotype(genotype, options).count()
     assert (counted.parameters, counted.parameters_with_aux, counted.mult_adds) == (
         measured.parameters,
         measured.parameters_with_aux,

@@ -125,10 +125,8 @@ def test_static_counts_equal_the_built_modules(preset: str, scale, image_size) -
     """`nasc stats` counts from the IR without building anything; the module's hooks must agree,
     cell by cell, with and without the aux head."""
     import nasc
-    from nasc.compiler.counting import count_network
-    from nasc.compiler.lower import lower
+    from nasc.compiler.compilation import compile_genotype
     from nasc.compiler.options import EmitOptions
-    from nasc.compiler.presets import effective_preset
     from nasc.runtime.build import build_network
 
     from .conftest import GENOTYPES
@@ -136,9 +134,7 @@ def test_static_counts_equal_the_built_modules(preset: str, scale, image_size) -
     genotype = nasc.load(GENOTYPES / "nasnet_a.cell")
     cells, filters = scale or (None, None)
     options = EmitOptions(preset=preset, cells_per_stage=cells, penultimate_filters=filters)
-    normal_per_filter = lower(genotype)["normal"].out_channels_per_filter
-    _, resolved = effective_preset(preset, normal_per_filter, cells, filters)
-    counted = count_network(genotype, resolved, image_size)
+    counted = compile_genotype(genotype, options).count(image_size)
     built = build_network(genotype, options, image_size=image_size)
     model, size = built.model, built.image_size
     aux_model = build_network(genotype, options, image_size=image_size, aux_head=True).model

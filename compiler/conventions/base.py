@@ -21,47 +21,69 @@ class NasnetFamily:
     skeleton per preset (compiler/skeleton.py), counted statically (compiler/counting.py) and
     emitted by compiler/emit_torch.py."""
 
-    def emit(self, genotype, options) -> str:
-        from nasc.compiler.emit_torch import emit_nasnet
+    def lower(self, genotype) -> dict[str, Any]:
+        from nasc.compiler.lower import lower
 
-        return emit_nasnet(genotype, options)
+        return lower(genotype)
 
-    def resolve_preset(self, genotype, options) -> tuple[str, Any]:
+    def resolve_preset(self, genotype, options, lowered=None) -> tuple[str, Any]:
         from nasc.compiler.skeleton import resolve_preset
 
-        return resolve_preset(genotype, options)
+        return resolve_preset(genotype, options, lowered)
 
     def penultimate_per_filter(self, genotype) -> int:
         from nasc.compiler.skeleton import penultimate_per_filter
 
         return penultimate_per_filter(genotype)
 
-    def count(self, genotype, preset, image_size: int | None, num_classes: int | None):
+    def plan(self, compilation, preset) -> Any:
+        from nasc.compiler.skeleton import instances, nasnet_skeleton
+
+        return instances(nasnet_skeleton(preset), compilation.lowered)
+
+    def count(self, compilation, image_size: int | None, num_classes: int | None):
         from nasc.compiler.counting import count_network
 
-        return count_network(genotype, preset, image_size, num_classes)
+        plan = compilation.plans[compilation.preset_name]
+        return count_network(compilation.preset, plan, image_size, num_classes)
+
+    def emit(self, compilation) -> str:
+        from nasc.compiler.emit_torch import emit_nasnet
+
+        return emit_nasnet(compilation)
 
 
 class DartsFamily:
-    """DARTS: every op C to C, the reference's networks (compiler/emit_darts.py)."""
+    """DARTS: every op C to C, the reference's networks (compiler/darts_skeleton.py), counted
+    statically and emitted by compiler/emit_darts.py."""
 
-    def emit(self, genotype, options) -> str:
-        from nasc.compiler.emit_darts import emit_darts
+    def lower(self, genotype) -> dict[str, Any]:
+        return {}  # DARTS cells need no adapters: the emitter reads the IR
 
-        return emit_darts(genotype, options)
-
-    def resolve_preset(self, genotype, options) -> tuple[str, Any]:
-        from nasc.compiler.emit_darts import resolve_preset
+    def resolve_preset(self, genotype, options, lowered=None) -> tuple[str, Any]:
+        from nasc.compiler.darts_skeleton import resolve_preset
 
         return resolve_preset(genotype, options)
 
     def penultimate_per_filter(self, genotype) -> int:
-        from nasc.compiler.emit_darts import penultimate_per_filter
+        from nasc.compiler.darts_skeleton import penultimate_per_filter
 
         return penultimate_per_filter(genotype)
 
-    def count(self, genotype, preset, image_size: int | None, num_classes: int | None):
-        return None  # no static counter: measured on the built module
+    def plan(self, compilation, preset) -> Any:
+        from nasc.compiler.darts_skeleton import darts_skeleton
+
+        return darts_skeleton(preset, compilation.genotype)
+
+    def count(self, compilation, image_size: int | None, num_classes: int | None):
+        from nasc.compiler.counting import count_darts
+
+        return count_darts(compilation.genotype, compilation.preset, image_size, num_classes)
+
+    def emit(self, compilation) -> str:
+        from nasc.compiler.emit_darts import emit_darts
+
+        return emit_darts(compilation)
 
 
 Backend = NasnetFamily | DartsFamily
@@ -107,16 +129,9 @@ class Convention:
         pairs = [f"{name} {role}" for name, role in zip(self.example_inputs, self.input_roles, strict=True)]
         return ", ".join(pairs)
 
-    def emit(self, genotype, options) -> str:
-        return self.backend.emit(genotype, options)
-
     def resolve_preset(self, genotype, options) -> tuple[str, Any]:
         """The preset `options` ask for (rescaled where asked) and its name; ValueError otherwise."""
         return self.backend.resolve_preset(genotype, options)
 
     def penultimate_per_filter(self, genotype) -> int:
         return self.backend.penultimate_per_filter(genotype)
-
-    def count(self, genotype, preset, image_size: int | None = None, num_classes: int | None = None):
-        """Static figures (compiler/counting.NetworkStats), or None where the convention has no counter."""
-        return self.backend.count(genotype, preset, image_size, num_classes)

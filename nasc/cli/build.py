@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,31 +23,17 @@ from nasc.compiler.conventions import convention_of
 from nasc.diagnostics import Diagnostic, NascError
 from nasc.fileio import MARK
 
+if TYPE_CHECKING:
+    from nasc.compiler.compilation import Compilation
 
-def _static_figures(genotype, options, image_size: int | None = None):
-    """(preset name, figures): counted from the IR where the convention can (no network is built),
-    else measured on the built module."""
-    convention = convention_of(genotype)
+
+def _compilation(genotype, options) -> Compilation:
+    from nasc.compiler.compilation import compile_genotype
+
     try:
-        name, preset = convention.resolve_preset(genotype, options)
-    except ValueError as error:
+        return compile_genotype(genotype, options)
+    except ValueError as error:  # an unknown preset, a width that does not divide
         raise click.UsageError(str(error)) from None
-    figures = convention.count(genotype, preset, image_size)
-    if figures is None:
-        from nasc.runtime.build import BuildError, build_network
-        from nasc.runtime.stats import measure
-
-        try:
-            built = build_network(genotype, options, image_size=image_size)
-            model, size = built.model, built.image_size
-        except BuildError as error:
-            raise click.UsageError(str(error)) from None
-        try:
-            aux_model = build_network(genotype, options, image_size=image_size, aux_head=True).model
-        except BuildError:
-            aux_model = None  # the image is too small for the aux head: report the network without it
-        figures = measure(model, size, aux_model)
-    return name, figures
 
 
 @click.command(name="compile")
@@ -78,21 +65,20 @@ def compile_command(
     if target == "onnx":
         _export(genotype, options, output or f"{genotype.name}.onnx", (file,), force, None, None, "1")
         return
-    from nasc.compiler.emit_torch import emit_torch
-
     destination = output or f"{genotype.name}.py"
     prepare_output(destination, inputs=(file,), force=force)
-    name, figures = _static_figures(genotype, options)
+    compilation = _compilation(genotype, options)
+    figures = compilation.count()
     try:
-        source = emit_torch(genotype, options)
-    except ValueError as error:
+        source = compilation.emit()
+    except ValueError as error:  # a cell the convention cannot build (an output it cannot adapt)
         raise click.UsageError(str(error)) from None
     written = write(destination, source.encode("utf-8"))
     size = figures.input_shape[-1]
     click.echo(f"wrote {written}: genotype {genotype.name}", err=destination == STDIN)
     click.echo(
-        f"  preset {name}: {figures.parameters:,} parameters, {figures.mult_adds:,} mult-adds at "
-        f"{size}x{size}, {len(figures.cells)} cells",
+        f"  preset {compilation.preset_name}: {figures.parameters:,} parameters, "
+        f"{figures.mult_adds:,} mult-adds at {size}x{size}, {len(figures.cells)} cells",
         err=destination == STDIN,
     )
 
@@ -115,7 +101,8 @@ def stats(file: str, preset: str, scale, num_classes, image_size: int | None, as
       nasc stats genotypes/nasnet_a.cell --preset mobile
     """
     genotype = load(file)
-    name, figures = _static_figures(genotype, emit_options(file, preset, scale, num_classes), image_size)
+    compilation = _compilation(genotype, emit_options(file, preset, scale, num_classes))
+    name, figures = compilation.preset_name, compilation.count(image_size)
     size = figures.input_shape[-1]
     if as_json:
         import json
@@ -153,10 +140,7 @@ def stats(file: str, preset: str, scale, num_classes, image_size: int | None, as
 
 
 def _preset_name(genotype, options) -> str:
-    try:
-        return convention_of(genotype).resolve_preset(genotype, options)[0]
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
+    return _compilation(genotype, options).preset_name
 
 
 def _is_nasc_onnx(path: str) -> bool:
@@ -356,7 +340,8 @@ def show(file: str) -> None:
         say(f"  {entry.key} = {entry.value!r}")
     for cell in genotype.cells:
         click.echo(f"{cell.kind}: {len(cell.blocks)} blocks, output concat({', '.join(cell.output.members)})")
-    name, figures = _static_figures(genotype, emit_options(file, None, None, None))
+    compilation = _compilation(genotype, emit_options(file, None, None, None))
+    name, figures = compilation.preset_name, compilation.count()
     size = figures.input_shape[-1]
     click.echo(
         f"{name} preset: {figures.parameters:,} parameters, {figures.mult_adds:,} mult-adds at {size}x{size}"
