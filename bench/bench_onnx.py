@@ -25,7 +25,7 @@ import torch
 
 import nasc
 from nasc.compiler.compilation import compile_genotype
-from nasc.compiler.emit_torch import EmitOptions
+from nasc.compiler.options import EmitOptions
 from nasc.runtime.onnx_export import export_onnx
 from nasc.runtime.onnx_runtime import run
 

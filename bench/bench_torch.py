@@ -194,7 +194,7 @@ def peak_memory(which: str, preset: str, kind: str, batch: int, size: int, chann
 
 def compile_time(repeats: int = 50) -> float:
     import nasc
-    from nasc.compiler.emit_torch import emit_torch
+    from nasc.compiler.emit import emit_torch
 
     text = (ROOT / "genotypes" / "nasnet_a.cell").read_text()
     emit_torch(nasc.parse(text))  # templates load once per process

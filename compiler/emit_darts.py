@@ -1,5 +1,5 @@
-"""The DARTS convention's backend: a checked genotype → one standalone PyTorch file that builds the
-reference networks of quark0/darts cnn/model.py (NetworkCIFAR, NetworkImageNet) exactly.
+"""The DARTS convention's backend of the emitter (compiler/emit.py): cell classes and, per preset,
+the network that quark0/darts cnn/model.py builds (NetworkCIFAR, NetworkImageNet), exactly.
 
 Lowering is simple under DARTS: every op maps C channels to C, ops reading a cell input run at the
 cell's stride, a block adds its two ops, and the cell concatenates the states its output lists. Each
@@ -10,27 +10,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nasc.compiler import ir
+from nasc.compiler import emit, ir
 from nasc.compiler.compilation import Compilation
 from nasc.compiler.conventions.darts import DARTS, DartsPreset
 from nasc.compiler.darts_skeleton import DartsSkeleton
-from nasc.compiler.hashing import structural_hash
-from nasc.compiler.liveness import Line, SharedRelu, straight_line
+from nasc.compiler.emit import (
+    CellCall,
+    ModuleView,
+    NetworkView,
+    docstring,
+    feature_info,
+    render_module,
+    source_label,
+)
+from nasc.compiler.liveness import SharedRelu, straight_line
 from nasc.compiler.namespace import Namespace
-from nasc.compiler.presets import pretrained_cfg
 from nasc.compiler.printer import format_block
 from nasc.compiler.templating import camel as _camel
-from nasc.compiler.templating import checked, network_class, source_names
-from nasc.compiler.templating import environment as _environment
-from nasc.version import __version__
+from nasc.compiler.templating import network_class
 
-# Names the emitted module defines or imports at its top level.
-MODULE_NAMES = (
-    "annotations dataclass torch F Tensor nn NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH "
-    "SOURCE_FILE METADATA ConvBN FactorizedReduce SepConv DilConv DropPath Preset PRESETS DEFAULT_PRESET "
-    "AuxHeadCIFAR AuxHeadImageNet AuxHeadTooSmall create_model checkpoint Cell global_pooling feature_maps "
-    "copy fold_batch_norms inference_copy use_channels_last"
-).split()
+# Names the DARTS building blocks add at the emitted module's top level.
+MODULE_NAMES = (*emit.MODULE_NAMES, *"FactorizedReduce SepConv DilConv AuxHeadCIFAR AuxHeadImageNet".split())
 CELL_ATTRIBUTES = (
     "preprocess0 preprocess1 drop_path multiplier reduction kind cell_forward grad_checkpointing "
     "training forward parameters buffers children "
@@ -42,11 +42,11 @@ CONSTRUCTORS = {
     "identity": None,  # the state itself at stride 1 (no module), a factorized reduction when strided
     "max_pool_3x3": "nn.MaxPool2d(3, stride={stride}, padding=1)",
     "avg_pool_3x3": "nn.AvgPool2d(3, stride={stride}, padding=1, count_include_pad=False)",
-    "sep_conv_3x3": "SepConv({c}, {c}, 3, stride={stride}, padding=1)",
-    "sep_conv_5x5": "SepConv({c}, {c}, 5, stride={stride}, padding=2)",
-    "sep_conv_7x7": "SepConv({c}, {c}, 7, stride={stride}, padding=3)",
-    "dil_conv_3x3": "DilConv({c}, {c}, 3, stride={stride}, padding=2, dilation=2)",
-    "dil_conv_5x5": "DilConv({c}, {c}, 5, stride={stride}, padding=4, dilation=2)",
+    "sep_conv_3x3": "SepConv({c}, {c}, 3, stride={stride}, padding=1, bn=bn)",
+    "sep_conv_5x5": "SepConv({c}, {c}, 5, stride={stride}, padding=2, bn=bn)",
+    "sep_conv_7x7": "SepConv({c}, {c}, 7, stride={stride}, padding=3, bn=bn)",
+    "dil_conv_3x3": "DilConv({c}, {c}, 3, stride={stride}, padding=2, dilation=2, bn=bn)",
+    "dil_conv_5x5": "DilConv({c}, {c}, 5, stride={stride}, padding=4, dilation=2, bn=bn)",
 }
 # The ops whose modules read their input as it is; every other (a strided identity too) begins with
 # ReLU, which the cell computes once per state.
@@ -107,7 +107,7 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
                 continue
             attr = attributes.name(("op", block.target, side), f"{block.target}_{side}")
             construct = (
-                "FactorizedReduce(c, c)" if template is None else template.format(c="c", stride=stride)
+                "FactorizedReduce(c, c, bn)" if template is None else template.format(c="c", stride=stride)
             )
             source = local[operand.input]
             if operand.op not in RAW_INPUT:
@@ -128,39 +128,14 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
     return view
 
 
-@dataclass
-class _CellCall:
-    attr: str
-    construct: str
-
-
-@dataclass
-class _NetworkView:
-    class_name: str
-    preset_name: str
-    preset: DartsPreset
-    drop_path_keep_prob: float
-    stem: str  # "cifar" or "imagenet"
-    stem_channels: int
-    cells: list[_CellCall]
-    forward: list[Line]  # the straight-line body of _forward_cells after the stem
-    cell_names: list[str]
-    aux_input: str
-    aux_channels: int
-    aux_halvings: int  # stride-2 layers between the image and the aux head's input
-    feature_info: list[str]
-    num_features: int
-    output: str
-    pretrained_cfg: dict[str, object] = field(default_factory=dict)
-
-
 def _network_view(
-    name: str, preset: DartsPreset, skeleton: DartsSkeleton, class_names: dict, class_name: str
-) -> _NetworkView:
+    name: str, preset: DartsPreset, skeleton: DartsSkeleton, class_names: dict, class_name: str, title: str
+) -> NetworkView:
     """One preset's network as cnn/model.py builds it, every cell a named attribute."""
-    values = ["x_stem0", "x_stem1"] if skeleton.stem == "imagenet" else ["x_stem", "x_stem"]
-    feature_info = [(skeleton.stem_channels, skeleton.stem_reduction, values[-1][2:])]
-    calls: list[_CellCall] = []
+    imagenet = skeleton.stem == "imagenet"
+    values = ["x_stem0", "x_stem1"] if imagenet else ["x_stem", "x_stem"]
+    stages = [(skeleton.stem_channels, skeleton.stem_reduction, values[-1][2:])]
+    calls: list[CellCall] = []
     # Every cell reads both its inputs through ReLU (its preprocessing): relu of each value once.
     lines: list[tuple[str, tuple[str, ...]]] = [
         (f"relu_{value} = torch.relu({value})", (value,)) for value in dict.fromkeys(values)
@@ -168,49 +143,90 @@ def _network_view(
     for index, cell in enumerate(skeleton.cells):
         if cell.kind == "reduction":
             before = skeleton.cells[index - 1]
-            feature_info.append((before.out_channels, before.reduction, before.name))
+            stages.append((before.out_channels, before.reduction, before.name))
         arguments = (
             f"prev_prev_channels={cell.prev_prev_channels}, prev_channels={cell.prev_channels}, "
-            f"c={cell.channels}"
+            f"c={cell.channels}, bn=bn"
         )
-        calls.append(_CellCall(cell.name, f"{class_names[(cell.kind, cell.reduction_prev)]}({arguments})"))
+        calls.append(CellCall(cell.name, f"{class_names[(cell.kind, cell.reduction_prev)]}({arguments})"))
         inputs = (f"relu_{values[-2]}", f"relu_{values[-1]}")
         lines.append((f"x_{cell.name} = self.{cell.name}({', '.join(inputs)})", inputs))
         if index < len(skeleton.cells) - 1:
             lines.append((f"relu_x_{cell.name} = torch.relu(x_{cell.name})", (f"x_{cell.name}",)))
         values.append(f"x_{cell.name}")
     last, aux = skeleton.cells[-1], skeleton.cells[skeleton.aux_after]
-    feature_info.append((last.out_channels, last.reduction, last.name))
-    return _NetworkView(
+    stages.append((last.out_channels, last.reduction, last.name))
+    stem = STEMS[skeleton.stem]
+    return NetworkView(
         class_name=class_name,
         preset_name=name,
-        preset=preset,
+        doc=docstring(
+            f"The {title}, preset `{name}`: C = {preset.channels}, {preset.layers} cells (reduction cells at "
+            f"one and two thirds); {preset.image_size} px images.",
+            f"{stem.network} The aux head, when built, reads `{aux.name}`.",
+        ),
+        num_classes=preset.num_classes,
+        image_size=preset.image_size,
+        drop_rate=0.0,
         drop_path_keep_prob=round(1.0 - preset.drop_path_prob, 6),
-        stem=preset.stem,
-        stem_channels=skeleton.stem_channels,
+        bn="BatchNormConfig(eps=1e-05, momentum=0.1)",  # PyTorch's defaults: the reference's
+        stem_init=stem.init.format(c=preset.channels, channels=skeleton.stem_channels).split("\n"),
+        stem_forward=list(stem.forward),
         cells=calls,
         forward=straight_line(lines, keep={f"x_{aux.name}", values[-1]}),
         cell_names=[call.attr for call in calls],
-        aux_input=f"x_{aux.name}",
-        aux_channels=aux.out_channels,
-        aux_halvings=aux.reduction.bit_length() - 1,  # halvings of the image
-        feature_info=[
-            f'{{"num_chs": {chs}, "reduction": {red}, "module": "{module}"}}'
-            for chs, red, module in feature_info
-        ],
+        feature_info=feature_info(stages),
         num_features=last.out_channels,
+        aux_size=f"image_size, {aux.reduction.bit_length() - 1}",
+        aux_head=f"{stem.aux_head}({aux.out_channels}, aux_size, num_classes, bn)",
+        aux_input=f"x_{aux.name}",
         output=values[-1],
+        first_conv=stem.first_conv,
     )
+
+
+@dataclass(frozen=True)
+class _Stem:
+    network: str  # what the network is, for its docstring
+    init: str  # the stem's construction ({c}: C, {channels}: its output channels)
+    forward: tuple[str, ...]
+    aux_head: str
+    first_conv: str
+
+
+STEMS = {
+    "cifar": _Stem(
+        "NetworkCIFAR: a 3x3 conv stem to 3C, the cells, global average pool → linear.",
+        "self.stem = nn.Sequential("
+        "nn.Conv2d(in_chans, {channels}, 3, padding=1, bias=False), bn({channels}))",
+        ("x_stem = self.stem(x)",),
+        "AuxHeadCIFAR",
+        "stem.0",
+    ),
+    "imagenet": _Stem(
+        "NetworkImageNet: stem0 (two strided 3x3 convs), stem1 (one), the cells, global pool → linear.",
+        "c = {c}\n"
+        "self.stem0 = nn.Sequential(\n"
+        "    nn.Conv2d(in_chans, c // 2, 3, stride=2, padding=1, bias=False),\n"
+        "    bn(c // 2),\n"
+        "    nn.ReLU(),\n"
+        "    nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),\n"
+        "    bn(c),\n"
+        ")\n"
+        "self.stem1 = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False), bn(c))",
+        ("x_stem0 = self.stem0(x)", "x_stem1 = self.stem1(x_stem0)"),
+        "AuxHeadImageNet",
+        "stem0.0",
+    ),
+}
 
 
 def emit_darts(compilation: Compilation) -> str:
     """The module: one class per cell variant, one straight-line class per preset. A rescaled compile
     (N @ P, classes) holds that one network only."""
-    genotype, options = compilation.genotype, compilation.options
-    presets = compilation.networks
+    genotype = compilation.genotype
     names = Namespace(MODULE_NAMES)
-    source = options.source_file or genotype.filename
-    label, source_literal = source_names(source, genotype.name)
+    label = source_label(compilation)
     # A cell after a reduction cell (or the ImageNet stem) reduces its s0: a variant of its own.
     variants = sorted(
         {(cell.kind, cell.reduction_prev) for plan in compilation.plans.values() for cell in plan.cells}
@@ -231,26 +247,17 @@ def emit_darts(compilation: Compilation) -> str:
             compilation.plans[name],
             class_names,
             names.name(("network", name), network_class(genotype.name, name)),
+            f"DARTS network of genotype `{genotype.name}`",
         )
-        for name, preset in presets.items()
+        for name, preset in compilation.networks.items()
     ]
-    metadata = {entry.key: entry.value for entry in genotype.metadata}
-    for network in networks:
-        size, classes = network.preset.image_size, network.preset.num_classes
-        first_conv = "stem0.0" if network.stem == "imagenet" else "stem.0"
-        network.pretrained_cfg = pretrained_cfg(
-            metadata, DARTS.data, network.preset_name, compilation.base_preset, size, classes, first_conv
-        )
-    context = {
-        "version": __version__,
-        "source_repr": source_literal,
-        "genotype_name": genotype.name,
-        "structural_hash": structural_hash(genotype),
-        "metadata": [(entry.key, entry.value) for entry in genotype.metadata],
-        "cells": cells,
-        "networks": networks,
-        "default_preset": compilation.preset_name,
-        "default_classes": compilation.preset.num_classes,
-        "preset_names": ", ".join(presets),
-    }
-    return checked(_environment().get_template("darts/module.py.jinja").render(context))
+    view = ModuleView(
+        description="The reference networks of quark0/darts cnn/model.py (Liu et al. 2019): `cifar` is "
+        "NetworkCIFAR\n(C = 36, 20 cells), `imagenet` NetworkImageNet (C = 48, 14 cells). Presets: "
+        f"{', '.join(compilation.networks)}.",
+        blocks_template="darts/blocks.py.jinja",
+        cell_template="darts/cell.py.jinja",
+        cells=cells,
+        networks=networks,
+    )
+    return render_module(compilation, view)

@@ -37,7 +37,7 @@ class OpSpec:
 
     @property
     def template(self) -> str:
-        return f"ops/{self.family}.jinja"
+        return f"nasnet/ops/{self.family}.jinja"
 
     def reads_activated(self, adapted: bool) -> bool:
         """Whether the op's module begins with ReLU, which the cell then computes once per state and

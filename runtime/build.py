@@ -13,7 +13,8 @@ from torch import nn
 
 from nasc.compiler import ir
 from nasc.compiler.conventions import convention_of
-from nasc.compiler.emit_torch import EmitOptions, emit_torch
+from nasc.compiler.emit import emit_torch
+from nasc.compiler.options import EmitOptions
 from nasc.diagnostics import first_line
 from nasc.runtime.tensorfile import TensorFileError, converted, read_tensor_file
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from nasc.compiler import api, ir
 from nasc.compiler.conventions import convention_of
-from nasc.compiler.emit_torch import EmitOptions
 from nasc.compiler.hashing import structural_hash
+from nasc.compiler.options import EmitOptions
 from nasc.diagnostics import printable
 from nasc.fileio import OutputError, check_output, write_output
 from nasc.version import __version__
@@ -100,84 +100,31 @@ def export_onnx(
     seed: int = 0,
     weights: str | None = None,
 ) -> ExportReport:
-    import numpy as np
-    import onnx
+    """Export, check and verify in onnxruntime; the file is written only when all three pass."""
     import torch
 
     from nasc.runtime.build import BuildError, build_network
-    from nasc.runtime.onnx_runtime import load_session, run
 
-    opsets = supported_opsets()
-    if opset is not None and opset not in opsets:
-        raise ExportError(
-            f"opset {opset} is not supported: torch.onnx exports opsets {opsets[0]} to {opsets[-1]}"
-        )
-    dynamic = batch == "dynamic"
-    if not dynamic and (not batch.isdigit() or int(batch) < 1):
-        raise ExportError(f"--batch must be a positive number or 'dynamic', not {batch!r}")
-    try:
-        check_output(output, force=True)  # fail before the export, not after it
-    except OutputError as error:
-        raise ExportError(str(error)) from None
-
+    _check_request(output, opset, batch)
     try:
         built = build_network(genotype, options, image_size=image_size, weights=weights)
-        model, preset_name, size = built.model, built.preset, built.image_size
     except BuildError as error:
         raise ExportError(str(error)) from None
-    model.eval()
-    batch_size = 2 if dynamic else int(batch)
+    model, size = built.model.eval(), built.image_size
+    dynamic = batch == "dynamic"
     generator = torch.Generator().manual_seed(seed)
-    example = torch.randn(batch_size, 3, size, size, generator=generator)
-    dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=4096)}} if dynamic else None
-
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        try:
-            program = torch.onnx.export(
-                model,
-                (example,),
-                dynamo=True,
-                opset_version=opset,
-                optimize=True,
-                dynamic_shapes=dynamic_shapes,
-                input_names=["images"],
-                output_names=["logits"],
-                verbose=False,
-            )
-        except Exception as error:  # the exporter's own failure, reported in one line
-            raise ExportError(
-                f"torch.onnx could not export the model: {str(error).splitlines()[0]}"
-            ) from None
-    proto = program.model_proto
+    example = torch.randn(2 if dynamic else int(batch), 3, size, size, generator=generator)
+    proto = _exported(model, example, opset, dynamic)
     opset = next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
-    metadata = provenance(genotype, preset_name, built.settings, model.num_classes, size, batch)
+    metadata = provenance(genotype, built.preset, built.settings, model.num_classes, size, batch)
     if weights is not None:  # which weights: the file's digest, as the file itself may move
         metadata["weights_sha256"] = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_PREFIX + key, value
+    _check_model(proto)
     data = proto.SerializeToString()
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
-    except Exception as error:
-        raise ExportError(
-            f"the exported model fails the ONNX checker: {str(error).splitlines()[0]}"
-        ) from None
-
-    session = load_session(data)
-    with torch.no_grad():
-        expected = model(example).numpy()
-    got = run(session, example.numpy())
-    max_abs = float(np.max(np.abs(got - expected)))
-    max_rel = max_abs / max(float(np.max(np.abs(expected))), 1e-12)
-    if not max_rel <= RELATIVE_TOLERANCE:
-        raise ExportError(
-            f"onnxruntime disagrees with PyTorch: max relative difference {max_rel:.2e} exceeds "
-            f"{RELATIVE_TOLERANCE:.0e} (max absolute {max_abs:.2e}); nothing was written"
-        )
-
+    session, max_abs, max_rel = _verified(data, model, example)
     try:
         write_output(output, data)
     except OutputError as error:
@@ -197,3 +144,78 @@ def export_onnx(
         provider=session.get_providers()[0],
         metadata=metadata,
     )
+
+
+def _check_request(output: str, opset: int | None, batch: str) -> None:
+    """What can be refused before the network is built: an opset, a batch, a place to write."""
+    opsets = supported_opsets()
+    if opset is not None and opset not in opsets:
+        raise ExportError(
+            f"opset {opset} is not supported: torch.onnx exports opsets {opsets[0]} to {opsets[-1]}"
+        )
+    if batch != "dynamic" and (not batch.isdigit() or int(batch) < 1):
+        raise ExportError(f"--batch must be a positive number or 'dynamic', not {batch!r}")
+    try:
+        check_output(output, force=True)  # fail before the export, not after it
+    except OutputError as error:
+        raise ExportError(str(error)) from None
+
+
+def _exported(model, example, opset: int | None, dynamic: bool):
+    """torch.onnx's dynamo export, optimized: its ModelProto."""
+    import torch
+
+    dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=4096)}} if dynamic else None
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                optimize=True,
+                dynamic_shapes=dynamic_shapes,
+                input_names=["images"],
+                output_names=["logits"],
+                verbose=False,
+            )
+        except Exception as error:  # the exporter's own failure, reported in one line
+            raise ExportError(
+                f"torch.onnx could not export the model: {str(error).splitlines()[0]}"
+            ) from None
+    return program.model_proto
+
+
+def _check_model(proto) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    except Exception as error:
+        raise ExportError(
+            f"the exported model fails the ONNX checker: {str(error).splitlines()[0]}"
+        ) from None
+
+
+def _verified(data: bytes, model, example):
+    """The model run in onnxruntime against PyTorch on the same input: (session, max absolute and
+    relative differences), or ExportError past RELATIVE_TOLERANCE."""
+    import numpy as np
+    import torch
+
+    from nasc.runtime.onnx_runtime import load_session, run
+
+    session = load_session(data)
+    with torch.no_grad():
+        expected = model(example).numpy()
+    got = run(session, example.numpy())
+    max_abs = float(np.max(np.abs(got - expected)))
+    max_rel = max_abs / max(float(np.max(np.abs(expected))), 1e-12)
+    if not max_rel <= RELATIVE_TOLERANCE:
+        raise ExportError(
+            f"onnxruntime disagrees with PyTorch: max relative difference {max_rel:.2e} exceeds "
+            f"{RELATIVE_TOLERANCE:.0e} (max absolute {max_abs:.2e}); nothing was written"
+        )
+    return session, max_abs, max_rel

@@ -33,9 +33,11 @@ from nasc.diagnostics import first_line
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.build import AuxHeadUnavailable, BuildError, Built, build_network
 from nasc.runtime.data import DataSplits, collate, load_dataset
+from nasc.runtime.distributed import Distributed, all_sum, join_process_group
 from nasc.runtime.optim import ExponentialMovingAverage, RMSpropTF, parameter_groups
 from nasc.runtime.plots import plot_curves
 from nasc.runtime.progress import format_duration
+from nasc.runtime.recipes import RECIPES, NonFiniteLoss, TrainConfig, TrainingError
 from nasc.runtime.signals import stop_requests
 from nasc.runtime.tensorfile import TensorFileError, read_tensor_file
 
@@ -46,165 +48,8 @@ _NUMPY_CORE = getattr(np, "_core", None) or np.core  # numpy 2 renamed it
 NUMPY_RNG_TYPES = (_NUMPY_CORE.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32)))
 
 
-class TrainingError(Exception):
-    """A user-facing problem (bad options, unusable out dir, no checkpoint): one clear line."""
-
-
-class NonFiniteLoss(TrainingError):
-    pass
-
-
 class _StopRequested(Exception):
     """Ctrl-C was pressed: stop at the next step boundary, where the state is whole."""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A training recipe of the paper (appendix A.6, A.7; Inception-v3's schedule for ImageNet)."""
-
-    optimizer: str  # "sgd" (momentum) or "rmsprop_tf"
-    lr: float
-    momentum: float
-    weight_decay: float
-    schedule: str  # "cosine" (single period) or "exponential" (staircase)
-    label_smoothing: float
-    aux_weight: float
-    ema_decay: float | None
-    decay_rate: float = 0.94
-    decay_epochs: float = 2.0
-
-
-RECIPES = {
-    "cifar": Recipe(
-        "sgd",
-        lr=0.025,
-        momentum=0.9,
-        weight_decay=5e-4,
-        schedule="cosine",
-        label_smoothing=0.0,
-        aux_weight=0.4,
-        ema_decay=None,
-    ),
-    "imagenet": Recipe(
-        "rmsprop_tf",
-        lr=0.045,
-        momentum=0.9,
-        weight_decay=4e-5,
-        schedule="exponential",
-        label_smoothing=0.1,
-        aux_weight=0.4,
-        ema_decay=0.9999,
-    ),
-}
-
-# What each dataset trains by default: the full networks for real data, a small NASNet (the search's
-# N = 2 proxy) for the embedded digits, so that it trains in minutes on two cores.
-DATASET_DEFAULTS = {
-    "digits": {
-        "recipe": "cifar",
-        "preset": "cifar",
-        "scale": (2, 8),  # N = 2 cells per stage, F0 = 8 first-stage filters (P follows from the cells)
-        "image_size": 16,
-        "epochs": 15,
-        "batch_size": 32,
-        "lr": 0.05,
-    },
-    "cifar10": {
-        "recipe": "cifar",
-        "preset": "cifar",
-        "scale": None,
-        "image_size": 32,
-        "epochs": 600,
-        "batch_size": 32,
-        "lr": None,
-    },
-    "imagefolder": {
-        "recipe": "imagenet",
-        "preset": "mobile",
-        "scale": None,
-        "image_size": 224,
-        "epochs": 100,
-        "batch_size": 32,
-        "lr": None,
-    },
-}
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on. None means: the dataset's or the recipe's default."""
-
-    dataset: str = "digits"
-    data_dir: str | None = None
-    out: str = "runs/train"
-    preset: str | None = None
-    scale: tuple[int, int] | None = None
-    num_classes: int | None = None
-    image_size: int | None = None
-    recipe: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    momentum: float | None = None
-    weight_decay: float | None = None
-    label_smoothing: float | None = None
-    aux_weight: float | None = None
-    aux_head: bool = True
-    ema_decay: float | None = None
-    drop_path_keep_prob: float | None = None
-    cutout: int = 0
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    # Channels-last trains NASNet-A mobile in 0.6x the time on a CPU, but oneDNN's backward pass hung
-    # (and aborted search workers) on the search's tiny proxies (F = 2): opt-in, not the default.
-    channels_last: bool = False
-    amp: bool = False
-    resume: bool = False
-    quiet: bool = False
-    artifacts: bool = True  # False: write nothing (search children keep only their result)
-    stop_signals: bool = True  # False: leave SIGINT/SIGTERM to the caller (a search child's parent)
-    first_filters: int | None = None  # F0 instead of P in `scale` (the search's children)
-    test: bool = True  # False: no test-set pass at the end (a search child's reward is validation)
-
-    def resolved(self, genotype: ir.Genotype | None = None) -> TrainConfig:
-        """A copy with every default filled in from the dataset and the recipe (and, given the
-        genotype, its convention: a default preset it has, the proxy width in its units)."""
-        if self.dataset not in DATASET_DEFAULTS:
-            raise TrainingError(f"unknown dataset {self.dataset!r}; choose {', '.join(DATASET_DEFAULTS)}")
-        defaults = DATASET_DEFAULTS[self.dataset]
-        recipe_name = self.recipe or defaults["recipe"]
-        if recipe_name not in RECIPES:
-            raise TrainingError(f"unknown recipe {recipe_name!r}; choose {', '.join(RECIPES)}")
-        recipe = RECIPES[recipe_name]
-
-        def pick(value, fallback):
-            return fallback if value is None else value
-
-        preset, scale = self.preset, self.scale
-        if preset is None:
-            preset = defaults["preset"]
-            if genotype is not None and preset not in convention_of(genotype).presets:
-                preset = next(iter(convention_of(genotype).presets))
-        if scale is None and defaults["scale"] is not None and self.first_filters is None:
-            cells, first_filters = defaults["scale"]
-            unit = convention_of(genotype).penultimate_per_filter(genotype) if genotype is not None else 24
-            scale = (cells, first_filters * unit)
-        return dataclasses.replace(
-            self,
-            recipe=recipe_name,
-            preset=preset,
-            scale=scale,
-            image_size=pick(self.image_size, defaults["image_size"]),
-            epochs=pick(self.epochs, defaults["epochs"]),
-            batch_size=pick(self.batch_size, defaults["batch_size"]),
-            lr=pick(self.lr, pick(defaults["lr"], recipe.lr)),
-            momentum=pick(self.momentum, recipe.momentum),
-            weight_decay=pick(self.weight_decay, recipe.weight_decay),
-            label_smoothing=pick(self.label_smoothing, recipe.label_smoothing),
-            aux_weight=pick(self.aux_weight, recipe.aux_weight),
-            ema_decay=pick(self.ema_decay, recipe.ema_decay),
-        )
 
 
 @dataclass
@@ -224,41 +69,6 @@ class TrainResult:
     # Wall seconds in the training loop and in evaluation passes (validation and test)
     train_seconds: float = 0.0
     evaluate_seconds: float = 0.0
-
-
-# -- distributed ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Distributed:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-
-def _distributed(device: torch.device) -> Distributed:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _all_sum(values: list[float], env: Distributed, device: torch.device) -> list[float]:
-    if not env.active:
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
 
 
 # -- the run -------------------------------------------------------------------------------------------
@@ -333,7 +143,7 @@ class Trainer:
         self.device = _device(config.device)
         if config.amp and self.device.type != "cuda":
             raise TrainingError("--amp is for CUDA devices; this run is on the CPU")
-        self.env = _distributed(self.device)
+        self.env = join_process_group(self.device)
         if self.device.type == "cuda":
             self.device = torch.device("cuda", self.env.local_rank)
             torch.cuda.set_device(self.device)
@@ -531,7 +341,7 @@ class Trainer:
         while self.batch_in_epoch < self.steps_per_epoch:
             # Stop only between steps, before the next batch draws its augmentation: the checkpoint
             # then holds exactly the state an uninterrupted run has here. All ranks stop together.
-            (stop,) = _all_sum([float(self._stop_requested)], self.env, self.device)
+            (stop,) = all_sum([float(self._stop_requested)], self.env, self.device)
             if stop:
                 raise _StopRequested
             images, labels = next(batches)
@@ -539,7 +349,7 @@ class Trainer:
             # Progress after this step: the last step trains at the schedule's final keep probability.
             self.model.set_drop_path_progress((self.step + 1) / self.total_steps)
             loss, logits = self._loss(images, labels)
-            (check,) = _all_sum([loss.item()], self.env, self.device)
+            (check,) = all_sum([loss.item()], self.env, self.device)
             if not math.isfinite(check):
                 raise NonFiniteLoss(
                     f"the loss became {check} at step {self.step} (epoch {self.epoch + 1}); "
@@ -571,7 +381,7 @@ class Trainer:
                 f"acc {totals['correct'] / totals['count']:.3f} · {rate:,.0f} img/s",
             )
         progress.remove_task(task)
-        loss_sum, correct, count = _all_sum(
+        loss_sum, correct, count = all_sum(
             [totals["loss"], totals["correct"], totals["count"]], self.env, self.device
         )
         seconds = time.perf_counter() - started
@@ -598,7 +408,7 @@ class Trainer:
             loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
             correct += (logits.argmax(1) == labels).sum().item()
             count += len(labels)
-        loss_sum, correct, count = _all_sum([loss_sum, correct, count], self.env, self.device)
+        loss_sum, correct, count = all_sum([loss_sum, correct, count], self.env, self.device)
         return loss_sum / max(count, 1), correct / max(count, 1)
 
     # -- artifacts --------------------------------------------------------------------------------------
@@ -652,8 +462,6 @@ class Trainer:
         return stop_requests(on_request)
 
     def run(self) -> TrainResult:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         self._prepare_out()
         if self.env.active:
             dist.barrier()
@@ -661,65 +469,14 @@ class Trainer:
             self.restore()
             self._trim_metrics()
         started = time.perf_counter()
-        first_epoch = self.epoch
-        stopped = None
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[metrics]}"),
-            TimeElapsedColumn(),
-            disable=self.config.quiet or not self.env.main,
-            transient=True,
-        )
-        rates = []
-        train_seconds = evaluate_seconds = 0.0
-        with progress, self._stop_on_signals():
-            try:
-                while self.epoch < self.config.epochs:
-                    began = time.perf_counter()
-                    row = self.train_epoch(progress)
-                    trained = time.perf_counter()
-                    val_loss, val_accuracy = self.evaluate(self.data.val)
-                    train_seconds += trained - began
-                    evaluate_seconds += time.perf_counter() - trained
-                    rates.append(row["images_per_second"])
-                    self.best_val_accuracy = max(self.best_val_accuracy, val_accuracy)
-                    row = {
-                        "epoch": self.epoch,
-                        "step": self.step,
-                        **row,
-                        "val_loss": val_loss,
-                        "val_accuracy": val_accuracy,
-                        "lr": self.scheduler.get_last_lr()[0],
-                        "drop_path_keep_prob_last_cell": self.model.drop_path_keep_probs()[-1],
-                    }
-                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                    self._record(row)
-                    self.save()
-                    if val_accuracy >= self.best_val_accuracy:
-                        self.save("best.pt")
-                    if not self.config.quiet and self.env.main:
-                        # One plain line per epoch: what a log file, nohup or a CI runner keeps.
-                        elapsed = time.perf_counter() - started
-                        done = self.epoch - first_epoch
-                        eta = elapsed / max(done, 1) * (self.config.epochs - self.epoch)
-                        progress.console.print(
-                            f"epoch {self.epoch}/{self.config.epochs}: train loss {row['train_loss']:.3f} "
-                            f"acc {row['train_accuracy']:.3f} · val loss {val_loss:.3f} "
-                            f"acc {val_accuracy:.3f} · {row['images_per_second']:,.0f} img/s · "
-                            f"elapsed {format_duration(elapsed)} · ETA {format_duration(eta)}",
-                            highlight=False,
-                            soft_wrap=True,  # one line per epoch, whatever the width
-                        )
-            except _StopRequested:
-                self.save()  # mid-epoch: --resume continues at the next batch
-                stopped = "interrupted"
+        clock = _Clock()
+        with self._progress() as progress, self._stop_on_signals():
+            stopped = self._epochs(progress, clock, started)
         test_loss = test_accuracy = None
         if stopped is None and self.config.test:
             began = time.perf_counter()
             test_loss, test_accuracy = self.evaluate(self.data.test)
-            evaluate_seconds += time.perf_counter() - began
+            clock.evaluate_seconds += time.perf_counter() - began
         result = TrainResult(
             out=str(self.out),
             epochs=self.epoch,
@@ -730,23 +487,99 @@ class Trainer:
             final_val_accuracy=self.history[-1]["val_accuracy"] if self.history else float("nan"),
             parameters=sum(p.numel() for p in self.model.parameters()),
             seconds=time.perf_counter() - started,
-            images_per_second=float(np.median(rates)) if rates else 0.0,
+            images_per_second=float(np.median(clock.rates)) if clock.rates else 0.0,
             stopped=stopped,
             history=self.history,
-            train_seconds=train_seconds,
-            evaluate_seconds=evaluate_seconds,
+            train_seconds=clock.train_seconds,
+            evaluate_seconds=clock.evaluate_seconds,
         )
         if self.env.main and stopped is None and self.config.artifacts:
-            summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}
-            summary.update(
-                genotype=self.genotype.name,
-                structural_hash=api.structural_hash(self.genotype),
-                dataset=self.config.dataset,
-                preset=self.preset_name,
-                aux_head=self.aux_head,
-            )
-            atomic_write_text(self.out / "result.json", json.dumps(summary, indent=2) + "\n")
+            self._write_result(result)
         return result
+
+    def _progress(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            TimeElapsedColumn(),
+            disable=self.config.quiet or not self.env.main,
+            transient=True,
+        )
+
+    def _epochs(self, progress, clock: _Clock, started: float) -> str | None:
+        """Train to the last epoch; "interrupted" where a signal stopped it (a checkpoint saved)."""
+        first_epoch = self.epoch
+        try:
+            while self.epoch < self.config.epochs:
+                row = self._epoch(progress, clock)
+                if not self.config.quiet and self.env.main:
+                    self._print_epoch(row, progress, time.perf_counter() - started, self.epoch - first_epoch)
+        except _StopRequested:
+            self.save()  # mid-epoch: --resume continues at the next batch
+            return "interrupted"
+        return None
+
+    def _epoch(self, progress, clock: _Clock) -> dict:
+        """One epoch trained and validated, recorded and checkpointed; its metrics row."""
+        began = time.perf_counter()
+        row = self.train_epoch(progress)
+        trained = time.perf_counter()
+        val_loss, val_accuracy = self.evaluate(self.data.val)
+        clock.train_seconds += trained - began
+        clock.evaluate_seconds += time.perf_counter() - trained
+        clock.rates.append(row["images_per_second"])
+        self.best_val_accuracy = max(self.best_val_accuracy, val_accuracy)
+        row = {
+            "epoch": self.epoch,
+            "step": self.step,
+            **row,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "lr": self.scheduler.get_last_lr()[0],
+            "drop_path_keep_prob_last_cell": self.model.drop_path_keep_probs()[-1],
+        }
+        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self._record(row)
+        self.save()
+        if val_accuracy >= self.best_val_accuracy:
+            self.save("best.pt")
+        return row
+
+    def _print_epoch(self, row: dict, progress, elapsed: float, done: int) -> None:
+        """One plain line per epoch: what a log file, nohup or a CI runner keeps."""
+        eta = elapsed / max(done, 1) * (self.config.epochs - self.epoch)
+        progress.console.print(
+            f"epoch {self.epoch}/{self.config.epochs}: train loss {row['train_loss']:.3f} "
+            f"acc {row['train_accuracy']:.3f} · val loss {row['val_loss']:.3f} "
+            f"acc {row['val_accuracy']:.3f} · {row['images_per_second']:,.0f} img/s · "
+            f"elapsed {format_duration(elapsed)} · ETA {format_duration(eta)}",
+            highlight=False,
+            soft_wrap=True,  # one line per epoch, whatever the width
+        )
+
+    def _write_result(self, result: TrainResult) -> None:
+        summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}
+        summary.update(
+            genotype=self.genotype.name,
+            structural_hash=api.structural_hash(self.genotype),
+            dataset=self.config.dataset,
+            preset=self.preset_name,
+            aux_head=self.aux_head,
+        )
+        atomic_write_text(self.out / "result.json", json.dumps(summary, indent=2) + "\n")
+
+
+@dataclass
+class _Clock:
+    """Where a run's time went: the training loop, evaluation passes, and each epoch's images/s."""
+
+    train_seconds: float = 0.0
+    evaluate_seconds: float = 0.0
+    rates: list[float] = field(default_factory=list)
 
 
 def train(genotype: ir.Genotype, config: TrainConfig, data: DataSplits | None = None) -> TrainResult:

@@ -11,7 +11,7 @@ import torch
 
 import nasc
 from nasc.compiler.conventions import convention_of
-from nasc.compiler.emit_torch import emit_torch
+from nasc.compiler.emit import emit_torch
 from nasc.compiler.options import EmitOptions
 from nasc.runtime.build import build_network
 from nasc.runtime.contract import CompiledModule, CompiledNetwork

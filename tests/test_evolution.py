@@ -138,7 +138,7 @@ def test_an_evolution_search_records_parents_and_mutations_in_its_cells(tmp_path
         if kind == "op":
             assert len(lines) == 1 and lines[0].startswith(f"{cell_kind} {state}: "), lines
             assert lines[0].endswith(f" op {old} → {new}"), lines
-        else:  # the input's change, and the output changes it causes; see the note in the README
+        else:  # the input's change, and the output changes it causes; see the note in docs/search.md
             assert any(line.endswith(f" input {old} → {new}") for line in lines), lines
     assert {row["step"] for row in read_ledger(out)} == set(range(6))
 

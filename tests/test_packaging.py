@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import re
 import shutil
 import subprocess
 import sys
@@ -155,3 +156,22 @@ def test_nothing_cites_files_outside_the_repository() -> None:
     for path in source_files():
         if path.suffix in (".py", ".md", ".jinja", ".lark", ".toml", ".cell"):
             assert "shared/" + "REFERENCE" not in path.read_text(errors="replace"), path
+
+
+# A block of this many lines appearing twice in the templates is a copy to factor out.
+DUPLICATE_WINDOW = 6
+# Parameter lines (`in_channels: int,`) are declarations, alike across any two modules' signatures.
+PARAMETER = re.compile(r"(self|\*|\w+: [^=]+( = .+)?),")
+
+
+def test_no_block_of_the_templates_is_written_twice() -> None:
+    """`duplicates` does not read .jinja: this is its check for the emitted code's source."""
+    seen: dict[tuple[str, ...], str] = {}
+    for path in sorted((ROOT / "templates").rglob("*.jinja")):
+        lines = [(number, line.strip()) for number, line in enumerate(path.read_text().splitlines(), 1)]
+        lines = [(number, line) for number, line in lines if line and not PARAMETER.fullmatch(line)]
+        for start in range(len(lines) - DUPLICATE_WINDOW + 1):
+            window = tuple(line for _, line in lines[start : start + DUPLICATE_WINDOW])
+            here = f"{path.relative_to(ROOT)}:{lines[start][0]}"
+            assert window not in seen, f"{here} repeats {seen[window]}: {window}"
+            seen[window] = here

@@ -6,7 +6,8 @@ import functools
 from types import ModuleType
 
 import nasc
-from nasc.compiler.emit_torch import EmitOptions, emit_torch
+from nasc.compiler.emit import emit_torch
+from nasc.compiler.options import EmitOptions
 from nasc.runtime.build import import_source
 
 from .conftest import GENOTYPES

@@ -19,7 +19,7 @@ from typing import Any
 class NasnetFamily:
     """NASNet, PNASNet, AmoebaNet: cells lowered into NASNet's adapter graph (compiler/lower.py), a
     skeleton per preset (compiler/skeleton.py), counted statically (compiler/counting.py) and
-    emitted by compiler/emit_torch.py."""
+    emitted by compiler/emit_nasnet.py."""
 
     def lower(self, genotype) -> dict[str, Any]:
         from nasc.compiler.lower import lower
@@ -48,7 +48,7 @@ class NasnetFamily:
         return count_network(compilation.preset, plan, image_size, num_classes)
 
     def emit(self, compilation) -> str:
-        from nasc.compiler.emit_torch import emit_nasnet
+        from nasc.compiler.emit_nasnet import emit_nasnet
 
         return emit_nasnet(compilation)
 

@@ -1,6 +1,6 @@
 """The NASNet convention (Zoph et al. 2018; TF-slim nets/nasnet): the default, exact against the
 reference. Its rules are written out in docs/reference.md; compiler/lower.py and
-compiler/emit_torch.py implement them."""
+compiler/emit_nasnet.py implement them."""
 
 from __future__ import annotations
 

@@ -47,14 +47,6 @@ class BatchNormConfig:
         return nn.BatchNorm2d(channels, eps=self.eps, momentum=self.momentum)
 
 
-def same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """TensorFlow "SAME" padding along one axis as (before, after): an odd pixel goes after."""
-    effective = (kernel_size - 1) * dilation + 1
-    out_size = -(-size // stride)
-    total = max((out_size - 1) * stride + effective - size, 0)
-    return total // 2, total - total // 2
-
-
 def halved(size: int, times: int) -> int:
     """A map's size after `times` stride-2 "SAME" layers (each rounds up)."""
     for _ in range(times):
@@ -62,78 +54,10 @@ def halved(size: int, times: int) -> int:
     return size
 
 
-class SameConv2d(nn.Conv2d):
-    """A bias-free Conv2d with TensorFlow "SAME" padding.
-
-    At stride 1 the padding is symmetric and static; when strided, TF pads the extra pixel at the
-    bottom/right, which depends on the input size, so it is computed per call.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        dilation: int = 1,
-        groups: int = 1,
-    ) -> None:
-        strided = stride not in (1, (1, 1))
-        padding = (0, 0) if strided else tuple((k - 1) * dilation // 2 for k in kernel_size)
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.stride != (1, 1):
-            (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
-            top, bottom = same_padding(x.shape[-2], kh, sh, dh)
-            left, right = same_padding(x.shape[-1], kw, sw, dw)
-            if top == bottom and left == right:  # symmetric (odd sizes, often): no padded copy
-                padding = (top, left)
-                return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
-            x = F.pad(x, (left, right, top, bottom))
-        return super().forward(x)
-
-
-class SamePool2d(nn.Module):
-    """Average or max pooling with TensorFlow "SAME" padding (averages exclude the padding)."""
-
-    def __init__(self, mode: str, kernel_size: int, stride: int) -> None:
-        super().__init__()
-        self.mode, self.kernel_size, self.stride = mode, kernel_size, stride
-        self._pixel_counts: dict[tuple, Tensor] = {}  # per input size: real pixels under each window
-
-    def forward(self, x: Tensor) -> Tensor:
-        k, s = self.kernel_size, self.stride
-        if s == 1:
-            if self.mode == "max":
-                return F.max_pool2d(x, k, 1, k // 2)
-            return F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)
-        top, bottom = same_padding(x.shape[-2], k, s)
-        left, right = same_padding(x.shape[-1], k, s)
-        # Symmetric padding (at most (k - 1) / 2 a side, as SAME never pads a whole window): PyTorch's
-        # own padding then excludes the same pixels TF's does.
-        if top == bottom and left == right:
-            if self.mode == "max":
-                return F.max_pool2d(x, k, s, (top, left))
-            return F.avg_pool2d(x, k, s, (top, left), count_include_pad=False)
-        pads = (left, right, top, bottom)
-        if self.mode == "max":
-            return F.max_pool2d(F.pad(x, pads, value=float("-inf")), k, s)
-        # The asymmetric padding is explicit here, so divide by the count of real pixels ourselves.
-        key = (*x.shape[-2:], x.dtype, x.device)
-        counts = self._pixel_counts.get(key)
-        if counts is None:
-            ones = torch.ones((1, 1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
-            counts = self._pixel_counts[key] = F.avg_pool2d(F.pad(ones, pads), k, s)
-        return F.avg_pool2d(F.pad(x, pads), k, s) / counts
-
-
 class ConvBN(nn.Module):
-    """1x1 convolution → batch norm: the squeeze of x1 and the channel adapter of x2 (whose ReLU the
-    network computes once per cell output), an `identity`'s adapter (after the cell's shared
-    relu(h)), or a stride-1 factorized reduction."""
+    """1x1 convolution → batch norm: brings a cell's input to its channels (NASNet's squeeze of x1 and
+    adapter of x2, DARTS's preprocessing; their ReLU the network computes once per cell output), or
+    an `identity`'s adapter (after the cell's shared relu(h))."""
 
     batch_norms = (("bn", ("conv",)),)  # which convolution each batch norm follows (for fuse())
 
@@ -144,25 +68,6 @@ class ConvBN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.bn(self.conv(x))
-
-
-class FactorizedReduction(nn.Module):
-    """Halves height and width without dropping pixels: stride-2 1x1 convolutions over the even grid
-    and over the grid shifted by one pixel, concatenated, then batch norm."""
-
-    batch_norms = (("bn", ("conv_even", "conv_odd")),)  # over their concatenation
-
-    def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig) -> None:
-        super().__init__()
-        self.conv_even = nn.Conv2d(in_channels, out_channels // 2, 1, stride=2, bias=False)
-        self.conv_odd = nn.Conv2d(in_channels, out_channels - out_channels // 2, 1, stride=2, bias=False)
-        self.bn = bn(out_channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        # As the reference: pad bottom/right by one, crop top/left by one. The strided convolutions
-        # read the grids in place (no strided copies), and a zero pixel convolves to zero.
-        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
-        return self.bn(torch.cat([self.conv_even(x), self.conv_odd(shifted)], dim=1))
 
 
 class DropPath(nn.Module):
@@ -278,6 +183,104 @@ def inference_copy(network: nn.Module) -> nn.Module:
     return fused
 
 
+# -- building blocks of the NASNet family (TF-slim's "SAME" padding) --------------------------------
+
+
+def same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow "SAME" padding along one axis as (before, after): an odd pixel goes after."""
+    effective = (kernel_size - 1) * dilation + 1
+    out_size = -(-size // stride)
+    total = max((out_size - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv2d(nn.Conv2d):
+    """A bias-free Conv2d with TensorFlow "SAME" padding.
+
+    At stride 1 the padding is symmetric and static; when strided, TF pads the extra pixel at the
+    bottom/right, which depends on the input size, so it is computed per call.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        dilation: int = 1,
+        groups: int = 1,
+    ) -> None:
+        strided = stride not in (1, (1, 1))
+        padding = (0, 0) if strided else tuple((k - 1) * dilation // 2 for k in kernel_size)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride != (1, 1):
+            (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+            top, bottom = same_padding(x.shape[-2], kh, sh, dh)
+            left, right = same_padding(x.shape[-1], kw, sw, dw)
+            if top == bottom and left == right:  # symmetric (odd sizes, often): no padded copy
+                padding = (top, left)
+                return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+            x = F.pad(x, (left, right, top, bottom))
+        return super().forward(x)
+
+
+class SamePool2d(nn.Module):
+    """Average or max pooling with TensorFlow "SAME" padding (averages exclude the padding)."""
+
+    def __init__(self, mode: str, kernel_size: int, stride: int) -> None:
+        super().__init__()
+        self.mode, self.kernel_size, self.stride = mode, kernel_size, stride
+        self._pixel_counts: dict[tuple, Tensor] = {}  # per input size: real pixels under each window
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, s = self.kernel_size, self.stride
+        if s == 1:
+            if self.mode == "max":
+                return F.max_pool2d(x, k, 1, k // 2)
+            return F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)
+        top, bottom = same_padding(x.shape[-2], k, s)
+        left, right = same_padding(x.shape[-1], k, s)
+        # Symmetric padding (at most (k - 1) / 2 a side, as SAME never pads a whole window): PyTorch's
+        # own padding then excludes the same pixels TF's does.
+        if top == bottom and left == right:
+            if self.mode == "max":
+                return F.max_pool2d(x, k, s, (top, left))
+            return F.avg_pool2d(x, k, s, (top, left), count_include_pad=False)
+        pads = (left, right, top, bottom)
+        if self.mode == "max":
+            return F.max_pool2d(F.pad(x, pads, value=float("-inf")), k, s)
+        # The asymmetric padding is explicit here, so divide by the count of real pixels ourselves.
+        key = (*x.shape[-2:], x.dtype, x.device)
+        counts = self._pixel_counts.get(key)
+        if counts is None:
+            ones = torch.ones((1, 1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
+            counts = self._pixel_counts[key] = F.avg_pool2d(F.pad(ones, pads), k, s)
+        return F.avg_pool2d(F.pad(x, pads), k, s) / counts
+
+
+class FactorizedReduction(nn.Module):
+    """Halves height and width without dropping pixels: stride-2 1x1 convolutions over the even grid
+    and over the grid shifted by one pixel, concatenated, then batch norm."""
+
+    batch_norms = (("bn", ("conv_even", "conv_odd")),)  # over their concatenation
+
+    def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig) -> None:
+        super().__init__()
+        self.conv_even = nn.Conv2d(in_channels, out_channels // 2, 1, stride=2, bias=False)
+        self.conv_odd = nn.Conv2d(in_channels, out_channels - out_channels // 2, 1, stride=2, bias=False)
+        self.bn = bn(out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # As the reference: pad bottom/right by one, crop top/left by one. The strided convolutions
+        # read the grids in place (no strided copies), and a zero pixel convolves to zero.
+        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
+        return self.bn(torch.cat([self.conv_even(x), self.conv_odd(shifted)], dim=1))
+
+
 class PoolBranch(nn.Module):
     """Average or max pooling ("SAME") of an input with other than F channels, then 1x1 conv → BN."""
 
@@ -325,6 +328,32 @@ class SeparableBranch(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.bn_1(self.pointwise_1(self.depthwise_1(x)))
         return self.bn_2(self.pointwise_2(self.depthwise_2(self.act(x))))
+
+
+class AuxHead(nn.Module):
+    """Auxiliary classifier (training only): ReLU → 5x5 avg pool, stride 3 → 1x1 conv 128 → BN → ReLU
+    → conv 768 over the remaining map → BN → ReLU → linear."""
+
+    def __init__(
+        self, in_channels: int, size: int, num_classes: int, bn: BatchNormConfig, scaling: float = 1.0
+    ) -> None:
+        super().__init__()
+        pooled = (size - 5) // 3 + 1
+        projected, hidden = int(128 * scaling), int(768 * scaling)
+        if pooled < 1:
+            raise AuxHeadTooSmall(f"the aux head needs a 5x5 map or larger after stage 2, got {size}x{size}")
+        self.act = nn.ReLU()
+        self.pool = nn.AvgPool2d(5, stride=3)
+        self.proj = nn.Conv2d(in_channels, projected, 1, bias=False)
+        self.bn_proj = bn(projected)
+        self.conv = nn.Conv2d(projected, hidden, pooled, bias=False)
+        self.bn_conv = bn(hidden)
+        self.classifier = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.act(self.bn_proj(self.proj(self.pool(self.act(x)))))
+        x = self.act(self.bn_conv(self.conv(x)))
+        return self.classifier(torch.flatten(x, 1))
 
 
 # -- cells ----------------------------------------------------------------------------------------
@@ -630,41 +659,113 @@ class AuxHeadTooSmall(ValueError):
     """The input images leave too small a map for the aux head: build the network without it."""
 
 
-class AuxHead(nn.Module):
-    """Auxiliary classifier (training only): ReLU → 5x5 avg pool, stride 3 → 1x1 conv 128 → BN → ReLU
-    → conv 768 over the remaining map → BN → ReLU → linear."""
+class Network(nn.Module):
+    """What every network of this module shares: timm's classifier and feature interface,
+    ScheduledDropPath's schedule, the inference build, channels-last memory and gradient
+    checkpointing. A subclass builds its stem and cells and writes `_forward_cells`."""
 
-    def __init__(
-        self, in_channels: int, size: int, num_classes: int, bn: BatchNormConfig, scaling: float = 1.0
-    ) -> None:
+    channels_last = False  # set_channels_last() and fuse() set it: inputs are converted at the stem
+    cell_names: tuple[str, ...] = ()
+    drop_path_per_cell = False  # True: cell i of n drops (i + 1) / n of the schedule's rate
+    relu_before_pool = False  # True: the head applies ReLU to the last cell's output
+
+    def __init__(self, num_classes: int, global_pool: str, drop_path_keep_prob: float) -> None:
         super().__init__()
-        pooled = (size - 5) // 3 + 1
-        projected, hidden = int(128 * scaling), int(768 * scaling)
-        if pooled < 1:
-            raise AuxHeadTooSmall(f"the aux head needs a 5x5 map or larger after stage 2, got {size}x{size}")
-        self.act = nn.ReLU()
-        self.pool = nn.AvgPool2d(5, stride=3)
-        self.proj = nn.Conv2d(in_channels, projected, 1, bias=False)
-        self.bn_proj = bn(projected)
-        self.conv = nn.Conv2d(projected, hidden, pooled, bias=False)
-        self.bn_conv = bn(hidden)
-        self.classifier = nn.Linear(hidden, num_classes)
+        if global_pool == "" and num_classes:
+            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
+        self.num_classes = num_classes
+        self.drop_path_keep_prob = drop_path_keep_prob
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.act(self.bn_proj(self.proj(self.pool(self.act(x)))))
-        x = self.act(self.bn_conv(self.conv(x)))
-        return self.classifier(torch.flatten(x, 1))
+    def _add_head(self, num_features: int, drop_rate: float, global_pool: str) -> None:
+        """The classifier after the cells (built last: the state_dict lists it last)."""
+        self.num_features = num_features
+        self.pool_type = global_pool
+        self.global_pool = global_pooling(global_pool)
+        self.dropout = nn.Dropout(drop_rate)
+        self.classifier = nn.Linear(num_features, self.num_classes) if self.num_classes else nn.Identity()
+        self.set_drop_path_progress(0.0)
+
+    def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    @property
+    def cells(self) -> list[nn.Module]:
+        """Every cell, stem cells included, in order."""
+        return [getattr(self, name) for name in self.cell_names]
+
+    def set_drop_path_progress(self, fraction: float) -> None:
+        """ScheduledDropPath: tell the network how far training has come (0 → 1). A cell keeps a
+        branch with probability 1 - min(1, fraction) · (1 - drop_path_keep_prob), times
+        (i + 1) / n for cell i of n (stem cells included) where `drop_path_per_cell`."""
+        progress = min(1.0, max(0.0, float(fraction)))
+        cells = self.cells
+        for index, cell in enumerate(cells):
+            depth = (index + 1) / len(cells) if self.drop_path_per_cell else 1.0
+            cell.drop_path.keep_prob = 1.0 - progress * depth * (1.0 - self.drop_path_keep_prob)
+
+    def drop_path_keep_probs(self) -> list[float]:
+        return [cell.drop_path.keep_prob for cell in self.cells]
+
+    def fuse(self) -> nn.Module:
+        """A copy for inference: batch norms folded into their convolutions, channels-last memory, no
+        aux head; the same NCHW input and the same function (eval). This network is left as it is."""
+        return inference_copy(self)
+
+    def set_channels_last(self, enable: bool = True) -> None:
+        """Channels-last (NHWC) memory for parameters and every activation; the input is converted
+        at the stem. The same function; a full-size network trains on a CPU in about 0.6× the time
+        (but oneDNN's backward pass has hung on tiny ones, a few channels wide)."""
+        use_channels_last(self, enable)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each cell in the backward pass instead of storing its activations."""
+        for cell in self.cells:
+            cell.grad_checkpointing = enable
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self._forward_cells(x)[0]
+
+    def forward_intermediates(
+        self, x: Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """The maps `feature_info` lists (all; the last n for an int; those at the given positions),
+        and the final features unless `intermediates_only`: timm's backbone interface."""
+        return feature_maps(self, x, indices, intermediates_only)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = self.global_pool(torch.relu(x) if self.relu_before_pool else x)
+        if self.pool_type:
+            x = torch.flatten(x, 1)
+        x = self.dropout(x)
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        features, aux_input = self._forward_cells(x)
+        logits = self.forward_head(features)
+        if self.training and self.aux_head is not None:
+            return logits, self.aux_head(aux_input)
+        return logits
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            self.pool_type, self.global_pool = global_pool, global_pooling(global_pool)
+        if self.pool_type == "" and num_classes:
+            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
 
-class NasnetACifar(nn.Module):
-    """The NASNet network of genotype `nasnet_a`, preset `cifar`: N = 6 cells per stage, F = 32
-    (P = 768), 20 cells; 32 px images.
+class NasnetACifar(Network):
+    """The NASNet network of genotype `nasnet_a`, preset `cifar`: N = 6 cells per stage, F = 32 (P =
+    768), 20 cells; 32 px images.
 
     Stem, the cells in order, then ReLU → global average pool → dropout → linear. The aux head, when
     built, reads `cell_11`.
     """
 
-    channels_last = False  # set_channels_last() and fuse() set it: inputs are converted at the stem
     cell_names = (
         "cell_0",
         "cell_1",
@@ -687,6 +788,8 @@ class NasnetACifar(nn.Module):
         "cell_16",
         "cell_17",
     )
+    drop_path_per_cell = True
+    relu_before_pool = True
 
     def __init__(
         self,
@@ -699,11 +802,7 @@ class NasnetACifar(nn.Module):
         drop_path_keep_prob: float = 0.6,
         image_size: int = 32,
     ) -> None:
-        super().__init__()
-        if global_pool == "" and num_classes:
-            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
-        self.num_classes = num_classes
-        self.drop_path_keep_prob = drop_path_keep_prob
+        super().__init__(num_classes, global_pool, drop_path_keep_prob)
         bn = BatchNormConfig(eps=1e-05, momentum=0.1)
         self.stem = nn.Sequential(nn.Conv2d(in_chans, 96, 3, padding=1, bias=False), bn(96))
         self.cell_0 = NormalCellWithoutX2(x1_channels=96, filters=32, bn=bn)
@@ -732,53 +831,11 @@ class NasnetACifar(nn.Module):
             {"num_chs": 384, "reduction": 2, "module": "cell_11"},
             {"num_chs": 768, "reduction": 4, "module": "cell_17"},
         ]
-        self.num_features = 768
         self.aux_head = None
         if aux_head:
             aux_size = halved(image_size, 1)
             self.aux_head = AuxHead(384, aux_size, num_classes, bn)
-        self.act = nn.ReLU()
-        self.pool_type = global_pool
-        self.global_pool = global_pooling(global_pool)
-        self.dropout = nn.Dropout(drop_rate)
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        self.set_drop_path_progress(0.0)
-
-    @property
-    def cells(self) -> list[nn.Module]:
-        """Every cell, stem cells included, in order."""
-        return [getattr(self, name) for name in self.cell_names]
-
-    def set_drop_path_progress(self, fraction: float) -> None:
-        """ScheduledDropPath: tell the network how far training has come (0 → 1).
-
-        Cell i of n (stem cells included) keeps a branch with probability
-        1 - min(1, fraction) · (i + 1) / n · (1 - drop_path_keep_prob).
-        """
-        progress = min(1.0, max(0.0, float(fraction)))
-        cells = self.cells
-        for index, cell in enumerate(cells):
-            depth = (index + 1) / len(cells)
-            cell.drop_path.keep_prob = 1.0 - progress * depth * (1.0 - self.drop_path_keep_prob)
-
-    def drop_path_keep_probs(self) -> list[float]:
-        return [cell.drop_path.keep_prob for cell in self.cells]
-
-    def fuse(self) -> nn.Module:
-        """A copy for inference: batch norms folded into their convolutions, channels-last memory, no
-        aux head; the same NCHW input and the same function (eval). This network is left as it is."""
-        return inference_copy(self)
-
-    def set_channels_last(self, enable: bool = True) -> None:
-        """Channels-last (NHWC) memory for parameters and every activation; the input is converted
-        at the stem. The same function; a full-size network trains on a CPU in about 0.6× the time
-        (but oneDNN's backward pass has hung on tiny ones, a few channels wide)."""
-        use_channels_last(self, enable)
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each cell in the backward pass instead of storing its activations."""
-        for cell in self.cells:
-            cell.grad_checkpointing = enable
+        self._add_head(768, drop_rate, global_pool)
 
     def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The last cell's output and the aux head's input. Each output is freed after its last reader."""
@@ -864,51 +921,15 @@ class NasnetACifar(nn.Module):
         x_cell_17 = self.cell_17(relu_x_cell_16, relu_x_cell_15)
         return x_cell_17, x_cell_11
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        return self._forward_cells(x)[0]
 
-    def forward_intermediates(
-        self, x: Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
-    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
-        """The maps `feature_info` lists (all; the last n for an int; those at the given positions),
-        and the final features unless `intermediates_only`: timm's backbone interface."""
-        return feature_maps(self, x, indices, intermediates_only)
-
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.global_pool(self.act(x))
-        if self.pool_type:
-            x = torch.flatten(x, 1)
-        x = self.dropout(x)
-        return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        features, aux_input = self._forward_cells(x)
-        logits = self.forward_head(features)
-        if self.training and self.aux_head is not None:
-            return logits, self.aux_head(aux_input)
-        return logits
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        if global_pool is not None:
-            self.pool_type, self.global_pool = global_pool, global_pooling(global_pool)
-        if self.pool_type == "" and num_classes:
-            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
-        self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-
-
-class NasnetAMobile(nn.Module):
-    """The NASNet network of genotype `nasnet_a`, preset `mobile`: N = 4 cells per stage, F = 44
-    (P = 1056), 16 cells; 224 px images.
+class NasnetAMobile(Network):
+    """The NASNet network of genotype `nasnet_a`, preset `mobile`: N = 4 cells per stage, F = 44 (P =
+    1056), 16 cells; 224 px images.
 
     Stem, the cells in order, then ReLU → global average pool → dropout → linear. The aux head, when
     built, reads `cell_7`.
     """
 
-    channels_last = False  # set_channels_last() and fuse() set it: inputs are converted at the stem
     cell_names = (
         "cell_stem_0",
         "cell_stem_1",
@@ -927,6 +948,8 @@ class NasnetAMobile(nn.Module):
         "cell_10",
         "cell_11",
     )
+    drop_path_per_cell = True
+    relu_before_pool = True
 
     def __init__(
         self,
@@ -939,11 +962,7 @@ class NasnetAMobile(nn.Module):
         drop_path_keep_prob: float = 1.0,
         image_size: int = 224,
     ) -> None:
-        super().__init__()
-        if global_pool == "" and num_classes:
-            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
-        self.num_classes = num_classes
-        self.drop_path_keep_prob = drop_path_keep_prob
+        super().__init__(num_classes, global_pool, drop_path_keep_prob)
         bn = BatchNormConfig(eps=0.001, momentum=0.0003)
         self.stem = nn.Sequential(nn.Conv2d(in_chans, 32, 3, stride=2, bias=False), bn(32))
         self.cell_stem_0 = ReductionCellWithoutX2(x1_channels=32, filters=11, bn=bn)
@@ -968,53 +987,11 @@ class NasnetAMobile(nn.Module):
             {"num_chs": 528, "reduction": 16, "module": "cell_7"},
             {"num_chs": 1056, "reduction": 32, "module": "cell_11"},
         ]
-        self.num_features = 1056
         self.aux_head = None
         if aux_head:
             aux_size = halved((image_size - 3) // 2 + 1, 3)
             self.aux_head = AuxHead(528, aux_size, num_classes, bn)
-        self.act = nn.ReLU()
-        self.pool_type = global_pool
-        self.global_pool = global_pooling(global_pool)
-        self.dropout = nn.Dropout(drop_rate)
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        self.set_drop_path_progress(0.0)
-
-    @property
-    def cells(self) -> list[nn.Module]:
-        """Every cell, stem cells included, in order."""
-        return [getattr(self, name) for name in self.cell_names]
-
-    def set_drop_path_progress(self, fraction: float) -> None:
-        """ScheduledDropPath: tell the network how far training has come (0 → 1).
-
-        Cell i of n (stem cells included) keeps a branch with probability
-        1 - min(1, fraction) · (i + 1) / n · (1 - drop_path_keep_prob).
-        """
-        progress = min(1.0, max(0.0, float(fraction)))
-        cells = self.cells
-        for index, cell in enumerate(cells):
-            depth = (index + 1) / len(cells)
-            cell.drop_path.keep_prob = 1.0 - progress * depth * (1.0 - self.drop_path_keep_prob)
-
-    def drop_path_keep_probs(self) -> list[float]:
-        return [cell.drop_path.keep_prob for cell in self.cells]
-
-    def fuse(self) -> nn.Module:
-        """A copy for inference: batch norms folded into their convolutions, channels-last memory, no
-        aux head; the same NCHW input and the same function (eval). This network is left as it is."""
-        return inference_copy(self)
-
-    def set_channels_last(self, enable: bool = True) -> None:
-        """Channels-last (NHWC) memory for parameters and every activation; the input is converted
-        at the stem. The same function; a full-size network trains on a CPU in about 0.6× the time
-        (but oneDNN's backward pass has hung on tiny ones, a few channels wide)."""
-        use_channels_last(self, enable)
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each cell in the backward pass instead of storing its activations."""
-        for cell in self.cells:
-            cell.grad_checkpointing = enable
+        self._add_head(1056, drop_rate, global_pool)
 
     def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The last cell's output and the aux head's input. Each output is freed after its last reader."""
@@ -1084,51 +1061,15 @@ class NasnetAMobile(nn.Module):
         x_cell_11 = self.cell_11(relu_x_cell_10, relu_x_cell_9)
         return x_cell_11, x_cell_7
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        return self._forward_cells(x)[0]
 
-    def forward_intermediates(
-        self, x: Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
-    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
-        """The maps `feature_info` lists (all; the last n for an int; those at the given positions),
-        and the final features unless `intermediates_only`: timm's backbone interface."""
-        return feature_maps(self, x, indices, intermediates_only)
-
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.global_pool(self.act(x))
-        if self.pool_type:
-            x = torch.flatten(x, 1)
-        x = self.dropout(x)
-        return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        features, aux_input = self._forward_cells(x)
-        logits = self.forward_head(features)
-        if self.training and self.aux_head is not None:
-            return logits, self.aux_head(aux_input)
-        return logits
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        if global_pool is not None:
-            self.pool_type, self.global_pool = global_pool, global_pooling(global_pool)
-        if self.pool_type == "" and num_classes:
-            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
-        self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-
-
-class NasnetALarge(nn.Module):
-    """The NASNet network of genotype `nasnet_a`, preset `large`: N = 6 cells per stage, F = 168
-    (P = 4032), 22 cells; 331 px images.
+class NasnetALarge(Network):
+    """The NASNet network of genotype `nasnet_a`, preset `large`: N = 6 cells per stage, F = 168 (P =
+    4032), 22 cells; 331 px images.
 
     Stem, the cells in order, then ReLU → global average pool → dropout → linear. The aux head, when
     built, reads `cell_11`.
     """
 
-    channels_last = False  # set_channels_last() and fuse() set it: inputs are converted at the stem
     cell_names = (
         "cell_stem_0",
         "cell_stem_1",
@@ -1153,6 +1094,8 @@ class NasnetALarge(nn.Module):
         "cell_16",
         "cell_17",
     )
+    drop_path_per_cell = True
+    relu_before_pool = True
 
     def __init__(
         self,
@@ -1165,11 +1108,7 @@ class NasnetALarge(nn.Module):
         drop_path_keep_prob: float = 0.7,
         image_size: int = 331,
     ) -> None:
-        super().__init__()
-        if global_pool == "" and num_classes:
-            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
-        self.num_classes = num_classes
-        self.drop_path_keep_prob = drop_path_keep_prob
+        super().__init__(num_classes, global_pool, drop_path_keep_prob)
         bn = BatchNormConfig(eps=0.001, momentum=0.0003)
         self.stem = nn.Sequential(nn.Conv2d(in_chans, 96, 3, stride=2, bias=False), bn(96))
         self.cell_stem_0 = ReductionCellWithoutX2(x1_channels=96, filters=42, bn=bn)
@@ -1200,53 +1139,11 @@ class NasnetALarge(nn.Module):
             {"num_chs": 2016, "reduction": 16, "module": "cell_11"},
             {"num_chs": 4032, "reduction": 32, "module": "cell_17"},
         ]
-        self.num_features = 4032
         self.aux_head = None
         if aux_head:
             aux_size = halved((image_size - 3) // 2 + 1, 3)
             self.aux_head = AuxHead(2016, aux_size, num_classes, bn)
-        self.act = nn.ReLU()
-        self.pool_type = global_pool
-        self.global_pool = global_pooling(global_pool)
-        self.dropout = nn.Dropout(drop_rate)
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        self.set_drop_path_progress(0.0)
-
-    @property
-    def cells(self) -> list[nn.Module]:
-        """Every cell, stem cells included, in order."""
-        return [getattr(self, name) for name in self.cell_names]
-
-    def set_drop_path_progress(self, fraction: float) -> None:
-        """ScheduledDropPath: tell the network how far training has come (0 → 1).
-
-        Cell i of n (stem cells included) keeps a branch with probability
-        1 - min(1, fraction) · (i + 1) / n · (1 - drop_path_keep_prob).
-        """
-        progress = min(1.0, max(0.0, float(fraction)))
-        cells = self.cells
-        for index, cell in enumerate(cells):
-            depth = (index + 1) / len(cells)
-            cell.drop_path.keep_prob = 1.0 - progress * depth * (1.0 - self.drop_path_keep_prob)
-
-    def drop_path_keep_probs(self) -> list[float]:
-        return [cell.drop_path.keep_prob for cell in self.cells]
-
-    def fuse(self) -> nn.Module:
-        """A copy for inference: batch norms folded into their convolutions, channels-last memory, no
-        aux head; the same NCHW input and the same function (eval). This network is left as it is."""
-        return inference_copy(self)
-
-    def set_channels_last(self, enable: bool = True) -> None:
-        """Channels-last (NHWC) memory for parameters and every activation; the input is converted
-        at the stem. The same function; a full-size network trains on a CPU in about 0.6× the time
-        (but oneDNN's backward pass has hung on tiny ones, a few channels wide)."""
-        use_channels_last(self, enable)
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each cell in the backward pass instead of storing its activations."""
-        for cell in self.cells:
-            cell.grad_checkpointing = enable
+        self._add_head(4032, drop_rate, global_pool)
 
     def _forward_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The last cell's output and the aux head's input. Each output is freed after its last reader."""
@@ -1339,41 +1236,6 @@ class NasnetALarge(nn.Module):
         del x_cell_16
         x_cell_17 = self.cell_17(relu_x_cell_16, relu_x_cell_15)
         return x_cell_17, x_cell_11
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        return self._forward_cells(x)[0]
-
-    def forward_intermediates(
-        self, x: Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
-    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
-        """The maps `feature_info` lists (all; the last n for an int; those at the given positions),
-        and the final features unless `intermediates_only`: timm's backbone interface."""
-        return feature_maps(self, x, indices, intermediates_only)
-
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.global_pool(self.act(x))
-        if self.pool_type:
-            x = torch.flatten(x, 1)
-        x = self.dropout(x)
-        return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        features, aux_input = self._forward_cells(x)
-        logits = self.forward_head(features)
-        if self.training and self.aux_head is not None:
-            return logits, self.aux_head(aux_input)
-        return logits
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        if global_pool is not None:
-            self.pool_type, self.global_pool = global_pool, global_pooling(global_pool)
-        if self.pool_type == "" and num_classes:
-            raise ValueError("global_pool='' returns the unpooled map: use it with num_classes=0")
-        self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
 
 # -- presets --------------------------------------------------------------------------------------

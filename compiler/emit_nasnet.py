@@ -1,29 +1,32 @@
-"""Emit: lowered cell graphs → one standalone PyTorch file, through the Jinja templates.
-
-Every name and number is computed here, in Python, into a view model; the templates only print.
-Names from the .cell file pass through one namespace per scope; strings are emitted with repr.
-The result is parsed back with `ast` before anyone can import it.
-"""
+"""The NASNet family's backend of the emitter (compiler/emit.py): lowered cell graphs → cell
+classes (one per variant: the modules an instance has) and, per preset, the network's stem, cells
+and straight-line forward (docs/reference.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from nasc.compiler import ir
-from nasc.compiler.compilation import Compilation, compile_genotype
-from nasc.compiler.hashing import structural_hash
-from nasc.compiler.liveness import Line, SharedRelu, straight_line
+from nasc.compiler import emit
+from nasc.compiler.compilation import Compilation
+from nasc.compiler.emit import (
+    CellCall,
+    ModuleView,
+    NetworkView,
+    docstring,
+    feature_info,
+    render_module,
+    source_label,
+)
+from nasc.compiler.liveness import SharedRelu, straight_line
 from nasc.compiler.lower import Adapter, CellGraph, Channels, RealizedCell
 from nasc.compiler.namespace import Namespace
-from nasc.compiler.options import EmitOptions
-from nasc.compiler.presets import Preset, pretrained_cfg
+from nasc.compiler.presets import Preset
 from nasc.compiler.skeleton import CellInstance, nasnet_skeleton
 from nasc.compiler.templating import camel as _camel
-from nasc.compiler.templating import checked, network_class, source_names
 from nasc.compiler.templating import environment as _environment
+from nasc.compiler.templating import network_class
 from nasc.compiler.templating import py_literal as _py
-from nasc.version import __version__
 
 # Helpers of templates/support.py.jinja and the op templates each emitted name needs besides itself.
 NEEDS = {
@@ -33,15 +36,12 @@ NEEDS = {
     "PoolBranch": {"SamePool2d"},  # and ConvBN, which every module has (the squeeze)
 }
 
-# Names the emitted module defines or imports at its top level.
+# Names the NASNet family's building blocks add at the emitted module's top level.
 MODULE_NAMES = (
-    "annotations dataclass torch F Tensor nn "
-    "NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH SOURCE_FILE METADATA "
-    "BatchNormConfig same_padding halved SameConv2d SamePool2d ConvBN FactorizedReduction "
-    "DropPath PoolBranch SeparableBranch ConvBranch BottleneckBranch "
-    "Preset PRESETS DEFAULT_PRESET AuxHead AuxHeadTooSmall create_model checkpoint Cell global_pooling "
-    "feature_maps copy fold_batch_norms inference_copy use_channels_last"
-).split()
+    *emit.MODULE_NAMES,
+    *"same_padding SameConv2d SamePool2d FactorizedReduction PoolBranch SeparableBranch ConvBranch "
+    "BottleneckBranch AuxHead".split(),
+)
 # Attributes every cell has, and nn.Module's own.
 CELL_ATTRIBUTES = (
     "squeeze_x1 adjust_x2 drop_path out_channels stride kind cell_forward grad_checkpointing "
@@ -199,7 +199,7 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
                 _OpView(attr, construct, f"self.drop_path({term})" if op.spec.drop_path else term)
             )
         norm = attributes.name(("norm", block.target), block.norm_attr) if block.norm_attr else None
-        combine = env.get_template(f"combines/{block.combine.name}.jinja").module
+        combine = env.get_template(f"nasnet/combines/{block.combine.name}.jinja").module
         block_view = _BlockView(
             comment=f"{label}:{block.span.line}  {block.source}" if block.span else block.source,
             local=locals_.name(block.target),
@@ -236,34 +236,6 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
     return view
 
 
-@dataclass
-class _CellCall:
-    attr: str
-    construct: str
-
-
-@dataclass
-class _NetworkView:
-    class_name: str
-    preset_name: str
-    preset: Preset
-    bn: str
-    stem_channels: int
-    stem_size: str  # the stem's output size as code, from `image_size`
-    cells: list[_CellCall]
-    forward: list[Line]  # the straight-line body of _forward_cells
-    cell_names: list[str]
-    aux_input: str
-    aux_channels: int
-    aux_halvings: int
-    feature_info: list[str]
-    num_features: int
-    output: str
-    penultimate_filters: int
-    drop_path_keep_prob: float
-    pretrained_cfg: dict[str, object] = field(default_factory=dict)
-
-
 def _network_view(
     preset_name: str,
     preset: Preset,
@@ -271,7 +243,8 @@ def _network_view(
     graphs: Mapping[str, CellGraph],
     class_names: Mapping[tuple, str],
     class_name: str,
-) -> _NetworkView:
+    title: str,
+) -> NetworkView:
     """One preset's network: every cell a named attribute, every adapter decided here."""
     skeleton = nasnet_skeleton(preset)
     values = ["x_stem", *(f"x_{instance.name}" for instance in planned)]
@@ -300,68 +273,70 @@ def _network_view(
             inputs.append(values[plan.x2])
         arguments += [f"filters={plan.filters}", "bn=bn"]
         construct = f"{class_names[_signature(cell)]}({', '.join(arguments)})"
-        calls.append(_CellCall(instance.name, construct))
+        calls.append(CellCall(instance.name, construct))
         lines.append((f"{values[index]} = self.{instance.name}({', '.join(inputs)})", tuple(inputs)))
         if index in activated:
             lines.append((f"{relu_of(index)} = torch.relu({values[index]})", (values[index],)))
     aux = planned[skeleton.aux_after]
-    forward = straight_line(lines, keep={f"x_{aux.name}", values[-1]})
 
     # Per stage, its last output: the stem (or the second stem cell), each cell before a reduction
     # cell, and the last cell.
-    stem_reduction = 2 if preset.stem == "imagenet" else 1
-    stem_cells = 2 if preset.stem == "imagenet" else 0
+    imagenet = preset.stem == "imagenet"
+    stem_reduction, stem_cells = (2, 2) if imagenet else (1, 0)
     if stem_cells:
         first = planned[stem_cells - 1]
-        feature_info = [(first.cell.out_channels, first.reduction, first.name)]
+        stages = [(first.cell.out_channels, first.reduction, first.name)]
     else:
-        feature_info = [(skeleton.stem_channels, stem_reduction, "stem")]
+        stages = [(skeleton.stem_channels, stem_reduction, "stem")]
     for index in range(stem_cells + 1, len(planned)):
         if planned[index].cell.graph.stride > 1:
             before = planned[index - 1]
-            feature_info.append((before.cell.out_channels, before.reduction, before.name))
+            stages.append((before.cell.out_channels, before.reduction, before.name))
     last = planned[-1]
-    feature_info.append((last.cell.out_channels, last.reduction, last.name))
-    return _NetworkView(
+    stages.append((last.cell.out_channels, last.reduction, last.name))
+    stem = skeleton.stem_channels
+    conv = "3, stride=2, bias=False" if imagenet else "3, padding=1, bias=False"
+    scaling = f", scaling={_py(preset.aux_scaling)}" if preset.aux_scaling != 1.0 else ""
+    penultimate = preset.filters * 4 * graphs["normal"].out_channels_per_filter
+    return NetworkView(
         class_name=class_name,
         preset_name=preset_name,
-        preset=preset,
-        bn=f"BatchNormConfig(eps={_py(preset.bn_eps)}, momentum={_py(preset.bn_momentum)})",
-        stem_channels=skeleton.stem_channels,
-        stem_size="(image_size - 3) // 2 + 1" if preset.stem == "imagenet" else "image_size",
-        cells=calls,
-        forward=forward,
-        cell_names=[instance.name for instance in planned],
-        aux_input=f"x_{aux.name}",
-        aux_channels=aux.cell.out_channels,
-        aux_halvings=aux.reduction.bit_length() - stem_reduction.bit_length(),
-        feature_info=[
-            f'{{"num_chs": {channels}, "reduction": {reduction}, "module": "{module}"}}'
-            for channels, reduction, module in feature_info
-        ],
-        num_features=last.cell.out_channels,
-        output=values[-1],
-        penultimate_filters=preset.filters * 4 * graphs["normal"].out_channels_per_filter,
+        doc=docstring(
+            f"The {title}, preset `{preset_name}`: N = {preset.cells_per_stage} cells per stage, "
+            f"F = {preset.filters} (P = {penultimate}), {len(planned)} cells; {preset.image_size} px images.",
+            "Stem, the cells in order, then ReLU → global average pool → dropout → linear. The aux head, "
+            f"when built, reads `{aux.name}`.",
+        ),
+        num_classes=preset.num_classes,
+        image_size=preset.image_size,
+        drop_rate=round(1.0 - preset.dropout_keep_prob, 6),
         drop_path_keep_prob=preset.drop_path_keep_prob,
+        bn=f"BatchNormConfig(eps={_py(preset.bn_eps)}, momentum={_py(preset.bn_momentum)})",
+        stem_init=[f"self.stem = nn.Sequential(nn.Conv2d(in_chans, {stem}, {conv}), bn({stem}))"],
+        stem_forward=["x_stem = self.stem(x)"],
+        cells=calls,
+        forward=straight_line(lines, keep={f"x_{aux.name}", values[-1]}),
+        cell_names=[instance.name for instance in planned],
+        feature_info=feature_info(stages),
+        num_features=last.cell.out_channels,
+        aux_size=f"{'(image_size - 3) // 2 + 1' if imagenet else 'image_size'}, "
+        f"{aux.reduction.bit_length() - stem_reduction.bit_length()}",
+        aux_head=f"AuxHead({aux.cell.out_channels}, aux_size, num_classes, bn{scaling})",
+        aux_input=f"x_{aux.name}",
+        output=values[-1],
+        first_conv="stem.0",
+        drop_path_per_cell=preset.drop_path_per_cell,
+        relu_before_pool=True,
     )
 
 
-def emit_torch(genotype: ir.Genotype, options: EmitOptions | None = None) -> str:
-    """The emitted module's source text, by the genotype's convention. Deterministic: same input,
-    same bytes."""
-    return compile_genotype(genotype, options).emit()
-
-
 def emit_nasnet(compilation: Compilation) -> str:
-    """The NASNet family's module (docs/reference.md): one class per cell variant, one straight-line
-    class per preset. A rescaled compile (N @ P, classes) holds that one network only."""
-    genotype, convention, options = compilation.genotype, compilation.convention, compilation.options
+    """The NASNet family's module: one class per cell variant, one straight-line class per preset.
+    A rescaled compile (N @ P, classes) holds that one network only."""
+    genotype, convention = compilation.genotype, compilation.convention
     graphs = compilation.lowered
     module_names = Namespace(MODULE_NAMES)
-    source = options.source_file or genotype.filename
-    label, source_literal = source_names(source, genotype.name)
-    default_preset, default = compilation.preset_name, compilation.preset
-    presets = compilation.networks
+    label = source_label(compilation)
 
     # Cell variants: one class per distinct set of modules; the commonest way of a kind keeps its name.
     examples: dict[tuple, RealizedCell] = {}
@@ -380,7 +355,6 @@ def emit_nasnet(compilation: Compilation) -> str:
             suffix = "" if key == commonest else X2_WAYS[_x2_way(examples[key])][0] or "ProjectingX2"
             class_names[key] = module_names.name(("cell", key), base + suffix)
     cells = [_cell_view(examples[key], class_names[key], label) for key in class_names]
-
     networks = [
         _network_view(
             name,
@@ -389,16 +363,10 @@ def emit_nasnet(compilation: Compilation) -> str:
             graphs,
             class_names,
             module_names.name(("network", name), network_class(genotype.name, name)),
+            f"{convention.title} network of genotype `{genotype.name}`",
         )
-        for name, preset in presets.items()
+        for name, preset in compilation.networks.items()
     ]
-    metadata = {entry.key: entry.value for entry in genotype.metadata}
-    base = compilation.base_preset
-    for network in networks:
-        size, classes = network.preset.image_size, network.preset.num_classes
-        network.pretrained_cfg = pretrained_cfg(
-            metadata, convention.data, network.preset_name, base, size, classes, "stem.0"
-        )
     constructs = [op.construct for cell in cells for block in cell.blocks for op in block.operands]
     constructs += [cell.adjust_x2 or "" for cell in cells]
     constructs += [adapter for cell in cells for _, adapter in cell.output_adapters]
@@ -407,28 +375,21 @@ def emit_nasnet(compilation: Compilation) -> str:
         used |= NEEDS.get(name, set())
     families = sorted({op.spec.family for g in graphs.values() for b in g.blocks for op in b.operands})
     env = _environment()
-    definitions = (str(env.get_template(f"ops/{family}.jinja").module.define(used)) for family in families)
+    definitions = (
+        str(env.get_template(f"nasnet/ops/{family}.jinja").module.define(used)) for family in families
+    )
     normal_per_filter = graphs["normal"].out_channels_per_filter
-    context = {
-        "version": __version__,
-        "source_repr": source_literal,
-        "genotype_name": genotype.name,
-        "structural_hash": structural_hash(genotype),
-        "metadata": [(entry.key, entry.value) for entry in genotype.metadata],
-        "used": used,
-        "op_definitions": [text.strip() for text in definitions if text.strip()],
-        "cells": cells,
-        "cell_class": env.get_template("cell.py.jinja").module.cell_class,
-        "networks": networks,
-        "default_preset": default_preset,
-        "default_classes": default.num_classes,
-        "preset_names": ", ".join(presets),
-        "preset_summary": ", ".join(
-            f"{name} ({p.cells_per_stage} @ {p.filters * 4 * normal_per_filter})"
-            for name, p in presets.items()
-        ),
-        "convention": convention.name,
-        "title": convention.title,
-        "summary": convention.summary,
-    }
-    return checked(env.get_template("module.py.jinja").render(context))
+    summary = ", ".join(
+        f"{name} ({p.cells_per_stage} @ {p.filters * 4 * normal_per_filter})"
+        for name, p in compilation.networks.items()
+    )
+    view = ModuleView(
+        description=f"Presets: {summary}.\n{convention.summary}.",
+        blocks_template="nasnet/blocks.py.jinja",
+        cell_template="nasnet/cell.py.jinja",
+        cells=cells,
+        networks=networks,
+        uses_functional=True,
+        extra={"used": used, "op_definitions": [text.strip() for text in definitions if text.strip()]},
+    )
+    return render_module(compilation, view)
