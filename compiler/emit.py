@@ -36,6 +36,15 @@ MODULE_NAMES = (
 
 
 @dataclass
+class OpView:
+    """One op of a cell's block: its attribute, construction and term in the forward."""
+
+    attr: str | None  # None: an identity that needs no module (the term is the state itself)
+    construct: str
+    forward: str
+
+
+@dataclass
 class CellCall:
     attr: str
     construct: str

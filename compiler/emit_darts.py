@@ -18,6 +18,7 @@ from nasc.compiler.emit import (
     CellCall,
     ModuleView,
     NetworkView,
+    OpView,
     docstring,
     feature_info,
     render_module,
@@ -54,17 +55,10 @@ RAW_INPUT = frozenset({"max_pool_3x3", "avg_pool_3x3"})
 
 
 @dataclass
-class _OpView:
-    attr: str | None  # None: an identity, the state itself
-    construct: str
-    forward: str
-
-
-@dataclass
 class _BlockView:
     comment: str
     local: str
-    operands: list[_OpView]
+    operands: list[OpView]
     activations: list[tuple[str, str]]  # (local, state): `local = torch.relu(state)`, once per state
 
 
@@ -103,7 +97,7 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
             stride = 2 if reduction and operand.input in cell.inputs else 1
             template = CONSTRUCTORS[operand.op]
             if template is None and stride == 1:  # skip_connect: the state itself, never dropped
-                operands.append(_OpView(None, "", local[operand.input]))
+                operands.append(OpView(None, "", local[operand.input]))
                 continue
             attr = attributes.name(("op", block.target, side), f"{block.target}_{side}")
             construct = (
@@ -114,7 +108,7 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
                 source = relu.of(operand.input, source, activations)
             term = f"self.{attr}({source})"
             # The reference drops every op but a true identity (a strided skip is a reduction).
-            operands.append(_OpView(attr, construct, f"self.drop_path({term})"))
+            operands.append(OpView(attr, construct, f"self.drop_path({term})"))
         comment = f"{label}:{block.span.line}  {format_block(block)}" if block.span else format_block(block)
         view.blocks.append(_BlockView(comment, locals_.name(block.target), operands, activations))
         local[block.target] = view.blocks[-1].local

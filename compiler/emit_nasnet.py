@@ -13,6 +13,7 @@ from nasc.compiler.emit import (
     CellCall,
     ModuleView,
     NetworkView,
+    OpView,
     docstring,
     feature_info,
     render_module,
@@ -22,7 +23,7 @@ from nasc.compiler.liveness import SharedRelu, straight_line
 from nasc.compiler.lower import Adapter, CellGraph, Channels, RealizedCell
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.presets import Preset
-from nasc.compiler.skeleton import CellInstance, nasnet_skeleton
+from nasc.compiler.skeleton import CellInstance, Skeleton, nasnet_skeleton
 from nasc.compiler.templating import camel as _camel
 from nasc.compiler.templating import environment as _environment
 from nasc.compiler.templating import network_class
@@ -82,17 +83,10 @@ X2_ACTIVATED = {Adapter.RELU_CONV_BN, Adapter.RELU_FACTORIZED_REDUCTION}
 
 
 @dataclass
-class _OpView:
-    attr: str | None  # None: an identity that needs no module (the term is the state itself)
-    construct: str
-    forward: str
-
-
-@dataclass
 class _BlockView:
     comment: str
     local: str
-    operands: list[_OpView]
+    operands: list[OpView]
     init: str
     forward: str
     norm: str | None = None
@@ -132,26 +126,81 @@ def _signature(cell: RealizedCell) -> tuple:
     return (cell.graph.kind, cell.graph.stride, tuple((m.attr, m.what, m.adapters) for m in cell.modules))
 
 
-def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
-    """The class of one cell variant: the modules that `cell` (any instance of the variant) has."""
-    graph = cell.graph
-    env = _environment()
-    attributes = Namespace(CELL_ATTRIBUTES)
-    locals_ = Namespace((*MODULE_NAMES, *FORWARD_LOCALS))
-    local = {name: locals_.name(name) for name in graph.inputs}
-    way = _x2_way(cell)
-    h1_code = "x1_channels" if way == Adapter.NO_X2 else "filters"
+class _CellWriter:
+    """The names and decisions of one cell variant's class, made as its view is written."""
 
-    def channels_code(channels: Channels) -> str:
+    def __init__(self, cell: RealizedCell, label: str) -> None:
+        graph = cell.graph
+        self.graph, self.label, self.way = graph, label, _x2_way(cell)
+        self.env = _environment()
+        self.attributes = Namespace(CELL_ATTRIBUTES)
+        self.locals = Namespace((*MODULE_NAMES, *FORWARD_LOCALS))
+        self.local = {name: self.locals.name(name) for name in graph.inputs}
+        self.adapted = {module.attr for module in cell.modules if module.adapters}
+        self.reductions = {m.attr: m for m in cell.modules if m.what == Adapter.FACTORIZED_REDUCTION}
+        # Ops that begin with ReLU share one relu(h) per state; without x2, h1 is x1, already
+        # activated for the squeeze.
+        no_x2 = self.way == Adapter.NO_X2
+        self.relu = SharedRelu(self.locals, {graph.inputs[1]: "relu_x1"} if no_x2 else None)
+        self.read_raw = {output.member for output in graph.outputs}  # states some term reads as they are
+
+    def channels(self, channels: Channels) -> str:
         if channels.h1:
-            return h1_code
+            return "x1_channels" if self.way == Adapter.NO_X2 else "filters"
         return "filters" if channels.filters == 1 else f"{channels.filters} * filters"
 
-    takes_x2 = way in X2_ACTIVATED
-    adjust = {
-        Adapter.RELU_CONV_BN: "ConvBN(x2_channels, filters, bn)",
-        Adapter.RELU_FACTORIZED_REDUCTION: "FactorizedReduction(x2_channels, filters, bn)",
-    }.get(way)
+    def op(self, op, activations: list[tuple[str, str]]) -> OpView:
+        adapted = op.attr in self.adapted
+        family = self.env.get_template(op.spec.template).module
+        construct = str(family.construct(op, self.channels(op.in_channels), adapted)).strip()
+        if not construct:  # an identity at F channels and stride 1: the state itself
+            self.read_raw.add(op.state)
+            return OpView(None, "", self.local[op.state])
+        attr = self.attributes.name(("op", op.attr), op.attr)
+        source = self.local[op.state]
+        if op.spec.reads_activated(adapted):
+            source = self.relu.of(op.state, source, activations)
+        else:
+            self.read_raw.add(op.state)
+        term = f"self.{attr}({source})"
+        return OpView(attr, construct, f"self.drop_path({term})" if op.spec.drop_path else term)
+
+    def block(self, block) -> _BlockView:
+        activations: list[tuple[str, str]] = []
+        operands = [self.op(op, activations) for op in block.operands]
+        norm = self.attributes.name(("norm", block.target), block.norm_attr) if block.norm_attr else None
+        view = _BlockView(
+            comment=f"{self.label}:{block.span.line}  {block.source}" if block.span else block.source,
+            local=self.locals.name(block.target),
+            operands=operands,
+            init="",
+            forward="",
+            norm=norm,
+            channels=self.channels(block.channels),
+            activations=activations,
+        )
+        combine = self.env.get_template(f"nasnet/combines/{block.combine.name}.jinja").module
+        view.init = str(combine.init(view)).strip()
+        view.forward = str(combine.forward(view, [op.forward for op in operands])).strip()
+        self.local[block.target] = view.local
+        return view
+
+    def output(self, output) -> tuple[tuple[str, str] | None, str]:
+        """(the adapter's attribute and construction, or None; the output's term)."""
+        module = self.reductions.get(output.adapter_attr or "")
+        if module is None:
+            return None, self.local[output.member]
+        attr = self.attributes.name(("out", output.member), output.adapter_attr)
+        member, final = self.channels(output.channels), self.channels(self.graph.final_channels)
+        # A factorized reduction at stride 1 is its 1x1 convolution and batch norm.
+        adapter = "FactorizedReduction" if module.stride > 1 else "ConvBN"
+        return (attr, f"{adapter}({member}, {final}, bn)"), f"self.{attr}({self.local[output.member]})"
+
+
+def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
+    """The class of one cell variant: the modules that `cell` (any instance of the variant) has."""
+    graph, writer = cell.graph, _CellWriter(cell, label)
+    way = writer.way
     line = graph.span.line if graph.span else None
     view = _CellView(
         kind=graph.kind,
@@ -161,92 +210,39 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
         stride=graph.stride,
         x2_doc=X2_WAYS[way][1],
         parameters="x1_channels: int, x2_channels: int, filters: int"
-        if takes_x2
+        if way in X2_ACTIVATED
         else "x1_channels: int, filters: int",
-        adjust_x2=adjust,
+        adjust_x2={
+            Adapter.RELU_CONV_BN: "ConvBN(x2_channels, filters, bn)",
+            Adapter.RELU_FACTORIZED_REDUCTION: "FactorizedReduction(x2_channels, filters, bn)",
+        }.get(way),
         forward_parameters={
             Adapter.NO_X2: "x1: Tensor",
             Adapter.X2_AS_IS: "relu_x1: Tensor, x2: Tensor",
         }.get(way, "relu_x1: Tensor, relu_x2: Tensor"),
         x1_activation="relu_x1 = torch.relu(x1)" if way == Adapter.NO_X2 else "",
-        h0=local[graph.inputs[0]],
-        h1=local[graph.inputs[1]],
+        h0=writer.local[graph.inputs[0]],
+        h1=writer.local[graph.inputs[1]],
         h1_term={Adapter.NO_X2: "x1", Adapter.X2_AS_IS: "x2"}.get(way, "self.adjust_x2(relu_x2)"),
     )
-    adapted = {module.attr for module in cell.modules if module.adapters}
-    # Ops that begin with ReLU share one relu(h) per state; without x2, h1 is x1, already activated
-    # for the squeeze.
-    relu = SharedRelu(locals_, {graph.inputs[1]: "relu_x1"} if way == Adapter.NO_X2 else None)
-    read_raw = {output.member for output in graph.outputs}  # states some term reads as they are
-    for block in graph.blocks:
-        operands = []
-        activations = []
-        for op in block.operands:
-            family = env.get_template(op.spec.template).module
-            construct = str(family.construct(op, channels_code(op.in_channels), op.attr in adapted)).strip()
-            if not construct:  # an identity at F channels and stride 1: the state itself
-                read_raw.add(op.state)
-                operands.append(_OpView(None, "", local[op.state]))
-                continue
-            attr = attributes.name(("op", op.attr), op.attr)
-            source = local[op.state]
-            if op.spec.reads_activated(op.attr in adapted):
-                source = relu.of(op.state, source, activations)
-            else:
-                read_raw.add(op.state)
-            term = f"self.{attr}({source})"
-            operands.append(
-                _OpView(attr, construct, f"self.drop_path({term})" if op.spec.drop_path else term)
-            )
-        norm = attributes.name(("norm", block.target), block.norm_attr) if block.norm_attr else None
-        combine = env.get_template(f"nasnet/combines/{block.combine.name}.jinja").module
-        block_view = _BlockView(
-            comment=f"{label}:{block.span.line}  {block.source}" if block.span else block.source,
-            local=locals_.name(block.target),
-            operands=operands,
-            init="",
-            forward="",
-            norm=norm,
-            channels=channels_code(block.channels),
-            activations=activations,
-        )
-        block_view.init = str(combine.init(block_view)).strip()
-        block_view.forward = str(combine.forward(block_view, [op.forward for op in operands])).strip()
-        local[block.target] = block_view.local
-        view.blocks.append(block_view)
-    realized_outputs = {
-        module.attr: module for module in cell.modules if module.what == Adapter.FACTORIZED_REDUCTION
-    }
+    view.blocks = [writer.block(block) for block in graph.blocks]
     for output in graph.outputs:
-        module = realized_outputs.get(output.adapter_attr or "")
-        if module is None:
-            view.output_terms.append(local[output.member])
-            continue
-        attr = attributes.name(("out", output.member), output.adapter_attr)
-        member, final = channels_code(output.channels), channels_code(graph.final_channels)
-        # A factorized reduction at stride 1 is its 1x1 convolution and batch norm.
-        adapter = "FactorizedReduction" if module.stride > 1 else "ConvBN"
-        view.output_adapters.append((attr, f"{adapter}({member}, {final}, bn)"))
-        view.output_terms.append(f"self.{attr}({local[output.member]})")
-    per_filter = graph.out_channels_per_filter
-    if way == Adapter.NO_X2 and graph.inputs[1] not in read_raw:
+        adapter, term = writer.output(output)
+        if adapter is not None:
+            view.output_adapters.append(adapter)
+        view.output_terms.append(term)
+    if way == Adapter.NO_X2 and graph.inputs[1] not in writer.read_raw:
         view.h1_term = ""  # every reader of h1 reads relu_x1: no name for x1 itself
+    per_filter = graph.out_channels_per_filter
     view.out_channels = f"{per_filter} * filters"
     view.out_channels_doc = f"{per_filter}·F"
     return view
 
 
-def _network_view(
-    preset_name: str,
-    preset: Preset,
-    planned: tuple[CellInstance, ...],
-    graphs: Mapping[str, CellGraph],
-    class_names: Mapping[tuple, str],
-    class_name: str,
-    title: str,
-) -> NetworkView:
-    """One preset's network: every cell a named attribute, every adapter decided here."""
-    skeleton = nasnet_skeleton(preset)
+def _cells_and_forward(
+    planned: tuple[CellInstance, ...], class_names: Mapping[tuple, str]
+) -> tuple[list[CellCall], list[tuple[str, tuple[str, ...]]]]:
+    """Each cell's construction, and the forward's lines (each with the values it reads)."""
     values = ["x_stem", *(f"x_{instance.name}" for instance in planned)]
     # relu(x) once per value, however many cells read it through ReLU (as x1 every cell but the first
     # after a stem, as x2 where it is adjusted): computed as soon as the value exists.
@@ -277,23 +273,42 @@ def _network_view(
         lines.append((f"{values[index]} = self.{instance.name}({', '.join(inputs)})", tuple(inputs)))
         if index in activated:
             lines.append((f"{relu_of(index)} = torch.relu({values[index]})", (values[index],)))
-    aux = planned[skeleton.aux_after]
+    return calls, lines
 
-    # Per stage, its last output: the stem (or the second stem cell), each cell before a reduction
-    # cell, and the last cell.
-    imagenet = preset.stem == "imagenet"
-    stem_reduction, stem_cells = (2, 2) if imagenet else (1, 0)
+
+def _stages(planned: tuple[CellInstance, ...], skeleton: Skeleton) -> list[tuple[int, int, str]]:
+    """Per stage, its last output (channels, reduction, module): the stem (or the second stem
+    cell), each cell before a reduction cell, and the last cell."""
+    stem_cells = 2 if skeleton.stem == "imagenet" else 0
     if stem_cells:
         first = planned[stem_cells - 1]
         stages = [(first.cell.out_channels, first.reduction, first.name)]
     else:
-        stages = [(skeleton.stem_channels, stem_reduction, "stem")]
+        stages = [(skeleton.stem_channels, 1, "stem")]
     for index in range(stem_cells + 1, len(planned)):
         if planned[index].cell.graph.stride > 1:
             before = planned[index - 1]
             stages.append((before.cell.out_channels, before.reduction, before.name))
     last = planned[-1]
     stages.append((last.cell.out_channels, last.reduction, last.name))
+    return stages
+
+
+def _network_view(
+    preset_name: str,
+    preset: Preset,
+    planned: tuple[CellInstance, ...],
+    graphs: Mapping[str, CellGraph],
+    class_names: Mapping[tuple, str],
+    class_name: str,
+    title: str,
+) -> NetworkView:
+    """One preset's network: every cell a named attribute, every adapter decided here."""
+    skeleton = nasnet_skeleton(preset)
+    calls, lines = _cells_and_forward(planned, class_names)
+    aux, last = planned[skeleton.aux_after], planned[-1]
+    imagenet = preset.stem == "imagenet"
+    stem_reduction = 2 if imagenet else 1
     stem = skeleton.stem_channels
     conv = "3, stride=2, bias=False" if imagenet else "3, padding=1, bias=False"
     scaling = f", scaling={_py(preset.aux_scaling)}" if preset.aux_scaling != 1.0 else ""
@@ -315,15 +330,15 @@ def _network_view(
         stem_init=[f"self.stem = nn.Sequential(nn.Conv2d(in_chans, {stem}, {conv}), bn({stem}))"],
         stem_forward=["x_stem = self.stem(x)"],
         cells=calls,
-        forward=straight_line(lines, keep={f"x_{aux.name}", values[-1]}),
+        forward=straight_line(lines, keep={f"x_{aux.name}", f"x_{last.name}"}),
         cell_names=[instance.name for instance in planned],
-        feature_info=feature_info(stages),
+        feature_info=feature_info(_stages(planned, skeleton)),
         num_features=last.cell.out_channels,
         aux_size=f"{'(image_size - 3) // 2 + 1' if imagenet else 'image_size'}, "
         f"{aux.reduction.bit_length() - stem_reduction.bit_length()}",
         aux_head=f"AuxHead({aux.cell.out_channels}, aux_size, num_classes, bn{scaling})",
         aux_input=f"x_{aux.name}",
-        output=values[-1],
+        output=f"x_{last.name}",
         first_conv="stem.0",
         drop_path_per_cell=preset.drop_path_per_cell,
         relu_before_pool=True,

@@ -166,7 +166,7 @@ class Adapter(StrEnum):
 
 
 @dataclass(frozen=True)
-class Module:
+class CellModule:
     """One module of a realized cell: its attribute, what it is, its channels and stride."""
 
     attr: str
@@ -184,7 +184,7 @@ class RealizedCell:
     graph: CellGraph
     filters: int
     h1_channels: int
-    modules: tuple[Module, ...]
+    modules: tuple[CellModule, ...]
 
     @property
     def out_channels(self) -> int:
@@ -195,19 +195,19 @@ def realize(
     graph: CellGraph, filters: int, x1_channels: int, x2_channels: int | None, reduce_x2: bool
 ) -> RealizedCell:
     """The modules one instance of the cell has, adapters included, with concrete numbers."""
-    modules = [Module("squeeze_x1", Adapter.RELU_CONV_BN, x1_channels, filters, 1)]
+    modules = [CellModule("squeeze_x1", Adapter.RELU_CONV_BN, x1_channels, filters, 1)]
     if x2_channels is None:
         h1_channels = x1_channels
-        modules.append(Module("adjust_x2", Adapter.NO_X2, x1_channels, x1_channels, 1))
+        modules.append(CellModule("adjust_x2", Adapter.NO_X2, x1_channels, x1_channels, 1))
     elif reduce_x2:
         h1_channels = filters
-        modules.append(Module("adjust_x2", Adapter.RELU_FACTORIZED_REDUCTION, x2_channels, filters, 2))
+        modules.append(CellModule("adjust_x2", Adapter.RELU_FACTORIZED_REDUCTION, x2_channels, filters, 2))
     elif x2_channels != filters:
         h1_channels = filters
-        modules.append(Module("adjust_x2", Adapter.RELU_CONV_BN, x2_channels, filters, 1))
+        modules.append(CellModule("adjust_x2", Adapter.RELU_CONV_BN, x2_channels, filters, 1))
     else:
         h1_channels = filters
-        modules.append(Module("adjust_x2", Adapter.X2_AS_IS, x2_channels, filters, 1))
+        modules.append(CellModule("adjust_x2", Adapter.X2_AS_IS, x2_channels, filters, 1))
     for block in graph.blocks:
         for op in block.operands:
             c_in = op.in_channels.value(filters, h1_channels)
@@ -216,15 +216,17 @@ def realize(
                 adapters = ("relu_conv_bn 1x1",)
             elif op.spec.family == "pool" and c_in != filters:
                 adapters = ("conv_bn 1x1",)
-            modules.append(Module(op.attr, op.spec.name, c_in, filters, op.stride, adapters))
+            modules.append(CellModule(op.attr, op.spec.name, c_in, filters, op.stride, adapters))
         if block.norm_attr:
             width = block.channels.value(filters, h1_channels)
-            modules.append(Module(block.norm_attr, block.combine.normalization + "_norm", width, width, 1))
+            modules.append(
+                CellModule(block.norm_attr, block.combine.normalization + "_norm", width, width, 1)
+            )
     final = graph.final_channels.value(filters, h1_channels)
     for output in graph.outputs:
         c_in = output.channels.value(filters, h1_channels)
         if output.adapter_attr and (c_in != final or output.stride > 1):
             modules.append(
-                Module(output.adapter_attr, Adapter.FACTORIZED_REDUCTION, c_in, final, output.stride)
+                CellModule(output.adapter_attr, Adapter.FACTORIZED_REDUCTION, c_in, final, output.stride)
             )
     return RealizedCell(graph, filters, h1_channels, tuple(modules))

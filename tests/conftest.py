@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,23 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 GENOTYPES = ROOT / "genotypes"
 GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker gets its own share of the CPUs (and the processes it starts
+    inherit it): torch's default of a thread per core, in every worker and every search child at
+    once, oversubscribes the machine, and oneDNN's spinning threads then slow a 2-core run far below
+    one worker's pace."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if workers < 2 or not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    share = cpus[int(worker[2:]) % workers :: workers] or cpus
+    os.sched_setaffinity(0, share)
+    import torch
+
+    torch.set_num_threads(len(share))
 
 
 @pytest.fixture(scope="session")

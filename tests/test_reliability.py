@@ -105,11 +105,20 @@ def test_a_search_directory_with_odd_settings_or_rows_is_refused_or_skipped(tmp_
     assert read_ledger(out) == [good]
 
 
-def test_a_moved_or_copied_search_resumes_where_it_is_now(tmp_path: Path) -> None:
+def test_a_search_leaves_no_process_behind_and_resumes_wherever_it_is_moved(tmp_path: Path) -> None:
     first = tmp_path / "first"
     budget = ["--budget", "3", "--workers", "1", "--proxy-filters", "2", "--proxy-batch-size", "128"]
-    code, _, stderr = run("search", "--strategy", "random", *budget, "--out", first)
-    assert code == 0, stderr
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nasc", "search", "--strategy", "random", *budget, "--out", str(first)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # no process of its group outlives it (fork server, trackers)
     assert "out" not in json.loads((first / "search.json").read_text())
     # A copy with one more child to train: it is trained into the copy; the original is untouched.
     copy = tmp_path / "copy"
@@ -383,21 +392,6 @@ def test_sigterm_while_train_starts_up_is_an_interruption_not_a_silent_143(tmp_p
     process.send_signal(signal.SIGTERM)  # torch is still importing, or the data loading
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130 and stderr.decode().strip().splitlines()[-1] == "interrupted"
-
-
-def test_a_finished_search_leaves_no_process_behind(tmp_path: Path) -> None:
-    args = ["--budget", "2", "--workers", "1", "--proxy-filters", "2", "--proxy-batch-size", "128"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nasc", "search", "--strategy", "random", *args, "--out", str(tmp_path / "s")],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr
-    with pytest.raises(ProcessLookupError):
-        os.killpg(process.pid, 0)  # no process of its group is alive
 
 
 # -- 5. bounded work and bounded lines -------------------------------------------------------------------

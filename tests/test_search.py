@@ -143,7 +143,7 @@ def test_a_killed_search_resumes_with_every_finished_result_exactly_once(tmp_pat
         "search",
         *strategy,
         "--budget",
-        "8",
+        "6",
         *TINY_ARGS,
         "--out",
         str(out),
@@ -160,15 +160,15 @@ def test_a_killed_search_resumes_with_every_finished_result_exactly_once(tmp_pat
     os.killpg(process.pid, signal.SIGKILL)  # the search and its children, no chance to clean up
     process.wait()
     before = {row["step"]: row for row in read_ledger(out)}
-    assert 3 <= len(before) < 8
+    assert 3 <= len(before) < 6
 
     result = CliRunner().invoke(main, ["search", "--resume", str(out)])
     assert result.exit_code == 0, result.stderr
-    ledger = check_search_directory(out, 8)
+    ledger = check_search_directory(out, 6)
     after = {row["step"]: row for row in ledger}
     for step, row in before.items():  # nothing finished was lost or redone
         assert after[step] == row
-    assert "8 finished" in result.stdout
+    assert "6 finished" in result.stdout
 
 
 def test_resuming_a_finished_search_changes_nothing(tmp_path) -> None:
@@ -183,14 +183,14 @@ def test_resuming_a_finished_search_changes_nothing(tmp_path) -> None:
 
 def test_ray_executor_runs_the_same_search(tmp_path) -> None:
     pytest.importorskip("ray")
-    local = Search(tiny(tmp_path / "local", budget=3)).run(progress=False)
-    with_ray = Search(tiny(tmp_path / "ray", budget=3, executor="ray")).run(progress=False)
+    local = Search(tiny(tmp_path / "local", budget=2)).run(progress=False)
+    with_ray = Search(tiny(tmp_path / "ray", budget=2, executor="ray")).run(progress=False)
     import ray
 
     ray.shutdown()
-    assert with_ray["finished"] == local["finished"] == 3
+    assert with_ray["finished"] == local["finished"] == 2
     by_hash = {r["hash"]: r["reward"] for r in read_ledger(tmp_path / "local")}
-    for row in check_search_directory(tmp_path / "ray", 3):
+    for row in check_search_directory(tmp_path / "ray", 2):
         assert row["reward"] == pytest.approx(by_hash[row["hash"]])  # children are deterministic
 
 
@@ -293,7 +293,7 @@ def test_sigterm_and_an_inherited_ignored_sigint_stop_a_search_cleanly(tmp_path)
     """SIGTERM goes to the whole process group, as `timeout` and batch schedulers send it: the
     workers leave it to the search, so the children they were training stay pending, not failed."""
     out = tmp_path / "stopped"
-    command = [sys.executable, "-m", "nasc", "search", "--budget", "8", *TINY_ARGS, "--out", str(out)]
+    command = [sys.executable, "-m", "nasc", "search", "--budget", "5", *TINY_ARGS, "--out", str(out)]
     stops = [
         (command, signal.SIGTERM, "SIGTERM", None),
         (
@@ -324,11 +324,11 @@ def test_sigterm_and_an_inherited_ignored_sigint_stop_a_search_cleanly(tmp_path)
         assert f"{name}: stopped with" in err and f"Continue with: nasc search --resume {out}" in err
         assert "Traceback" not in err
         # output that is not a terminal gets one plain line per finished child, with an ETA
-        assert any(line.startswith("[") and "/8] step" in line and "ETA" in line for line in err.splitlines())
+        assert any(line.startswith("[") and "/5] step" in line and "ETA" in line for line in err.splitlines())
         finished = len(read_ledger(out))
     before = {row["step"]: row for row in read_ledger(out)}
     result = CliRunner().invoke(main, ["search", "--resume", str(out)])
     assert result.exit_code == 0, result.stderr
-    after = {row["step"]: row for row in check_search_directory(out, 8)}
+    after = {row["step"]: row for row in check_search_directory(out, 5)}
     assert all(after[step] == row for step, row in before.items())
     assert all(row["status"] == "ok" for row in after.values())
