@@ -28,7 +28,7 @@ from nasc.runtime.strategies import make_strategy
 from .conftest import ROOT
 
 # The smallest real search: children of F0 = 2, one epoch of digits in 11 steps of 128.
-TINY = {"budget": 4, "workers": 2, "proxy_cells": 1, "proxy_filters": 2, "proxy_batch_size": 128}
+TINY = {"budget": 3, "workers": 2, "proxy_cells": 1, "proxy_filters": 2, "proxy_batch_size": 128}
 TINY_ARGS = ["--workers", "2", "--proxy-filters", "2", "--proxy-batch-size", "128"]
 
 
@@ -103,8 +103,8 @@ def check_search_directory(out: Path, budget: int) -> list[dict]:
 def test_a_real_search_on_digits_writes_checked_cells_matching_the_ledger(tmp_path, strategy: str) -> None:
     out = tmp_path / strategy
     summary = Search(tiny(out, strategy=strategy)).run(progress=False)
-    ledger = check_search_directory(out, 4)
-    assert summary["finished"] == 4 and summary["failed"] == 0
+    ledger = check_search_directory(out, 3)
+    assert summary["finished"] == 3 and summary["failed"] == 0
     assert all(0 <= row["reward"] <= 1 for row in ledger)
     assert (out / "rewards.png").read_bytes()[:4] == b"\x89PNG"
     best = max(ledger, key=lambda r: r["reward"])
@@ -202,8 +202,8 @@ def test_failing_children_are_recorded_and_the_search_completes(tmp_path) -> Non
     summary = Search(tiny(out, dataset="cifar10", data_dir=str(tmp_path / "no-such-data"))).run(
         progress=False
     )
-    assert summary["finished"] == 4 and summary["failed"] == 4 and summary["best_reward"] is None
-    for row in check_search_directory(out, 4):
+    assert summary["finished"] == 3 and summary["failed"] == 3 and summary["best_reward"] is None
+    for row in check_search_directory(out, 3):
         assert row["status"] == "failed" and "DataError" in row["reason"]
         assert nasc.load(out / row["file"]).meta("reason").startswith("DataError")
 
