@@ -497,6 +497,7 @@ def fuzz_files(seconds: float, rng: random.Random) -> Tally:
             if out.exists() and out.read_bytes() != complete:
                 tally.failure("half-written output", f"{len(out.read_bytes())} of {len(complete)} bytes")
                 continue
+            state = "whole" if out.exists() else "absent (killed before the rename)"
             left = [p.name for p in Path(folder).iterdir() if p.name.endswith(".tmp")]
             subprocess.run(
                 [sys.executable, "-m", "nasc", "compile", str(cell), "-o", str(out)],
@@ -506,8 +507,7 @@ def fuzz_files(seconds: float, rng: random.Random) -> Tally:
             if any(p.name.endswith(".tmp") for p in Path(folder).iterdir()):
                 tally.failure("temporary left after the next write", ", ".join(left))
             else:
-                state = "whole" if out.exists() else "absent"
-                tally.outcome(f"killed: output {state}" + (", a temporary cleaned" if left else ""))
+                tally.outcome(f"killed: output {state}" + (", its temporary cleaned" if left else ""))
     return tally
 
 

@@ -320,8 +320,8 @@ def test_standard_output_on_a_full_disk_is_one_line(command: str) -> None:
     args = [*command.split(), NASNET_A] + ([GENOTYPES / "amoebanet_a.cell"] if command == "diff" else [])
     with open("/dev/full", "wb") as full:
         process = nasc_process(*args, stdout=full)
-    expected = 1 if command != "diff" else 2  # diff(1)'s contract: 2 is trouble
-    assert process.returncode in (1, expected), process.stderr
+    expected = 2 if command == "diff" else 1  # diff(1)'s contract: 1 is "different", 2 trouble
+    assert process.returncode == expected, process.stderr
     lines = process.stderr.decode().strip().splitlines()
     assert lines == ["nasc: error: cannot write standard output: no space left on device"]
 

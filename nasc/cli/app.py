@@ -65,9 +65,9 @@ class NascGroup(click.Group):
             return super().invoke(ctx)
         except NascError as error:
             report(error)
-            sys.exit(1)
+            sys.exit(_input_is_wrong(ctx))
         except OutputError as error:
-            fail(str(error))
+            fail(str(error), _input_is_wrong(ctx))
         except (click.exceptions.Exit, click.UsageError, click.Abort, SystemExit):
             raise
         except click.ClickException as error:  # a command's own refusal, said like every other error
@@ -77,15 +77,20 @@ class NascGroup(click.Group):
             sys.exit(130)
         except BrokenPipeError:  # the reader went away (`nasc diff a b | head`): stop quietly
             _discard_standard_output()
-            sys.exit(1)
+            sys.exit(_input_is_wrong(ctx))
         except OSError as error:
             if error.errno not in WRITE_FAILURES:
                 _internal_error(error)
             _discard_standard_output()
             where = str(error.filename) if error.filename else "standard output"
-            fail(f"cannot write {where}: {describe_os_error(error)}")
+            fail(f"cannot write {where}: {describe_os_error(error)}", _input_is_wrong(ctx))
         except Exception as error:  # a bug in nasc: one line, the traceback in a file
             _internal_error(error)
+
+
+def _input_is_wrong(ctx: click.Context) -> int:
+    """The exit status for input that is wrong: 1, but 2 for `nasc diff`, whose 1 means "different"."""
+    return 2 if ctx.invoked_subcommand == "diff" else 1
 
 
 def fail(message: str, status: int = 1) -> NoReturn:
