@@ -19,8 +19,8 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if workers < 2 or not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
         return
-    cpus = sorted(os.sched_getaffinity(0))
-    share = cpus[int(worker[2:]) % workers :: workers] or cpus
+    cpus, index = sorted(os.sched_getaffinity(0)), int(worker[2:])
+    share = cpus[index::workers] if workers <= len(cpus) else [cpus[index % len(cpus)]]
     os.sched_setaffinity(0, share)
     import torch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import sys
 from pathlib import Path
 
@@ -132,6 +133,7 @@ def search(resume_dir: str | None, **options) -> None:
 
     interrupt_on_sigterm()  # first, before seconds of imports
     from nasc.runtime.search import Search, SearchConfig, SearchError, SettingsError, load_config
+    from nasc.runtime.search.executors import stop_helper_processes
 
     try:
         if resume_dir:
@@ -151,6 +153,8 @@ def search(resume_dir: str | None, **options) -> None:
         for note in runner.notes:
             say(f"note: {note}", err=True)
         live = progress_stream()
+        # When nasc exits, not when this search does: a program that runs several keeps them warm.
+        atexit.register(stop_helper_processes)
         summary = runner.run(resume=bool(resume_dir), progress=live, lines=not live)
     except SearchError as error:
         raise click.ClickException(str(error)) from None

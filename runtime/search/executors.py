@@ -130,13 +130,13 @@ class LocalExecutor:
             worker.retire()
         self.running.clear()
         self.idle.clear()
-        _stop_helper_processes()
 
 
-def _stop_helper_processes() -> None:
-    """multiprocessing's fork server and resource tracker outlive the search by as long as they take
-    to notice its end; stopped and reaped here, a search that has returned leaves no process behind.
-    (The next executor in this process starts them again.)"""
+def stop_helper_processes() -> None:
+    """multiprocessing's fork server and resource tracker outlive their process by as long as they
+    take to notice its end; stopped and reaped here (`nasc search` does it as it exits), no process
+    is left behind. A program that runs several searches keeps them warm until then: the fork
+    server has torch imported, which costs a fresh one seconds."""
     from multiprocessing import forkserver, resource_tracker
 
     for helper in (forkserver._forkserver, resource_tracker._resource_tracker):
