@@ -154,6 +154,13 @@ class _Checker:
                 hint=f"{BLOCK_SHAPE}; end the cell with `return concat(...)`",
             )
             return
+        expected = self.convention.blocks_per_cell if self.convention_known else None
+        if expected is not None and len(blocks) != expected:
+            self.error(
+                f"cell `{kind}` has {len(blocks)} block(s); {self.convention.name} cells have {expected}",
+                cell.kind.span,
+                hint=f"{self.convention.title}'s cell is its input and {expected} nodes",
+            )
         errors_before = len(self.diagnostics)
         later_targets = {b.target.text: b.target.span for b in blocks}
         for statement in cell.statements:
@@ -182,7 +189,7 @@ class _Checker:
                 block.span,
                 hint="`return` ends the cell; move the block above it",
             )
-        self.output(output, defined, later_targets)
+        self.output(output, defined, later_targets, blocks[-1].target.text if blocks else None)
         if len(self.diagnostics) == errors_before:  # on a broken cell, reachability would only add noise
             self.dead_blocks(blocks, output)
 
@@ -234,7 +241,9 @@ class _Checker:
                 else lambda: did_you_mean(combine, COMBINES) or f"combines: {', '.join(COMBINES)}"
             )
             self.error(f"unknown combine `{combine}`", block.combine.span, hint=hint)
-        elif len(block.operands) != spec.arity:
+        elif self.dense and combine in self.convention.combines:
+            self.dense_block(block, list(defined))
+        elif not self.dense and len(block.operands) != spec.arity:
             self.error(
                 f"`{combine}` takes {spec.arity} operands, got {len(block.operands)}",
                 block.span,
@@ -250,6 +259,23 @@ class _Checker:
             self.operand(operand, defined, later)
         self.define(block.target, defined)
         later.pop(block.target.text, None)
+
+    @property
+    def dense(self) -> bool:
+        return self.convention_known and self.convention.dense_nodes
+
+    def dense_block(self, block: st.BlockStatement, earlier: list[str]) -> None:
+        """A node of a dense convention (nb201): one op on each earlier state, in order."""
+        read = [operand.args[0].text if len(operand.args) == 1 else None for operand in block.operands]
+        if read == earlier:
+            return
+        example = ", ".join(f"conv_3x3({state})" for state in earlier)
+        self.error(
+            f"`{block.target.text}` must read each earlier state once, in order: {', '.join(earlier)}",
+            block.span,
+            hint=f"{self.convention.name} nodes sum one op on every state before them, e.g. "
+            f"`{block.target.text} = add({example})`; `none(state)` leaves one out",
+        )
 
     def operand(
         self, operand: st.Operand, defined: dict[str, Span | None], later: dict[str, Span | None]
@@ -286,7 +312,11 @@ class _Checker:
             self.reference(arg, defined, later)
 
     def output(
-        self, output: st.OutputStatement, defined: dict[str, Span | None], later: dict[str, Span | None]
+        self,
+        output: st.OutputStatement,
+        defined: dict[str, Span | None],
+        later: dict[str, Span | None],
+        last: str | None,
     ) -> None:
         if output.combine.text != OUTPUT_COMBINE:
             self.error(
@@ -297,6 +327,12 @@ class _Checker:
         if not output.members:
             self.error(
                 "the cell output is empty", output.span, hint="name at least one state: `return concat(h2)`"
+            )
+        if self.dense and [member.text for member in output.members] != [last]:
+            self.error(
+                f"{self.convention.name} cells output their last node alone",
+                output.span,
+                hint=f"`return concat({last or 'h1'})`: a concatenation of one state is the state",
             )
         seen: set[str] = set()
         for member in output.members:

@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass
 
 from nasc.compiler import ir
 from nasc.compiler.conventions.darts import DartsPreset
+from nasc.compiler.conventions.nb201 import Nb201Preset
 from nasc.compiler.darts_skeleton import DartsCell, darts_skeleton
 from nasc.compiler.lower import Adapter, RealizedCell
+from nasc.compiler.nb201_skeleton import nb201_skeleton
 from nasc.compiler.presets import Preset
 from nasc.compiler.registry import OpSpec
 from nasc.compiler.skeleton import CellInstance, nasnet_skeleton
@@ -256,6 +258,44 @@ def _count_darts_op(tally: _Tally, op: str, c: int, in_size: int, out_size: int,
         tally.conv(c, c, (k, k), out_size**2, groups=c)
         tally.conv(c, c, (1, 1), out_size**2)
         tally.bn(c)
+
+
+def count_nb201(
+    genotype: ir.Genotype, preset: Nb201Preset, image_size: int | None = None, num_classes: int | None = None
+) -> NetworkStats:
+    """NAS-Bench-201's TinyNetwork (as compiler/emit_nb201.py builds it): a `none` edge, a pool and
+    an identity hold no weights; every other op is ReLU → conv → BN, C to C."""
+    size = preset.image_size if image_size is None else image_size
+    classes = preset.num_classes if num_classes is None else num_classes
+    skeleton = nb201_skeleton(preset)
+    total = _Tally()
+    total.conv(3, skeleton.channels, (3, 3), size**2)
+    total.bn(skeleton.channels)
+    cell, cells = genotype.cell("normal"), []
+    for layer in skeleton.layers:
+        tally = _Tally()
+        if layer.residual:  # ReLU → 3x3 conv (stride 2) → BN, ReLU → 3x3 conv → BN; avg pool → 1x1 conv
+            size = _halve(size)
+            tally.conv(layer.in_channels, layer.channels, (3, 3), size**2)
+            tally.bn(layer.channels)
+            tally.conv(layer.channels, layer.channels, (3, 3), size**2)
+            tally.bn(layer.channels)
+            tally.conv(layer.in_channels, layer.channels, (1, 1), size**2)
+        else:
+            for operand in (operand for block in cell.blocks for operand in block.operands):
+                if operand.op in ("conv_1x1", "conv_3x3"):
+                    k = 1 if operand.op == "conv_1x1" else 3
+                    tally.conv(layer.channels, layer.channels, (k, k), size**2)
+                    tally.bn(layer.channels)
+        cells.append(
+            _cell_stats(layer.name, "residual" if layer.residual else "normal", (layer.channels, size), tally)
+        )
+        total.add(tally)
+    features = skeleton.layers[-1].channels
+    total.bn(features)  # the head's BN → ReLU before the pool
+    return _network_stats(
+        total, None, preset.image_size if image_size is None else image_size, features, classes, cells
+    )
 
 
 def _factorized_reduce(tally: _Tally, c_in: int, c_out: int, size: int) -> None:

@@ -2,7 +2,7 @@
 
 The core every backend shares: the module's header and provenance, the support code, one network
 class template over a base class (templates/network.py.jinja), the presets and `create_model`.
-A backend (compiler/emit_nasnet.py, compiler/emit_darts.py) contributes only what differs: its
+A backend (compiler/emit_nasnet.py, emit_darts.py, emit_nb201.py) contributes only what differs: its
 cell classes (a template with a `cell_class` macro and the views it reads), its building blocks
 (a template) and, per network, a `NetworkView` of code lines it computed.
 
@@ -70,7 +70,7 @@ class NetworkView:
     feature_info: list[str]
     num_features: int
     aux_size: str  # halved()'s arguments: the aux head's input size
-    aux_head: str  # its construction
+    aux_head: str | None  # its construction; None: the network has none
     aux_input: str
     output: str
     first_conv: str  # the stem's first convolution, for pretrained_cfg

@@ -17,7 +17,7 @@ import ast
 import json
 
 from nasc.compiler import ir
-from nasc.compiler.conventions import CONVENTIONS, DARTS
+from nasc.compiler.conventions import CONVENTIONS
 from nasc.diagnostics import Diagnostic, NascError, did_you_mean
 from nasc.fileio import MARK
 from nasc.version import __version__
@@ -48,8 +48,11 @@ class FormatError(ValueError):
 
 def write_nasnet(genotype: ir.Genotype) -> str:
     """The genotype in the reference's cell format (JSON), or FormatError naming what cannot be said."""
-    if genotype.convention == DARTS.name:
-        raise FormatError("the nasnet format describes NASNet-family cells; this genotype is read by `darts`")
+    if not CONVENTIONS[genotype.convention].nasnet_family:
+        raise FormatError(
+            "the nasnet format describes NASNet-family cells; this genotype is read by "
+            f"`{genotype.convention}`"
+        )
     cells = {}
     for cell in genotype.cells:
         states = {name: index for index, name in enumerate(cell.inputs)}
@@ -116,8 +119,8 @@ def read_nasnet(text: str, filename: str = "<input>") -> ir.Genotype:
     convention = document.get("convention", "nasnet")
     if not isinstance(name, str) or ir.identifier_problem(name):
         raise fail(f"genotype name {name!r} is not a nasc name")
-    if convention not in CONVENTIONS or convention == DARTS.name:
-        known = [c for c in CONVENTIONS if c != DARTS.name]
+    if convention not in CONVENTIONS or not CONVENTIONS[convention].nasnet_family:
+        known = [name for name, c in CONVENTIONS.items() if c.nasnet_family]
         raise fail(
             f"convention {convention!r} does not read this format", did_you_mean(str(convention), known)
         )

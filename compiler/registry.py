@@ -23,6 +23,8 @@ class OpSpec:
       pool      — a pooling window (`pool` is "avg" or "max"); a 1x1 conv → BN follows when C_in ≠ F.
       separable — two stacked ReLU → depthwise k×k → pointwise 1x1 → BN layers (stride on the first).
       conv      — ReLU → conv → BN for each kernel in `kernels` (stride on the first, C_in → F there).
+      zero      — the state times 0 (NAS-Bench-201's `none`): no module, no weights; the nb201
+                  convention's only (NASNet-family networks have no zero op).
     """
 
     name: str
@@ -54,7 +56,8 @@ class OpSpec:
 
 @dataclass(frozen=True)
 class CombineSpec:
-    """How a block merges its two op outputs.
+    """How a block merges its op outputs: two in NASNet-family and DARTS cells (`arity`); a
+    convention whose nodes read every earlier state (nb201) gives `add` one operand per state.
 
     channels: "same" — operands must have equal channels, the result keeps them (add and variants);
               "sum"  — the result stacks the operands' channels (concat).
@@ -83,6 +86,7 @@ _OPS = (
     OpSpec("sep_conv_3x3", "separable", ((3, 3),), "3x3 depthwise-separable convolution, applied twice"),
     OpSpec("sep_conv_5x5", "separable", ((5, 5),), "5x5 depthwise-separable convolution, applied twice"),
     OpSpec("sep_conv_7x7", "separable", ((7, 7),), "7x7 depthwise-separable convolution, applied twice"),
+    OpSpec("none", "zero", (), "zero: the state times 0 (an edge that is absent)"),
 )
 
 _COMBINES = (
@@ -95,6 +99,10 @@ _COMBINES = (
 )
 
 OPS: MappingProxyType[str, OpSpec] = MappingProxyType({op.name: op for op in _OPS})
+# The ops a NASNet-family network builds (a zero op is NAS-Bench-201's, not theirs).
+NASNET_OPS: MappingProxyType[str, OpSpec] = MappingProxyType(
+    {name: op for name, op in OPS.items() if op.family != "zero"}
+)
 COMBINES: MappingProxyType[str, CombineSpec] = MappingProxyType({c.name: c for c in _COMBINES})
 
 # The paper's 13 operations, in the order of its list (§3) — the NASNet search space.

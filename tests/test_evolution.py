@@ -112,9 +112,9 @@ def test_seed_cells_are_the_first_members_and_unfit_files_are_explained() -> Non
 
 def test_an_evolution_search_records_parents_and_mutations_in_its_cells(tmp_path) -> None:
     out = tmp_path / "evo"
-    config = tiny(out, strategy="evolution", budget=6, population=3, sample=2, seed_cells=(str(GENOTYPES),))
+    config = tiny(out, strategy="evolution", budget=5, population=3, sample=2, seed_cells=(str(GENOTYPES),))
     Search(config).run(progress=False)
-    ledger = check_search_directory(out, 6)
+    ledger = check_search_directory(out, 5)
     assert [row["seeded_from"] is not None for row in ledger[:2]] == [True, True]
     children = [row for row in ledger if row["parent"] is not None]
     assert children, "no child was a mutation"
@@ -140,7 +140,7 @@ def test_an_evolution_search_records_parents_and_mutations_in_its_cells(tmp_path
             assert lines[0].endswith(f" op {old} → {new}"), lines
         else:  # the input's change, and the output changes it causes; see the note in docs/search.md
             assert any(line.endswith(f" input {old} → {new}") for line in lines), lines
-    assert {row["step"] for row in read_ledger(out)} == set(range(6))
+    assert {row["step"] for row in read_ledger(out)} == set(range(5))
 
 
 @pytest.mark.parametrize(

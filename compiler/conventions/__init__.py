@@ -9,12 +9,13 @@ from nasc.compiler.conventions.amoebanet import AMOEBANET
 from nasc.compiler.conventions.base import Convention
 from nasc.compiler.conventions.darts import DARTS
 from nasc.compiler.conventions.nasnet import NASNET
+from nasc.compiler.conventions.nb201 import NB201
 from nasc.compiler.conventions.pnasnet import PNASNET
 
 DEFAULT = NASNET.name
 
 CONVENTIONS: MappingProxyType[str, Convention] = MappingProxyType(
-    {convention.name: convention for convention in (NASNET, PNASNET, AMOEBANET, DARTS)}
+    {convention.name: convention for convention in (NASNET, PNASNET, AMOEBANET, DARTS, NB201)}
 )
 
 
@@ -23,4 +24,14 @@ def convention_of(genotype) -> Convention:
     return CONVENTIONS[genotype.convention]
 
 
-__all__ = ["AMOEBANET", "CONVENTIONS", "DARTS", "DEFAULT", "NASNET", "PNASNET", "Convention", "convention_of"]
+__all__ = [
+    "AMOEBANET",
+    "CONVENTIONS",
+    "DARTS",
+    "DEFAULT",
+    "NASNET",
+    "NB201",
+    "PNASNET",
+    "Convention",
+    "convention_of",
+]

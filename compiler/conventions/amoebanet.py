@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 from nasc.compiler.conventions.base import Convention, NasnetFamily
 from nasc.compiler.presets import TF_INCEPTION, TF_INCEPTION_LARGE, Preset
-from nasc.compiler.registry import OPS, OpSpec
+from nasc.compiler.registry import NASNET_OPS, OpSpec
 
 BOTTLENECKED = MappingProxyType(
     {
@@ -86,7 +86,9 @@ AMOEBANET = Convention(
     cell_kinds=("normal", "reduction"),
     input_roles=("from the cell below", "from the cell two below"),
     kind_strides=(("normal", 1), ("reduction", 2)),
-    ops=MappingProxyType({name: (BOTTLENECKED.get(name) or spec).description for name, spec in OPS.items()}),
+    ops=MappingProxyType(
+        {name: (BOTTLENECKED.get(name) or spec).description for name, spec in NASNET_OPS.items()}
+    ),
     presets=PRESETS,
     data={"large": TF_INCEPTION_LARGE, "mobile": TF_INCEPTION},
     backend=NasnetFamily(),

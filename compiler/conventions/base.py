@@ -86,7 +86,38 @@ class DartsFamily:
         return emit_darts(compilation)
 
 
-Backend = NasnetFamily | DartsFamily
+class Nb201Family:
+    """NAS-Bench-201: one cell kind of C channels inside the benchmark's TinyNetwork
+    (compiler/nb201_skeleton.py), counted statically and emitted by compiler/emit_nb201.py."""
+
+    def lower(self, genotype) -> dict[str, Any]:
+        return {}  # every op is C to C at stride 1: the emitter reads the IR
+
+    def resolve_preset(self, genotype, options, lowered=None) -> tuple[str, Any]:
+        from nasc.compiler.nb201_skeleton import resolve_preset
+
+        return resolve_preset(genotype, options)
+
+    def penultimate_per_filter(self, genotype) -> int:
+        return 4  # the last stage runs at 4·C
+
+    def plan(self, compilation, preset) -> Any:
+        from nasc.compiler.nb201_skeleton import nb201_skeleton
+
+        return nb201_skeleton(preset)
+
+    def count(self, compilation, image_size: int | None, num_classes: int | None):
+        from nasc.compiler.counting import count_nb201
+
+        return count_nb201(compilation.genotype, compilation.preset, image_size, num_classes)
+
+    def emit(self, compilation) -> str:
+        from nasc.compiler.emit_nb201 import emit_nb201
+
+        return emit_nb201(compilation)
+
+
+Backend = NasnetFamily | DartsFamily | Nb201Family
 
 
 @dataclass(frozen=True)
@@ -108,6 +139,13 @@ class Convention:
     # NASNet-family networks: ops whose meaning differs from the registry's (registry.OpSpec)
     op_specs: Mapping[str, Any] = field(default_factory=dict)
     example_inputs: tuple[str, ...] = field(default=("h0", "h1"))
+    # NAS-Bench-201's nodes: a block sums one op on each earlier state, in order (`add` with as many
+    # operands as there are states before it), and the cell outputs its last block alone
+    dense_nodes: bool = False
+    blocks_per_cell: int | None = None  # None: any number
+    # identity is always the state itself here (no adapter ever changes its shape), so the
+    # structural hash reads `identity(x)` as `x`
+    identity_is_state: bool = False
 
     @property
     def cell_inputs(self) -> int:

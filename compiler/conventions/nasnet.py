@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 from nasc.compiler.conventions.base import Convention, NasnetFamily
 from nasc.compiler.presets import DATA, PRESETS
-from nasc.compiler.registry import OPS
+from nasc.compiler.registry import NASNET_OPS
 
 NASNET = Convention(
     name="nasnet",
@@ -18,7 +18,7 @@ NASNET = Convention(
     cell_kinds=("normal", "reduction"),
     input_roles=("from the cell below", "from the cell two below"),
     kind_strides=(("normal", 1), ("reduction", 2)),
-    ops=MappingProxyType({name: spec.description for name, spec in OPS.items()}),
+    ops=MappingProxyType({name: spec.description for name, spec in NASNET_OPS.items()}),
     presets=PRESETS,
     data=DATA,
     backend=NasnetFamily(),

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from nasc.compiler.conventions.base import Convention, NasnetFamily
 from nasc.compiler.presets import TF_INCEPTION, TF_INCEPTION_LARGE, Preset
-from nasc.compiler.registry import OPS
+from nasc.compiler.registry import NASNET_OPS
 
 _COMMON = {
     "stem": "imagenet",
@@ -56,7 +56,7 @@ PNASNET = Convention(
     cell_kinds=("cell",),
     input_roles=("from the cell below", "from the cell two below"),
     kind_strides=(("cell", 1),),
-    ops=MappingProxyType({name: spec.description for name, spec in OPS.items()}),
+    ops=MappingProxyType({name: spec.description for name, spec in NASNET_OPS.items()}),
     presets=PRESETS,
     data={"large": TF_INCEPTION_LARGE, "mobile": TF_INCEPTION},
     backend=NasnetFamily(),

@@ -197,11 +197,16 @@ def _export(
 def _export_cells(genotype, format_name: str, output: str | None, inputs, force: bool) -> None:
     from nasc.compiler.darts_format import write_darts
     from nasc.compiler.nasnet_format import FormatError, write_nasnet
+    from nasc.compiler.nb201_format import write_nb201
 
-    destination = output or f"{genotype.name}.{'py' if format_name == 'darts' else 'json'}"
+    writers = {"darts": write_darts, "nasnet": write_nasnet, "nb201": lambda g: write_nb201(g) + "\n"}
+    # An architecture string is one line, most often wanted in a terminal or a script.
+    destination = output or {"darts": f"{genotype.name}.py", "nasnet": f"{genotype.name}.json"}.get(
+        format_name, STDIN
+    )
     prepare_output(destination, inputs=inputs, force=force)
     try:
-        text = write_darts(genotype) if format_name == "darts" else write_nasnet(genotype)
+        text = writers[format_name](genotype)
     except FormatError as error:
         raise click.ClickException(str(error)) from None
     marked = f"# {MARK} from genotype {genotype.name}\n" + text if format_name == "darts" else text
@@ -223,8 +228,9 @@ def _parse_batch(_ctx: click.Context, _param: click.Parameter, value: str) -> st
 @click.option(
     "--format",
     "format_name",
-    type=click.Choice(["onnx", "darts", "nasnet"]),
-    help="onnx: a verified model; darts: a DARTS Genotype(...); nasnet: the TF-slim cell format (JSON).",
+    type=click.Choice(["onnx", "darts", "nasnet", "nb201"]),
+    help="onnx: a verified model; darts: a DARTS Genotype(...); nasnet: the TF-slim cell format (JSON); "
+    "nb201: NAS-Bench-201's architecture string (to standard output unless -o).",
 )
 @click.option(
     "-o",
@@ -266,7 +272,7 @@ def export(
     force: bool,
 ) -> None:
     """Export to ONNX, verified: onnx checker, shape inference, and onnxruntime against PyTorch; or
-    the cells in another tool's format (--format darts|nasnet; - writes to stdout).
+    the cells in another tool's format (--format darts|nasnet|nb201; - writes to stdout).
 
     Fails (exit 1, no file written) if onnxruntime and PyTorch differ by more than 1e-4 relative, or
     if the format cannot express the cells (the message says what).
@@ -279,12 +285,13 @@ def export(
       nasc export genotypes/nasnet_a.cell --onnx --preset mobile -o nasnet_a_mobile.onnx
       nasc export genotypes/nasnet_a.cell --onnx --preset large --weights w.pt
       nasc export genotypes/darts_v2.cell --format darts -o -
+      nasc export genotypes/nb201_best.cell --format nb201
     """
     if as_onnx and format_name not in (None, "onnx"):
-        raise click.UsageError("--onnx and --format darts|nasnet are different exports; choose one")
+        raise click.UsageError("--onnx and --format darts|nasnet|nb201 are different exports; choose one")
     format_name = "onnx" if as_onnx else format_name
     if format_name is None:
-        raise click.UsageError("choose what to export: --onnx, or --format darts|nasnet")
+        raise click.UsageError("choose what to export: --onnx, or --format darts|nasnet|nb201")
     if weights is not None and format_name != "onnx":
         raise click.UsageError("--weights is for --onnx: the other formats hold cells, not weights")
     genotype = load(file)

@@ -6,6 +6,7 @@ import click
 
 import nasc
 from nasc.cli.common import OUTPUT_PATH, force_option, prepare_output, write
+from nasc.compiler import ir
 from nasc.compiler.api import STDIN, display_name, read_source
 from nasc.diagnostics import Diagnostic, NascError
 
@@ -102,3 +103,33 @@ def import_nasnet(file: str, output: str | None, force: bool) -> None:
     from nasc.compiler.nasnet_format import read_nasnet
 
     _write_cell(read_nasnet(read_source(file), display_name(file)), file, output, force)
+
+
+@import_group.command(name="nb201")
+@click.argument("architecture")
+@click.option(
+    "-o", "--output", type=OUTPUT_PATH, help="The .cell file to write (default: NAME.cell; - for stdout)."
+)
+@click.option("--name", help="The genotype's name (default: nb201_ and its hash's first 8 digits).")
+@force_option
+def import_nb201(architecture: str, output: str | None, name: str | None, force: bool) -> None:
+    """A NAS-Bench-201 architecture string (`|op~i|+|op~i|op~j|+|…|`, as the benchmark's API and
+    xautodl write it), or a file holding one (`-`: standard input). The string is kept in the cell's
+    metadata (`nb201`); `skip_connect` becomes `identity`, `nor_conv_kxk` `conv_kxk`.
+
+    Exit status: 0 written, 1 the input is wrong, 2 usage error, 3 a bug.
+
+    \b
+    Example:
+      nasc import nb201 '|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|none~1|none~2|'
+      nasc import nb201 arch.txt -o mine.cell
+    """
+    from nasc.compiler.nb201_format import read_nb201
+
+    if name is not None and ir.identifier_problem(name):
+        raise click.BadParameter(str(ir.identifier_problem(name)), param_hint="--name")
+    is_string = architecture.lstrip().startswith("|")
+    text = architecture if is_string else read_source(architecture)
+    source = "<argument>" if is_string else architecture
+    genotype = read_nb201(text, "<argument>" if is_string else display_name(architecture), name)
+    _write_cell(genotype, source, output, force)

@@ -30,10 +30,13 @@ def check(files: tuple[str, ...], quiet: bool, jobs: int | None) -> None:
     """
     checked = []
 
-    def ok(path: str, summary: str) -> None:
+    def ok(path: str, result: tuple[str, list[str]]) -> None:
+        summary, warnings = result
         checked.append(path)
+        for warning in warnings:
+            click.echo(warning + "\n", err=True)
         if not quiet:
-            say(f"{shown(path)}: ok: {summary}")
+            say(f"{shown(path)}: ok: {summary}" + (f" ({len(warnings)} warning(s))" if warnings else ""))
 
     failed = each_result(files, _summary, ok, jobs)
     if failed:
@@ -102,10 +105,14 @@ def fmt(files: tuple[str, ...], check_only: bool, show_diff: bool, to_stdout: bo
         sys.exit(1)
 
 
-def _summary(genotype) -> str:
-    """What `nasc check` says of a clean file (computed where the file was checked)."""
+def _summary(genotype) -> tuple[str, list[str]]:
+    """What `nasc check` says of a clean file, and its warnings rendered (computed where the file
+    was checked)."""
+    from nasc.compiler.dead import dead_edges
+
     cells = ", ".join(f"{c.kind} ({len(c.blocks)} blocks)" for c in genotype.cells)
-    return f"genotype {genotype.name}: {cells}; hash {nasc.structural_hash(genotype)[:12]}"
+    warnings = [warning.render(genotype.source) for warning in dead_edges(genotype)]
+    return f"genotype {genotype.name}: {cells}; hash {nasc.structural_hash(genotype)[:12]}", warnings
 
 
 @click.command(name="hash")

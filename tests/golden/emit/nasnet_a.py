@@ -55,15 +55,19 @@ def halved(size: int, times: int) -> int:
 
 
 class ConvBN(nn.Module):
-    """1x1 convolution → batch norm: brings a cell's input to its channels (NASNet's squeeze of x1 and
-    adapter of x2, DARTS's preprocessing; their ReLU the network computes once per cell output), or
-    an `identity`'s adapter (after the cell's shared relu(h))."""
+    """Convolution (1x1 unless told) → batch norm: brings a cell's input to its channels (NASNet's
+    squeeze of x1 and adapter of x2, DARTS's preprocessing; their ReLU the network computes once per
+    cell output), an `identity`'s adapter (after the cell's shared relu(h)), or a ReLU-conv-BN op."""
 
     batch_norms = (("bn", ("conv",)),)  # which convolution each batch norm follows (for fuse())
 
-    def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig, stride: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, bn: BatchNormConfig, stride: int = 1, kernel_size: int = 1
+    ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
+        )
         self.bn = bn(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -656,7 +660,7 @@ class ReductionCellReducingX2(Cell):
 
 
 class AuxHeadTooSmall(ValueError):
-    """The input images leave too small a map for the aux head: build the network without it."""
+    """No aux head for these images (too small a map), or none in this network: build it without."""
 
 
 class Network(nn.Module):
