@@ -14,6 +14,7 @@ back with `ast` before anyone can import it.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +22,10 @@ from nasc.compiler import ir
 from nasc.compiler.compilation import Compilation, compile_genotype
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.liveness import Line
+from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import pretrained_cfg
-from nasc.compiler.templating import checked, environment, source_names
+from nasc.compiler.templating import checked, environment, network_class, source_names
 from nasc.version import __version__
 
 # Names every emitted module defines or imports at its top level; a backend adds its own.
@@ -110,6 +112,24 @@ def source_label(compilation: Compilation) -> str:
     """How the module's comments cite the .cell file (see templating.source_names)."""
     genotype = compilation.genotype
     return source_names(compilation.options.source_file or genotype.filename, genotype.name)[0]
+
+
+def network_views(
+    compilation: Compilation, names: Namespace, build: Callable[[str, Any, Any, str, str], NetworkView]
+) -> list[NetworkView]:
+    """Each network the module holds, as `build(preset name, preset, plan, class name, title)` makes it."""
+    genotype = compilation.genotype
+    title = f"{compilation.convention.title} network of genotype `{genotype.name}`"
+    return [
+        build(
+            name,
+            preset,
+            compilation.plans[name],
+            names.name(("network", name), network_class(genotype.name, name)),
+            title,
+        )
+        for name, preset in compilation.networks.items()
+    ]
 
 
 def render_module(compilation: Compilation, view: ModuleView) -> str:

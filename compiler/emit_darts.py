@@ -21,6 +21,7 @@ from nasc.compiler.emit import (
     OpView,
     docstring,
     feature_info,
+    network_views,
     render_module,
     source_label,
 )
@@ -28,7 +29,6 @@ from nasc.compiler.liveness import SharedRelu, straight_line
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.printer import format_block
 from nasc.compiler.templating import camel as _camel
-from nasc.compiler.templating import network_class
 
 # Names the DARTS building blocks add at the emitted module's top level.
 MODULE_NAMES = (*emit.MODULE_NAMES, *"FactorizedReduce SepConv DilConv AuxHeadCIFAR AuxHeadImageNet".split())
@@ -234,17 +234,13 @@ def emit_darts(compilation: Compilation) -> str:
     cells = [
         _cell_view(genotype.cell(kind), after, class_names[(kind, after)], label) for kind, after in variants
     ]
-    networks = [
-        _network_view(
-            name,
-            preset,
-            compilation.plans[name],
-            class_names,
-            names.name(("network", name), network_class(genotype.name, name)),
-            f"DARTS network of genotype `{genotype.name}`",
-        )
-        for name, preset in compilation.networks.items()
-    ]
+    networks = network_views(
+        compilation,
+        names,
+        lambda name, preset, plan, class_name, title: _network_view(
+            name, preset, plan, class_names, class_name, title
+        ),
+    )
     view = ModuleView(
         description="The reference networks of quark0/darts cnn/model.py (Liu et al. 2019): `cifar` is "
         "NetworkCIFAR\n(C = 36, 20 cells), `imagenet` NetworkImageNet (C = 48, 14 cells). Presets: "

@@ -16,6 +16,7 @@ from nasc.compiler.emit import (
     OpView,
     docstring,
     feature_info,
+    network_views,
     render_module,
     source_label,
 )
@@ -26,7 +27,6 @@ from nasc.compiler.presets import Preset
 from nasc.compiler.skeleton import CellInstance, Skeleton, nasnet_skeleton
 from nasc.compiler.templating import camel as _camel
 from nasc.compiler.templating import environment as _environment
-from nasc.compiler.templating import network_class
 from nasc.compiler.templating import py_literal as _py
 
 # Helpers of templates/support.py.jinja and the op templates each emitted name needs besides itself.
@@ -348,7 +348,7 @@ def _network_view(
 def emit_nasnet(compilation: Compilation) -> str:
     """The NASNet family's module: one class per cell variant, one straight-line class per preset.
     A rescaled compile (N @ P, classes) holds that one network only."""
-    genotype, convention = compilation.genotype, compilation.convention
+    convention = compilation.convention
     graphs = compilation.lowered
     module_names = Namespace(MODULE_NAMES)
     label = source_label(compilation)
@@ -370,18 +370,13 @@ def emit_nasnet(compilation: Compilation) -> str:
             suffix = "" if key == commonest else X2_WAYS[_x2_way(examples[key])][0] or "ProjectingX2"
             class_names[key] = module_names.name(("cell", key), base + suffix)
     cells = [_cell_view(examples[key], class_names[key], label) for key in class_names]
-    networks = [
-        _network_view(
-            name,
-            preset,
-            compilation.plans[name],
-            graphs,
-            class_names,
-            module_names.name(("network", name), network_class(genotype.name, name)),
-            f"{convention.title} network of genotype `{genotype.name}`",
-        )
-        for name, preset in compilation.networks.items()
-    ]
+    networks = network_views(
+        compilation,
+        module_names,
+        lambda name, preset, plan, class_name, title: _network_view(
+            name, preset, plan, graphs, class_names, class_name, title
+        ),
+    )
     constructs = [op.construct for cell in cells for block in cell.blocks for op in block.operands]
     constructs += [cell.adjust_x2 or "" for cell in cells]
     constructs += [adapter for cell in cells for _, adapter in cell.output_adapters]

@@ -21,6 +21,7 @@ from nasc.compiler.emit import (
     OpView,
     docstring,
     feature_info,
+    network_views,
     render_module,
     source_label,
 )
@@ -28,7 +29,7 @@ from nasc.compiler.liveness import SharedRelu, straight_line
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.nb201_skeleton import Nb201Skeleton
 from nasc.compiler.printer import format_block
-from nasc.compiler.templating import camel, network_class
+from nasc.compiler.templating import camel
 
 MODULE_NAMES = (*emit.MODULE_NAMES, "ResidualReduction")
 CELL_ATTRIBUTES = (
@@ -160,17 +161,13 @@ def emit_nb201(compilation: Compilation) -> str:
     label = source_label(compilation)
     cell = genotype.cell("normal")
     cell_class = names.name(("cell", cell.kind), camel(cell.kind) + "Cell")
-    networks = [
-        _network_view(
-            name,
-            preset,
-            compilation.plans[name],
-            cell_class,
-            names.name(("network", name), network_class(genotype.name, name)),
-            f"NAS-Bench-201 network of genotype `{genotype.name}`",
-        )
-        for name, preset in compilation.networks.items()
-    ]
+    networks = network_views(
+        compilation,
+        names,
+        lambda name, preset, plan, class_name, title: _network_view(
+            name, preset, plan, cell_class, class_name, title
+        ),
+    )
     view = ModuleView(
         description="NAS-Bench-201's TinyNetwork (Dong & Yang 2020; xautodl models/cell_infers): presets "
         "`cifar` (C = 16,\nN = 5, 10 classes), `cifar100` and `imagenet16` (ImageNet16-120). Presets: "
