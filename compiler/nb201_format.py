@@ -79,11 +79,10 @@ def _block(reader: _Reader, index: int, edges: list[tuple[str, int, int, int]]) 
             )
         seen[source] = BENCHMARK_OPS[op]
     if len(seen) != index:
-        _, _, start, end = edges[-1]
         raise reader.fail(
             f"node {index} has {len(seen)} edge(s); it reads each of nodes 0 to {index - 1}",
             edges[0][2],
-            end,
+            edges[-1][3],
             "write `none~i` for an edge that is absent",
         )
     operands = tuple(ir.Operand(seen[source], f"h{source}") for source in range(index))
