@@ -126,6 +126,7 @@ class TrainConfig:
     stop_signals: bool = True  # False: leave SIGINT/SIGTERM to the caller (a search child's parent)
     first_filters: int | None = None  # F0 instead of P in `scale` (the search's children)
     test: bool = True  # False: no test-set pass at the end (a search child's reward is validation)
+    test_every_epoch: bool = False  # True: each epoch's row has the test accuracy (a tabular benchmark's)
 
     def resolved(self, genotype: ir.Genotype | None = None) -> TrainConfig:
         """A copy with every default filled in from the dataset and the recipe (and, given the

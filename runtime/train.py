@@ -533,9 +533,12 @@ class Trainer:
         clock.evaluate_seconds += time.perf_counter() - trained
         clock.rates.append(row["images_per_second"])
         self.best_val_accuracy = max(self.best_val_accuracy, val_accuracy)
+        if self.config.test_every_epoch:
+            row["test_loss"], row["test_accuracy"] = self.evaluate(self.data.test)
         row = {
             "epoch": self.epoch,
             "step": self.step,
+            "seconds": trained - began,  # training alone, as NAS-Bench-201 records an epoch's time
             **row,
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,

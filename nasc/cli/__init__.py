@@ -4,6 +4,7 @@ contract) and a module per family of commands. Messages are for people: no trace
 from __future__ import annotations
 
 from nasc.cli.app import main
+from nasc.cli.bench import bench_group
 from nasc.cli.build import compile_command, export, show, stats
 from nasc.cli.interchange import import_group
 from nasc.cli.review import diff_command, viz
@@ -27,6 +28,7 @@ for _command in (
     diff_command,
     import_group,
     weights_command,
+    bench_group,
 ):
     main.add_command(_command)
 

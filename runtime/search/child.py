@@ -30,6 +30,9 @@ class ChildJob:
     latency_table: str | None = None  # the table's file
     latency_runs: int = 20
     submitted: float = 0.0  # time.time() when handed to a worker
+    # A tabular benchmark's entry: each epoch's metrics (test accuracy included), and the trained
+    # network's parameters and mult-adds, in the result
+    record_epochs: bool = False
 
 
 # A warm worker's datasets, loaded by its first child and kept for the next (one at a time), and
@@ -75,6 +78,8 @@ def evaluate_child(job: ChildJob) -> dict:
         lap.timings["evaluate"] = result.evaluate_seconds
         lap.timings["run"] -= result.train_seconds + result.evaluate_seconds  # the loop's own overhead
         row = {"step": job.step, "status": "ok", "accuracy": result.final_val_accuracy}
+        if job.record_epochs:
+            row.update(_recorded(trainer, result))
         if job.deployment is not None:
             row.update(_cost(job, genotype))
             lap("latency" if job.latency != "none" else "count")
@@ -97,6 +102,18 @@ def evaluate_child(job: ChildJob) -> dict:
         }
 
 
+EPOCH_FIELDS = ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds")
+
+
+def _recorded(trainer, result) -> dict:
+    """What a benchmark table keeps of a trained network: per epoch, and its size."""
+    from nasc.runtime.stats import measure
+
+    figures = measure(trainer.model, trainer.data.image_size)
+    epochs = [{field: row[field] for field in EPOCH_FIELDS} for row in result.history]
+    return {"epochs": epochs, "params": figures.parameters, "macs": figures.mult_adds}
+
+
 def _train_config(job: ChildJob, genotype: ir.Genotype):
     from nasc.runtime.train import TrainConfig
 
@@ -111,6 +128,7 @@ def _train_config(job: ChildJob, genotype: ir.Genotype):
         quiet=True,
         artifacts=False,
         test=False,  # the reward is the validation accuracy
+        test_every_epoch=job.record_epochs,
         device="cpu",
         out=os.devnull,
         stop_signals=False,  # the parent owns Ctrl-C and SIGTERM and stops its children

@@ -1,0 +1,348 @@
+"""Tabular benchmarks: every distinct architecture of a space trained once at fixed settings, one JSON
+line per result, and memory-light look-ups into such a table (docs/benchmarks.md has the format).
+
+A table is built on the search's executors (warm local workers, or Ray), appending each result as
+it finishes, flushed and fsynced: a killed build loses only the architectures in flight, and
+`--resume` trains the rest. Architectures that hash alike (compiler/hashing.py: NAS-Bench-201's
+isomorphism) are trained once; a look-up by any of them finds the one row.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from nasc.compiler.hashing import structural_hash
+from nasc.compiler.nb201_format import TO_BENCHMARK, read_nb201
+from nasc.fileio import atomic_write_text
+from nasc.runtime.search.child import EPOCH_FIELDS, ChildJob
+from nasc.runtime.search.ledger import append_line
+
+FORMAT = "nasc-table-v1"
+SPACES = ("nb201",)
+
+
+class TableError(Exception):
+    """A table that cannot be built or read as asked; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """What every architecture of a table is trained with (the table's fidelity)."""
+
+    space: str = "nb201"
+    dataset: str = "digits"
+    epochs: int = 8
+    cells_per_stage: int = 1  # N of the network each cell is trained in
+    channels: int = 4  # its first stage's width C
+    batch_size: int = 32
+    seed: int = 0
+
+
+def space_architectures(space: str) -> list[str]:
+    """Every architecture string of a space, in the benchmark's enumeration order."""
+    if space != "nb201":
+        raise TableError(f"unknown space {space!r}; tables are built for: {', '.join(SPACES)}")
+    ops = tuple(TO_BENCHMARK.values())
+    strings = []
+    for a, b, c, d, e, f in itertools.product(ops, repeat=6):
+        strings.append(f"|{a}~0|+|{b}~0|{c}~1|+|{d}~0|{e}~1|{f}~2|")
+    return strings
+
+
+def distinct_architectures(space: str) -> dict[str, str]:
+    """Each distinct architecture's hash → its first string in enumeration order."""
+    distinct: dict[str, str] = {}
+    for arch in space_architectures(space):
+        distinct.setdefault(structural_hash(read_nb201(arch, name="a")), arch)
+    return distinct
+
+
+def _header(settings: TableSettings, architectures: int, distinct: int) -> dict:
+    return {
+        "format": FORMAT,
+        "space": settings.space,
+        "dataset": settings.dataset,
+        "settings": asdict(settings),
+        "architectures": architectures,
+        "distinct": distinct,
+    }
+
+
+# -- building -----------------------------------------------------------------------------------------
+
+
+def build_table(
+    settings: TableSettings,
+    path: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    resume: bool = False,
+    limit: int | None = None,
+    report: Callable[[str], None] = print,
+) -> dict:
+    """Train the space's distinct architectures not yet in the table at `path` (in a seeded random
+    order, so that a partial table is a uniform sample) and append each result."""
+    path = Path(path)
+    distinct = distinct_architectures(settings.space)
+    header = _header(settings, len(space_architectures(settings.space)), len(distinct))
+    done = _prepare(path, header, resume)
+    order = list(distinct.items())
+    random.Random(settings.seed).shuffle(order)
+    pending = [(digest, arch) for digest, arch in order if digest not in done][: limit or None]
+    report(
+        f"{len(done):,} of {len(distinct):,} distinct architectures in {path}; training {len(pending):,} "
+        f"({settings.epochs} epochs each, N = {settings.cells_per_stage}, C = {settings.channels}, "
+        f"{settings.dataset}) on {workers} worker(s)"
+    )
+    pool = _executor(executor, workers, address)
+    started, finished, failed = time.perf_counter(), 0, 0
+    queue = list(enumerate(pending))
+    try:
+        while queue or pool.in_flight():
+            while queue and pool.in_flight() < workers:
+                step, (digest, arch) = queue.pop(0)
+                pool.submit(_job(settings, step, digest, arch))
+            for result in pool.wait(timeout=1.0):
+                digest, arch = pending[result["step"]]
+                row = _row(digest, arch, result)
+                append_line(path, row)
+                finished += 1
+                failed += row.get("status") == "failed"
+                report(_progress_line(row, finished, len(pending), time.perf_counter() - started))
+    finally:
+        pool.shutdown()
+    return {
+        "trained": finished,
+        "failed": failed,
+        "in_table": len(done) + finished,
+        "distinct": len(distinct),
+    }
+
+
+def _prepare(path: Path, header: dict, resume: bool) -> set[str]:
+    """The hashes already in the table (creating it with its header where new)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(header) + "\n")
+        return set()
+    if not resume:
+        raise TableError(f"{path} exists; continue it with --resume, or choose another --out")
+    table = Table.load(path)
+    if table.header.get("settings") != header["settings"]:
+        raise TableError(
+            f"{path} was built with {_describe(table.header.get('settings'))}, not "
+            f"{_describe(header['settings'])}: resume it with its own settings"
+        )
+    with open(path, "rb+") as handle:  # a line cut short by a kill stays a lone bad line
+        if handle.seek(0, os.SEEK_END):
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+    return set(table.index) | table.failed
+
+
+def _describe(settings: object) -> str:
+    if not isinstance(settings, dict):
+        return "unknown settings"
+    return ", ".join(f"{key} {value}" for key, value in settings.items())
+
+
+def _executor(name: str, workers: int, address: str | None):
+    from nasc.runtime.search.executors import LocalExecutor, RayExecutor
+
+    return RayExecutor(workers, address) if name == "ray" else LocalExecutor(workers)
+
+
+def _job(settings: TableSettings, step: int, digest: str, arch: str) -> ChildJob:
+    from nasc.compiler.printer import format_genotype
+
+    text = format_genotype(read_nb201(arch, name="a"))
+    return ChildJob(
+        step=step,
+        text=text,
+        hash=digest,
+        dataset=settings.dataset,
+        data_dir=None,
+        cells=settings.cells_per_stage,
+        filters=settings.channels,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        threads=1,
+        record_epochs=True,
+    )
+
+
+def _row(digest: str, arch: str, result: dict) -> dict:
+    if result.get("status") != "ok":
+        return {"hash": digest, "arch": arch, "status": "failed", "reason": result.get("reason", "")}
+    return {
+        "hash": digest,
+        "arch": arch,
+        "params": result["params"],
+        "macs": result["macs"],
+        "epochs": result["epochs"],
+    }
+
+
+def _progress_line(row: dict, finished: int, total: int, elapsed: float) -> str:
+    from nasc.runtime.progress import format_duration
+
+    eta = elapsed / finished * (total - finished)
+    what = f"test {row['epochs'][-1]['test_accuracy']:.3f}" if "epochs" in row else f"failed: {row['reason']}"
+    return (
+        f"[{finished}/{total}] {row['hash'][:8]} {what} · elapsed {format_duration(elapsed)} "
+        f"· ETA {format_duration(eta)}"
+    )
+
+
+# -- look-ups -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """A table in memory: one row per trained architecture, each metric an array [rows, epochs]."""
+
+    header: dict
+    hashes: list[str]
+    archs: list[str]
+    params: np.ndarray
+    macs: np.ndarray
+    metrics: dict[str, np.ndarray]
+    index: dict[str, int]
+    failed: set[str]
+    problems: list[str]  # lines that were not rows: "line N: why"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Table:
+        path = Path(path)
+        try:
+            lines = path.read_bytes().split(b"\n")
+        except OSError as error:
+            raise TableError(f"cannot read {path}: {error.strerror or error}") from None
+        header = _parse_header(path, lines[0] if lines else b"")
+        epochs = int(header["settings"]["epochs"])
+        rows, failed, problems = [], set(), []
+        for number, line in enumerate(lines[1:], start=2):
+            if not line.strip():
+                continue
+            row, problem = _parse_row(line, epochs)
+            if problem:
+                problems.append(f"line {number}: {problem}")
+            elif row.get("status") == "failed":
+                failed.add(row["hash"])
+            else:
+                rows.append(row)
+        rows = list({row["hash"]: row for row in rows}.values())  # one row per hash: the last kept
+        metrics = {
+            name: np.array([[e[name] for e in row["epochs"]] for row in rows], dtype=np.float32).reshape(
+                len(rows), epochs
+            )
+            for name in EPOCH_FIELDS
+        }
+        return cls(
+            header=header,
+            hashes=[row["hash"] for row in rows],
+            archs=[row["arch"] for row in rows],
+            params=np.array([row["params"] for row in rows], dtype=np.int64),
+            macs=np.array([row["macs"] for row in rows], dtype=np.int64),
+            metrics=metrics,
+            index={row["hash"]: position for position, row in enumerate(rows)},
+            failed=failed - {row["hash"] for row in rows},
+            problems=problems,
+        )
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.header["settings"]["epochs"])
+
+    def position(self, architecture: str) -> int:
+        """The row of an architecture string (any of its isomorphs) or structural hash (or a
+        prefix of one, 8 digits or more); TableError where the table has none."""
+        if architecture.startswith("|"):
+            digest = structural_hash(read_nb201(architecture, name="a"))
+        else:
+            matches = [h for h in self.index if h.startswith(architecture)] if len(architecture) >= 8 else []
+            digest = matches[0] if len(matches) == 1 else architecture
+        if digest not in self.index:
+            raise TableError(f"the table has no row for {architecture}")
+        return self.index[digest]
+
+    def query(self, architecture: str, metric: str = "test_accuracy", epoch: int | None = None) -> float:
+        """A metric of an architecture after `epoch` epochs (1-based; None: the last)."""
+        return float(self.metric(metric, epoch)[self.position(architecture)])
+
+    def metric(self, name: str, epoch: int | None = None) -> np.ndarray:
+        """One metric of every row after `epoch` epochs (None: the last)."""
+        if name not in self.metrics:
+            raise TableError(f"unknown metric {name!r}; a table has {', '.join(self.metrics)}")
+        epoch = self.epochs if epoch is None else epoch
+        if not 1 <= epoch <= self.epochs:
+            raise TableError(f"epoch {epoch} is outside the table's 1 to {self.epochs}")
+        return self.metrics[name][:, epoch - 1]
+
+    def training_seconds(self, epoch: int | None = None) -> np.ndarray:
+        """Each row's training time up to `epoch` epochs: what a replay charges for it."""
+        epoch = self.epochs if epoch is None else epoch
+        return self.metrics["seconds"][:, :epoch].sum(axis=1)
+
+
+def _parse_header(path: Path, line: bytes) -> dict:
+    try:
+        header = json.loads(line)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise TableError(f"{path} is not a nasc table (its first line is not a {FORMAT} header)")
+    settings = header.get("settings")
+    names = {f.name for f in fields(TableSettings)}
+    if (
+        not isinstance(settings, dict)
+        or set(settings) != names
+        or not isinstance(settings.get("epochs"), int)
+    ):
+        raise TableError(f"{path}: the header's settings are not a table's")
+    return header
+
+
+def _parse_row(line: bytes, epochs: int) -> tuple[dict, str | None]:
+    """A row, or why the line is not one (a kill cuts the last line short)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return {}, "not a whole JSON line (cut short?); skipped"
+    if (
+        not isinstance(row, dict)
+        or not isinstance(row.get("hash"), str)
+        or not isinstance(row.get("arch"), str)
+    ):
+        return {}, "not a table row; skipped"
+    if row.get("status") == "failed":
+        return row, None
+    records = row.get("epochs")
+    if (
+        not isinstance(records, list)
+        or len(records) != epochs
+        or not all(isinstance(r, dict) and all(_number(r.get(f)) for f in EPOCH_FIELDS) for r in records)
+        or not all(isinstance(row.get(key), int) for key in ("params", "macs"))
+    ):
+        return {}, f"a row without {epochs} epochs of {', '.join(EPOCH_FIELDS)}; skipped"
+    return row, None
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
