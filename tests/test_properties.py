@@ -14,7 +14,7 @@ from nasc import NascError
 
 from .strategies import genotypes
 
-FUZZ_EXAMPLES = int(os.environ.get("NASC_FUZZ_EXAMPLES", "1000"))
+FUZZ_EXAMPLES = int(os.environ.get("NASC_FUZZ_EXAMPLES", "600"))
 
 
 @settings(max_examples=300, deadline=None)
