@@ -23,10 +23,10 @@ import numpy as np
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.nb201_format import TO_BENCHMARK, read_nb201
 from nasc.fileio import atomic_write_text
-from nasc.runtime.search.child import EPOCH_FIELDS, ChildJob
-from nasc.runtime.search.ledger import append_line
 
 FORMAT = "nasc-table-v1"
+# What a table keeps of each epoch (runtime/search/child.py records them)
+EPOCH_FIELDS = ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds")
 SPACES = ("nb201",)
 
 
@@ -93,6 +93,8 @@ def build_table(
 ) -> dict:
     """Train the space's distinct architectures not yet in the table at `path` (in a seeded random
     order, so that a partial table is a uniform sample) and append each result."""
+    from nasc.runtime.search.ledger import append_line
+
     path = Path(path)
     distinct = distinct_architectures(settings.space)
     header = _header(settings, len(space_architectures(settings.space)), len(distinct))
@@ -164,8 +166,9 @@ def _executor(name: str, workers: int, address: str | None):
     return RayExecutor(workers, address) if name == "ray" else LocalExecutor(workers)
 
 
-def _job(settings: TableSettings, step: int, digest: str, arch: str) -> ChildJob:
+def _job(settings: TableSettings, step: int, digest: str, arch: str):
     from nasc.compiler.printer import format_genotype
+    from nasc.runtime.search.child import ChildJob
 
     text = format_genotype(read_nb201(arch, name="a"))
     return ChildJob(
@@ -192,7 +195,8 @@ def _row(digest: str, arch: str, result: dict) -> dict:
         "arch": arch,
         "params": result["params"],
         "macs": result["macs"],
-        "epochs": result["epochs"],
+        # one list per metric, a value per epoch: a compact line that loads fast
+        "curves": {name: [round(epoch[name], 6) for epoch in result["epochs"]] for name in EPOCH_FIELDS},
     }
 
 
@@ -200,7 +204,7 @@ def _progress_line(row: dict, finished: int, total: int, elapsed: float) -> str:
     from nasc.runtime.progress import format_duration
 
     eta = elapsed / finished * (total - finished)
-    what = f"test {row['epochs'][-1]['test_accuracy']:.3f}" if "epochs" in row else f"failed: {row['reason']}"
+    what = f"test {row['curves']['test_accuracy'][-1]:.3f}" if "curves" in row else f"failed: {row['reason']}"
     return (
         f"[{finished}/{total}] {row['hash'][:8]} {what} · elapsed {format_duration(elapsed)} "
         f"· ETA {format_duration(eta)}"
@@ -233,33 +237,32 @@ class Table:
             raise TableError(f"cannot read {path}: {error.strerror or error}") from None
         header = _parse_header(path, lines[0] if lines else b"")
         epochs = int(header["settings"]["epochs"])
-        rows, failed, problems = [], set(), []
+        rows: dict[str, tuple[dict, np.ndarray]] = {}  # one row per hash: the last kept
+        failed, problems = set(), []
         for number, line in enumerate(lines[1:], start=2):
             if not line.strip():
                 continue
-            row, problem = _parse_row(line, epochs)
+            row, values, problem = _parse_row(line, epochs)
             if problem:
                 problems.append(f"line {number}: {problem}")
-            elif row.get("status") == "failed":
+            elif values is None:
                 failed.add(row["hash"])
             else:
-                rows.append(row)
-        rows = list({row["hash"]: row for row in rows}.values())  # one row per hash: the last kept
-        metrics = {
-            name: np.array([[e[name] for e in row["epochs"]] for row in rows], dtype=np.float32).reshape(
-                len(rows), epochs
-            )
-            for name in EPOCH_FIELDS
-        }
+                rows[row["hash"]] = (row, values)
+        stacked = np.zeros((len(rows), epochs, len(EPOCH_FIELDS)), np.float32)
+        for position, (_, values) in enumerate(rows.values()):
+            stacked[position] = values
+        metrics = {name: stacked[:, :, field] for field, name in enumerate(EPOCH_FIELDS)}
+        kept = [row for row, _ in rows.values()]
         return cls(
             header=header,
-            hashes=[row["hash"] for row in rows],
-            archs=[row["arch"] for row in rows],
-            params=np.array([row["params"] for row in rows], dtype=np.int64),
-            macs=np.array([row["macs"] for row in rows], dtype=np.int64),
+            hashes=[row["hash"] for row in kept],
+            archs=[row["arch"] for row in kept],
+            params=np.array([row["params"] for row in kept], dtype=np.int64),
+            macs=np.array([row["macs"] for row in kept], dtype=np.int64),
             metrics=metrics,
-            index={row["hash"]: position for position, row in enumerate(rows)},
-            failed=failed - {row["hash"] for row in rows},
+            index={row["hash"]: position for position, row in enumerate(kept)},
+            failed=failed - set(rows),
             problems=problems,
         )
 
@@ -319,30 +322,29 @@ def _parse_header(path: Path, line: bytes) -> dict:
     return header
 
 
-def _parse_row(line: bytes, epochs: int) -> tuple[dict, str | None]:
-    """A row, or why the line is not one (a kill cuts the last line short)."""
+def _parse_row(line: bytes, epochs: int) -> tuple[dict, np.ndarray | None, str | None]:
+    """A row and its epochs' metrics [epochs, fields], or why the line is not one (a kill cuts the
+    last line short)."""
     try:
         row = json.loads(line)
     except ValueError:
-        return {}, "not a whole JSON line (cut short?); skipped"
+        return {}, None, "not a whole JSON line (cut short?); skipped"
     if (
         not isinstance(row, dict)
         or not isinstance(row.get("hash"), str)
         or not isinstance(row.get("arch"), str)
     ):
-        return {}, "not a table row; skipped"
+        return {}, None, "not a table row; skipped"
     if row.get("status") == "failed":
-        return row, None
-    records = row.get("epochs")
-    if (
-        not isinstance(records, list)
-        or len(records) != epochs
-        or not all(isinstance(r, dict) and all(_number(r.get(f)) for f in EPOCH_FIELDS) for r in records)
-        or not all(isinstance(row.get(key), int) for key in ("params", "macs"))
-    ):
-        return {}, f"a row without {epochs} epochs of {', '.join(EPOCH_FIELDS)}; skipped"
-    return row, None
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return row, None, None
+    wrong = f"a row without {epochs} epochs of {', '.join(EPOCH_FIELDS)}; skipped"
+    curves = row.get("curves")
+    if not isinstance(curves, dict) or not all(isinstance(row.get(key), int) for key in ("params", "macs")):
+        return {}, None, wrong
+    try:
+        values = np.array([curves[name] for name in EPOCH_FIELDS], dtype=np.float64).T
+    except (TypeError, ValueError, KeyError):
+        return {}, None, wrong
+    if values.shape != (epochs, len(EPOCH_FIELDS)) or not np.isfinite(values).all():
+        return {}, None, wrong
+    return row, values, None

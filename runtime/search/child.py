@@ -102,12 +102,10 @@ def evaluate_child(job: ChildJob) -> dict:
         }
 
 
-EPOCH_FIELDS = ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds")
-
-
 def _recorded(trainer, result) -> dict:
     """What a benchmark table keeps of a trained network: per epoch, and its size."""
     from nasc.runtime.stats import measure
+    from nasc.runtime.tabular import EPOCH_FIELDS
 
     figures = measure(trainer.model, trainer.data.image_size)
     epochs = [{field: row[field] for field in EPOCH_FIELDS} for row in result.history]
