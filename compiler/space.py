@@ -136,8 +136,92 @@ class SearchSpace:
     def sample(self, rng: random.Random, name: str = "sampled") -> ir.Genotype:
         return self.decode(self.random_choices(rng), name)
 
+    def mutate(self, choices: list[int], rng: random.Random) -> tuple[list[int], str]:
+        """Real et al.'s op or hidden-state mutation of one block's operand, and its description in
+        the cell's own names."""
+        child = list(choices)
+        cell = rng.randrange(len(self.cell_kinds))
+        block = rng.randrange(self.num_blocks)
+        side = rng.randrange(2)
+        at = 5 * (cell * self.num_blocks + block)
+        kind, target = self.cell_kinds[cell], f"h{len(CELL_INPUTS) + block}"
+        where = f"{kind} {target} {('left', 'right')[side]}"
+        if len(self.ops) > 1 and rng.random() < 0.5:
+            old = child[at + 2 + side]
+            child[at + 2 + side] = rng.choice([i for i in range(len(self.ops)) if i != old])
+            return child, f"op {where}: {self.ops[old]} -> {self.ops[child[at + 2 + side]]}"
+        old = child[at + side]
+        # Block b may read the cell's inputs and blocks 0..b-1: 2 + b states, at least two.
+        child[at + side] = rng.choice([i for i in range(len(CELL_INPUTS) + block) if i != old])
+        return child, f"hidden_state {where}: h{old} -> h{child[at + side]}"
+
 
 NASNET_SPACE = SearchSpace()
+
+
+@dataclass(frozen=True)
+class Nb201Space:
+    """NAS-Bench-201's space: one op per edge of the nb201 cell (node k reads each earlier node),
+    6 decisions of 5 ops, 15,625 architectures."""
+
+    name: str = "nb201"
+    num_blocks: int = 3
+    ops: tuple[str, ...] = ("none", "identity", "conv_1x1", "conv_3x3", "avg_pool_3x3")
+    cell_kinds: tuple[str, ...] = ("normal",)
+
+    def edges(self) -> tuple[tuple[int, int], ...]:
+        """(node, the node it reads) per decision, in the benchmark's string order."""
+        return tuple((node, source) for node in range(1, self.num_blocks + 1) for source in range(node))
+
+    def decisions(self) -> tuple[Decision, ...]:
+        return tuple(Decision("normal", node - 1, "op", len(self.ops)) for node, _ in self.edges())
+
+    def space_hash(self) -> str:
+        return hashlib.sha256(repr((self.name, self.num_blocks, self.ops)).encode()).hexdigest()
+
+    def random_choices(self, rng: random.Random) -> list[int]:
+        return [rng.randrange(len(self.ops)) for _ in self.edges()]
+
+    def decode(
+        self,
+        choices: list[int] | tuple[int, ...],
+        name: str = "sampled",
+        metadata: tuple[ir.MetaEntry, ...] = (),
+    ) -> ir.Genotype:
+        edges = self.edges()
+        if len(choices) != len(edges) or not all(0 <= c < len(self.ops) for c in choices):
+            raise ValueError(
+                f"expected {len(edges)} choices of 0 to {len(self.ops) - 1}, got {list(choices)}"
+            )
+        ops = dict(zip(edges, (self.ops[c] for c in choices), strict=True))
+        blocks = tuple(
+            ir.Block(f"h{node}", "add", tuple(ir.Operand(ops[(node, s)], f"h{s}") for s in range(node)))
+            for node in range(1, self.num_blocks + 1)
+        )
+        cell = ir.Cell("normal", ("h0",), blocks, ir.Output((blocks[-1].target,)))
+        return ir.Genotype(name, (cell,), metadata, convention="nb201")
+
+    def encode(self, genotype: ir.Genotype) -> tuple[list[int], list[str]]:
+        if genotype.convention != "nb201":
+            raise ValueError(f"it is read by the {genotype.convention} convention, not nb201")
+        operands = [operand.op for block in genotype.cell("normal").blocks for operand in block.operands]
+        return [self.ops.index(op) for op in operands], []
+
+    def sample(self, rng: random.Random, name: str = "sampled") -> ir.Genotype:
+        return self.decode(self.random_choices(rng), name)
+
+    def mutate(self, choices: list[int], rng: random.Random) -> tuple[list[int], str]:
+        """One edge's op changed (NAS-Bench-201's evolution: the space has no hidden-state choice)."""
+        child = list(choices)
+        at = rng.randrange(len(child))
+        old = child[at]
+        child[at] = rng.choice([i for i in range(len(self.ops)) if i != old])
+        node, source = self.edges()[at]
+        return child, f"op normal h{node} from h{source}: {self.ops[old]} -> {self.ops[child[at]]}"
+
+
+NB201_SPACE = Nb201Space()
+SPACES = {"nasnet": NASNET_SPACE, "nb201": NB201_SPACE}
 
 
 def _position(cell: ir.Cell, state: str) -> int:

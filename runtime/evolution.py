@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from nasc.compiler import api
 from nasc.compiler.api import cell_files
 from nasc.compiler.hashing import structural_hash
-from nasc.compiler.space import CELL_INPUTS, SearchSpace
+from nasc.compiler.space import SearchSpace
 from nasc.diagnostics import NascError
 from nasc.runtime.controller import Sample
 
@@ -92,21 +92,7 @@ class AgingEvolution:
         """One mutation of `choices`, and its description in the cell's own names."""
         if self.rng.random() < self.identity_prob:
             return list(choices), "identity"
-        child = list(choices)
-        cell = self.rng.randrange(len(self.space.cell_kinds))
-        block = self.rng.randrange(self.space.num_blocks)
-        side = self.rng.randrange(2)
-        at = 5 * (cell * self.space.num_blocks + block)
-        kind, target = self.space.cell_kinds[cell], f"h{len(CELL_INPUTS) + block}"
-        where = f"{kind} {target} {('left', 'right')[side]}"
-        if len(self.space.ops) > 1 and self.rng.random() < 0.5:
-            old = child[at + 2 + side]
-            child[at + 2 + side] = self.rng.choice([i for i in range(len(self.space.ops)) if i != old])
-            return child, f"op {where}: {self.space.ops[old]} -> {self.space.ops[child[at + 2 + side]]}"
-        old = child[at + side]
-        # Block b may read the cell's inputs and blocks 0..b-1: 2 + b states, at least two.
-        child[at + side] = self.rng.choice([i for i in range(len(CELL_INPUTS) + block) if i != old])
-        return child, f"hidden_state {where}: h{old} -> h{child[at + side]}"
+        return self.space.mutate(choices, self.rng)
 
     # -- learning -----------------------------------------------------------------------------------
 
