@@ -1,0 +1,85 @@
+"""Search strategies replayed on a tabular benchmark: each child answered from the table, time
+simulated as the table's recorded training time, so strategies compare at equal cost over many
+seeds in seconds (NAS-Bench-201's protocol).
+
+A child's reward is its validation accuracy after the table's last epoch (or `epoch`); what is
+reported is the test accuracy of the best child so far by that reward, and its regret: the table's
+best test accuracy minus it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nasc.compiler.hashing import structural_hash
+from nasc.compiler.space import NB201_SPACE
+from nasc.runtime.tabular import Table, TableError
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One replayed search: per child, the simulated clock after it and the best-so-far's test
+    accuracy (the best by validation accuracy among the children up to it)."""
+
+    strategy: str
+    seed: int
+    seconds: np.ndarray
+    best_test: np.ndarray
+
+    def at(self, seconds: float) -> float:
+        """The best-so-far's test accuracy at a simulated time (nan before the first child)."""
+        index = int(np.searchsorted(self.seconds, seconds, side="right")) - 1
+        return float(self.best_test[index]) if index >= 0 else float("nan")
+
+
+def replay(
+    table: Table,
+    strategy: str,
+    seed: int,
+    budget_seconds: float,
+    epoch: int | None = None,
+    **options,
+) -> Trajectory:
+    """Run `strategy` (any of runtime.strategies, unchanged) until the simulated clock passes the
+    budget; TableError where it samples an architecture the table has no row for."""
+    from nasc.runtime.strategies import make_strategy
+
+    if table.header.get("space") != NB201_SPACE.name:
+        raise TableError(f"the table is of the {table.header.get('space')} space; replay knows nb201")
+    runner = make_strategy(strategy, NB201_SPACE, seed, **options)
+    reward, test = table.metric("val_accuracy", epoch), table.metric("test_accuracy", epoch)
+    cost = table.training_seconds(epoch)
+    clock, best_reward, best_test = 0.0, -np.inf, np.nan
+    seconds, bests = [], []
+    while clock < budget_seconds:
+        sample = runner.sample()
+        digest = structural_hash(NB201_SPACE.decode(sample.choices))
+        if digest not in table.index:
+            raise TableError(
+                f"the table has no row for a sampled architecture ({len(table):,} of "
+                f"{table.header.get('distinct', '?')} trained): complete it with nasc bench build --resume"
+            )
+        row = table.index[digest]
+        clock += float(cost[row])
+        if reward[row] > best_reward:
+            best_reward, best_test = float(reward[row]), float(test[row])
+        runner.observe(sample, float(reward[row]))
+        seconds.append(clock)
+        bests.append(best_test)
+    return Trajectory(strategy, seed, np.array(seconds), np.array(bests))
+
+
+def regret_curves(
+    table: Table, strategies: list[str], seeds: int, budget_seconds: float, points: int = 50, **options
+) -> dict[str, np.ndarray]:
+    """Per strategy, the test-accuracy regret (the table's best minus the best-so-far's) at `points`
+    simulated times up to the budget, one row per seed (nan before a run's first child)."""
+    best = float(table.metric("test_accuracy").max())
+    times = np.linspace(budget_seconds / points, budget_seconds, points)
+    curves = {}
+    for strategy in strategies:
+        runs = [replay(table, strategy, seed, budget_seconds, **options) for seed in range(seeds)]
+        curves[strategy] = np.array([[best - run.at(t) for t in times] for run in runs])
+    return {"times": times, **curves}

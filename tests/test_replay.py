@@ -1,0 +1,102 @@
+"""Strategies replayed on a tabular benchmark: each child answered from the table, the clock the
+table's training time. The table here is complete and made by the test: every architecture's
+accuracy is the share of its edges that are `conv_3x3`, its training time a function of its hash."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasc.compiler.hashing import structural_hash
+from nasc.compiler.space import NB201_SPACE
+from nasc.runtime.replay import regret_curves, replay
+from nasc.runtime.tabular import (
+    EPOCH_FIELDS,
+    FORMAT,
+    Table,
+    TableError,
+    TableSettings,
+    distinct_architectures,
+    space_architectures,
+)
+
+
+def _accuracy(arch: str) -> float:
+    return arch.count("nor_conv_3x3") / 6
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Table:
+    path = tmp_path_factory.mktemp("replay") / "complete.jsonl"
+    settings = TableSettings(epochs=2)
+    distinct = distinct_architectures("nb201")
+    header = {"format": FORMAT, "space": "nb201", "dataset": "digits", "settings": asdict(settings)}
+    lines = [
+        json.dumps({**header, "architectures": len(space_architectures("nb201")), "distinct": len(distinct)})
+    ]
+    for digest, arch in distinct.items():
+        accuracy, seconds = _accuracy(arch), 1 + int(digest[:2], 16) / 255
+        curves = {name: [accuracy, accuracy] for name in EPOCH_FIELDS}
+        curves["seconds"] = [seconds / 2, seconds / 2]
+        lines.append(json.dumps({"hash": digest, "arch": arch, "params": 1, "macs": 1, "curves": curves}))
+    path.write_text("\n".join(lines) + "\n")
+    return Table.load(path)
+
+
+def test_each_child_is_answered_from_the_table_and_charged_its_training_time(table: Table) -> None:
+    run = replay(table, "random", seed=3, budget_seconds=200)
+    assert run.seconds[-1] >= 200 > run.seconds[-2]
+    again = _random_archs(seed=3, count=len(run.seconds))  # the same strategy draws the same children
+    costs = [table.training_seconds()[table.index[digest]] for digest in again]
+    assert np.allclose(run.seconds, np.cumsum(costs))
+    best = np.maximum.accumulate([table.metric("test_accuracy")[table.index[d]] for d in again])
+    assert np.allclose(run.best_test, best)  # here validation and test agree
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution", "ppo", "reinforce"])
+def test_every_strategy_runs_unchanged_on_a_table(table: Table, strategy: str) -> None:
+    options = {"population": 10, "sample": 3} if strategy == "evolution" else {}
+    run = replay(table, strategy, seed=0, budget_seconds=150, **options)
+    assert len(run.seconds) > 50 and np.all(np.diff(run.best_test) >= 0)
+    assert run.at(0.0) != run.at(0.0) and run.at(150.0) == run.best_test[-1]  # nan before the first
+
+
+def test_regret_is_the_tables_best_minus_the_best_so_far(table: Table) -> None:
+    curves = regret_curves(table, ["random"], seeds=3, budget_seconds=100, points=11)
+    assert curves["times"].shape == (11,) and curves["random"].shape == (3, 11)
+    regret = curves["random"]
+    assert curves["times"][-1] == 100 and np.all(regret >= 0) and np.all(np.diff(regret, axis=1) <= 0)
+
+
+def test_a_partial_table_is_refused_with_how_far_it_is(tmp_path: Path, table: Table) -> None:
+    from nasc.runtime import tabular
+
+    path = tmp_path / "partial.jsonl"
+    kept = [line for line in _lines(table)[:11]]
+    path.write_text("\n".join(kept) + "\n")
+    with pytest.raises(TableError, match=r"10 of 4930 trained\): complete it"):
+        replay(tabular.Table.load(path), "random", seed=0, budget_seconds=100)
+
+
+def _random_archs(seed: int, count: int) -> list[str]:
+    from nasc.runtime.strategies import make_strategy
+
+    runner = make_strategy("random", NB201_SPACE, seed)
+    return [structural_hash(NB201_SPACE.decode(runner.sample().choices)) for _ in range(count)]
+
+
+def _lines(table: Table) -> list[str]:
+    header = json.dumps(table.header)
+    rows = []
+    for position, digest in enumerate(table.hashes):
+        curves = {name: table.metrics[name][position].tolist() for name in EPOCH_FIELDS}
+        rows.append(
+            json.dumps(
+                {"hash": digest, "arch": table.archs[position], "params": 1, "macs": 1, "curves": curves}
+            )
+        )
+    return [header, *rows]
