@@ -12,7 +12,7 @@ from nasc.compiler import ir
 from nasc.compiler.registry import OPS
 from nasc.diagnostics import Diagnostic
 
-HINT = "the network still holds its weights, as the benchmark's does; the structural hash leaves it out"
+HINT = "the network still computes it (with its weights), as the benchmark's does; the hash leaves it out"
 
 
 def _zero(op: str) -> bool:

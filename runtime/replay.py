@@ -83,3 +83,47 @@ def regret_curves(
         runs = [replay(table, strategy, seed, budget_seconds, **options) for seed in range(seeds)]
         curves[strategy] = np.array([[best - run.at(t) for t in times] for run in runs])
     return {"times": times, **curves}
+
+
+class TableExecutor:
+    """An executor (runtime/search/executors.py's interface) that answers each child from a table:
+    its validation accuracy at the table's last epoch as `accuracy`, its test accuracy, size, and
+    recorded training time as `seconds` (the simulated cost). `nasc search --benchmark` runs on it."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.done: list[dict] = []
+        self.reward = table.metric("val_accuracy")
+        self.test = table.metric("test_accuracy")
+        self.cost = table.training_seconds()
+
+    def submit(self, job) -> None:
+        row = self.table.index.get(job.hash)
+        if row is None:
+            reason = (
+                f"not in the table ({len(self.table):,} of {self.table.header.get('distinct', '?')} trained)"
+            )
+            self.done.append({"step": job.step, "status": "failed", "reason": reason, "seconds": 0.0})
+            return
+        self.done.append(
+            {
+                "step": job.step,
+                "status": "ok",
+                "accuracy": float(self.reward[row]),
+                "test_accuracy": float(self.test[row]),
+                "params": int(self.table.params[row]),
+                "macs": int(self.table.macs[row]),
+                "seconds": float(self.cost[row]),
+                "timings": {"simulated": float(self.cost[row])},
+            }
+        )
+
+    def in_flight(self) -> int:
+        return len(self.done)
+
+    def wait(self, timeout: float | None = None) -> list[dict]:
+        done, self.done = self.done, []
+        return done
+
+    def shutdown(self) -> None:
+        self.done.clear()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nasc
 from nasc.compiler.hashing import structural_hash
 from nasc.compiler.space import NB201_SPACE
 from nasc.runtime.replay import regret_curves, replay
@@ -24,13 +25,15 @@ from nasc.runtime.tabular import (
     space_architectures,
 )
 
+from .test_cli import run
+
 
 def _accuracy(arch: str) -> float:
     return arch.count("nor_conv_3x3") / 6
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory) -> Table:
+def table_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("replay") / "complete.jsonl"
     settings = TableSettings(epochs=2)
     distinct = distinct_architectures("nb201")
@@ -44,7 +47,12 @@ def table(tmp_path_factory) -> Table:
         curves["seconds"] = [seconds / 2, seconds / 2]
         lines.append(json.dumps({"hash": digest, "arch": arch, "params": 1, "macs": 1, "curves": curves}))
     path.write_text("\n".join(lines) + "\n")
-    return Table.load(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def table(table_file: Path) -> Table:
+    return Table.load(table_file)
 
 
 def test_each_child_is_answered_from_the_table_and_charged_its_training_time(table: Table) -> None:
@@ -80,6 +88,36 @@ def test_a_partial_table_is_refused_with_how_far_it_is(tmp_path: Path, table: Ta
     path.write_text("\n".join(kept) + "\n")
     with pytest.raises(TableError, match=r"10 of 4930 trained\): complete it"):
         replay(tabular.Table.load(path), "random", seed=0, budget_seconds=100)
+
+
+def test_nasc_search_runs_on_a_table_and_writes_its_children_as_cells(
+    table_file: Path, tmp_path: Path
+) -> None:
+    from nasc.runtime.search import read_ledger
+
+    out = tmp_path / "s"
+    argv = ["search", "--benchmark", str(table_file), "--strategy", "evolution", "--population", "8"]
+    code, _, err = run(*argv, "--sample", "3", "--budget", "25", "--out", str(out))
+    assert code == 0, err
+    table = Table.load(table_file)
+    ledger = read_ledger(out)
+    assert len(ledger) == 25
+    for row in ledger:
+        position = table.index[row["hash"]]
+        assert row["accuracy"] == pytest.approx(float(table.metric("val_accuracy")[position]))
+        if row["status"] == "ok":  # a duplicate is answered from its first, at no cost
+            assert row["seconds"] == pytest.approx(float(table.training_seconds()[position]), abs=1e-3)
+        genotype = nasc.load(out / row["file"])
+        assert genotype.convention == "nb201" and genotype.meta("search_space") == "nb201"
+        assert nasc.structural_hash(genotype) == row["hash"]
+    code, _, err = run(
+        "search", "--benchmark", str(table_file), "--dataset", "cifar10", "--out", str(tmp_path / "x")
+    )
+    assert code == 2 and "is of nb201 on digits; this search is on cifar10" in err
+    code, _, err = run(
+        "search", "--benchmark", str(table_file), "--objective", "mnas", "--target-latency-ms", "5"
+    )
+    assert code == 2 and "--benchmark answers accuracy from the table" in err
 
 
 def _random_archs(seed: int, count: int) -> list[str]:

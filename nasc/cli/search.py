@@ -102,6 +102,12 @@ def _count(name: str, default: int, text: str, minimum: int = 1, dest: str | Non
     "--reference", "Published cells to train and measure alike, shown in pareto.png (e.g. genotypes/)."
 )
 @_count("--recycle-every", 100, "Children a warm worker trains before a fresh process replaces it.")
+@click.option(
+    "--benchmark",
+    type=click.Path(dir_okay=False),
+    help="A table (nasc bench build): search its space, each child answered from it, its training "
+    "time the cost (docs/benchmarks.md).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=OUTPUT_PATH, help="Output directory (default: runs/search-STRATEGY).")
 @click.option(
@@ -127,6 +133,7 @@ def search(resume_dir: str | None, **options) -> None:
       nasc search --strategy evolution --population 20 --sample 5 --seed-cells genotypes/ --budget 60
       nasc search --objective mnas --target-latency-ms 5 --budget 40 --out runs/mnas
       nasc search --resume runs/demo
+      nasc search --benchmark benchmarks/nb201-digits.jsonl --strategy evolution --budget 200
       nasc search --executor ray --address auto --workers 64 --budget 20000 ...
     """
     from nasc.runtime.signals import interrupt_on_sigterm

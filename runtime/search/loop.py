@@ -162,7 +162,9 @@ class Search:
         began = time.perf_counter()
         result = self._rewarded(pending, result)
         genotype = api.parse(pending.text)
-        genotype = ir.Genotype(genotype.name, genotype.cells, self._metadata(pending, result))
+        genotype = ir.Genotype(
+            genotype.name, genotype.cells, self._metadata(pending, result), convention=genotype.convention
+        )
         path = self._cell_path(pending.step, pending.hash)
         atomic_write_text(path, api.format(genotype))
         timings = {k: round(v, 4) for k, v in result.get("timings", {}).items()}
@@ -175,6 +177,7 @@ class Search:
             "status": result["status"],
             "reward": result.get("reward"),
             "accuracy": result.get("accuracy"),
+            "test_accuracy": result.get("test_accuracy"),  # a table's answer (--benchmark) has it
             "params": result.get("params"),
             "macs": result.get("macs"),
             "latency_ms": result.get("latency_ms"),
@@ -309,6 +312,11 @@ class Search:
     def _executor_for(self):
         if self._executor is not None:
             return self._executor
+        if self.config.benchmark is not None:
+            from nasc.runtime.replay import TableExecutor
+            from nasc.runtime.tabular import Table
+
+            return TableExecutor(Table.load(self.config.benchmark))
         if self.config.executor == "ray":
             return RayExecutor(self.config.workers, self.config.address, self.config.recycle_every)
         return LocalExecutor(self.config.workers, self.config.recycle_every)

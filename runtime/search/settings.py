@@ -10,7 +10,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from nasc.compiler.space import SearchSpace
+from nasc.compiler.space import NB201_SPACE, Nb201Space, SearchSpace
 from nasc.diagnostics import first_line
 from nasc.runtime.evolution import POPULATION, TOURNAMENT
 from nasc.runtime.latency import DEFAULT_DEPLOY, Deployment, count
@@ -64,9 +64,13 @@ class SearchConfig:
     latency_runs: int = 20
     reference: tuple[str, ...] = ()  # published cells to evaluate alike, for pareto.png
     recycle_every: int = RECYCLE_EVERY
+    benchmark: str | None = None  # a table (nasc bench build): each child answered from it
 
-    def space(self) -> SearchSpace:
+    def space(self) -> SearchSpace | Nb201Space:
         from nasc.compiler.registry import PAPER_OPS
+
+        if self.benchmark is not None:
+            return NB201_SPACE  # the one space tables are built of
 
         return SearchSpace(
             num_blocks=self.num_blocks, ops=tuple(self.ops or PAPER_OPS), combines=tuple(self.combines)
@@ -107,11 +111,34 @@ class SearchConfig:
             raise SettingsError(
                 f"--sample {self.sample} must be between 1 and --population {self.population}"
             )
+        if self.benchmark is not None:
+            self._validate_benchmark()
+            return
         space = self.space()
         # an unknown preset or an impossible width shows on any child: refuse it now, not per child
         count(space.decode([0] * len(space.decisions())), self.deployment())
 
+    def _validate_benchmark(self) -> None:
+        from nasc.runtime.tabular import Table, TableError
+
+        if self.objective != "accuracy" or self.reference:
+            raise SettingsError(
+                "--benchmark answers accuracy from the table: --objective mnas|pareto and --reference "
+                "need children trained and measured"
+            )
+        try:
+            header = Table.load(self.benchmark).header
+        except TableError as error:
+            raise SettingsError(str(error)) from None
+        if header["dataset"] != self.dataset:
+            raise SettingsError(
+                f"the table {self.benchmark} is of {header['space']} on {header['dataset']}; "
+                f"this search is on {self.dataset}"
+            )
+
     def training_budget(self) -> str:
+        if self.benchmark is not None:
+            return f"answered from the table {Path(self.benchmark).name}"
         return (
             f"{self.dataset}, N={self.proxy_cells} F={self.proxy_filters}, {self.proxy_epochs} epochs, "
             f"batch {self.proxy_batch_size}, cosine"
