@@ -9,6 +9,7 @@ isomorphism) are trained once; a look-up by any of them finds the one row.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -58,11 +59,17 @@ def space_architectures(space: str) -> list[str]:
     return strings
 
 
+@functools.cache
+def architecture_hashes(space: str) -> dict[str, str]:
+    """Every architecture string of a space → its structural hash (computed once per process)."""
+    return {arch: structural_hash(read_nb201(arch, name="a")) for arch in space_architectures(space)}
+
+
 def distinct_architectures(space: str) -> dict[str, str]:
     """Each distinct architecture's hash → its first string in enumeration order."""
     distinct: dict[str, str] = {}
-    for arch in space_architectures(space):
-        distinct.setdefault(structural_hash(read_nb201(arch, name="a")), arch)
+    for arch, digest in architecture_hashes(space).items():
+        distinct.setdefault(digest, arch)
     return distinct
 
 

@@ -9,26 +9,40 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 
 import nasc
 from nasc.compiler.nb201_format import read_nb201
 from nasc.compiler.options import EmitOptions
 from nasc.runtime.build import build_network
-from nasc.runtime.tabular import Table, TableError, TableSettings, build_table, distinct_architectures
+from nasc.runtime.tabular import (
+    Table,
+    TableError,
+    TableSettings,
+    architecture_hashes,
+    build_table,
+    distinct_architectures,
+)
 
 from .test_cli import run
 
 SETTINGS = TableSettings(epochs=2, channels=2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def table(tmp_path_factory) -> Path:
-    """Three architectures of the nb201 space, each trained for two epochs on digits."""
-    path = tmp_path_factory.mktemp("table") / "nb201.jsonl"
-    lines: list[str] = []
-    summary = build_table(SETTINGS, path, workers=2, limit=3, report=lines.append)
-    assert summary == {"trained": 3, "failed": 0, "in_table": 3, "distinct": 4930}
-    assert lines[-1].startswith("[3/3] ") and "ETA" in lines[-1]
+    """Three architectures of the nb201 space, each trained for two epochs on digits: built once
+    for the whole run (the first xdist worker to ask builds it, under a lock; the others read it)."""
+    shared = tmp_path_factory.getbasetemp().parent
+    path = shared / "nb201-table.jsonl"
+    with FileLock(str(shared / "nb201-table.lock")):
+        if not path.exists():
+            lines: list[str] = []
+            building = shared / "building" / "nb201.jsonl"
+            summary = build_table(SETTINGS, building, workers=2, limit=3, report=lines.append)
+            assert summary == {"trained": 3, "failed": 0, "in_table": 3, "distinct": 4930}
+            assert lines[-1].startswith("[3/3] ") and "ETA" in lines[-1]
+            building.rename(path)
     return path
 
 
@@ -48,7 +62,7 @@ def test_a_table_holds_each_epochs_metrics_and_the_networks_size(table: Path) ->
 def test_any_isomorph_finds_the_row(table: Path) -> None:
     loaded = Table.load(table)
     digest = loaded.hashes[0]
-    strings = [a for a in _space() if nasc.structural_hash(read_nb201(a, name="a")) == digest]
+    strings = [arch for arch, hashed in architecture_hashes("nb201").items() if hashed == digest]
     assert len(strings) >= 1
     for arch in strings[:5]:
         assert loaded.position(arch) == 0
@@ -98,9 +112,3 @@ def test_query_prints_a_row_and_a_summary(table: Path) -> None:
     assert code == 0 and out.startswith(loaded.archs[1]) and "after 1 of 2 epochs" in out
     code, out, _ = run("bench", "query", str(table))
     assert code == 0 and "3 of 4,930 distinct architectures (15,625 in the space)" in out
-
-
-def _space() -> list[str]:
-    from nasc.runtime.tabular import space_architectures
-
-    return space_architectures("nb201")
