@@ -27,6 +27,25 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(len(share))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the tests marked slow first in each worker's share: work stealing hands
+    each worker a contiguous slice of the collection and steals from its end, so slow tests placed
+    there start at once on every worker instead of one worker finishing the run alone on them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    fast = iter([item for item in items if not item.get_closest_marker("slow")])
+    ordered, remaining = [], len(items)
+    for index in range(workers):  # the shares xdist's first distribution makes
+        share = remaining // (workers - index)
+        remaining -= share
+        mine = slow[index::workers]
+        ordered += mine + [next(fast) for _ in range(max(0, share - len(mine)))]
+    ordered += list(fast)
+    items[:] = ordered
+
+
 @pytest.fixture(scope="session")
 def nasnet_a_text() -> str:
     return (GENOTYPES / "nasnet_a.cell").read_text()

@@ -110,6 +110,7 @@ def test_seed_cells_are_the_first_members_and_unfit_files_are_explained() -> Non
         assert seeded.cell(kind).blocks == nasnet.cell(kind).blocks
 
 
+@pytest.mark.slow
 def test_an_evolution_search_records_parents_and_mutations_in_its_cells(tmp_path) -> None:
     out = tmp_path / "evo"
     config = tiny(out, strategy="evolution", budget=5, population=3, sample=2, seed_cells=(str(GENOTYPES),))

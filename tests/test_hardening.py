@@ -206,6 +206,7 @@ def test_a_read_only_place_is_one_line_and_exit_1(tmp_path: Path, monkeypatch) -
     assert code == 1 and err.strip().endswith(f"cannot write {tmp_path / 'x.py'}: permission denied")
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_works_end_to_end(tmp_path: Path) -> None:
     import subprocess
 

@@ -115,6 +115,7 @@ def test_a_latency_table_entry_of_another_shape_is_left_out(tmp_path) -> None:
     assert set(LatencyTable(path).entries) == {"a"}
 
 
+@pytest.mark.slow
 def test_an_mnas_search_measures_latency_and_rewards_it(tmp_path) -> None:
     out = tmp_path / "mnas"
     config = tiny(
@@ -145,6 +146,7 @@ def test_an_mnas_search_measures_latency_and_rewards_it(tmp_path) -> None:
     assert "nasnet_a.cell" in listed.stdout.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_an_accuracy_search_counts_parameters_and_mult_adds_without_timing(tmp_path) -> None:
     out = tmp_path / "acc"
     Search(tiny(out, budget=2, strategy="random")).run(progress=False)
@@ -168,6 +170,7 @@ def _run(executor: LocalExecutor, job: ChildJob) -> dict:
     return results[0]
 
 
+@pytest.mark.slow
 def test_warm_workers_keep_their_process_and_are_replaced_after_a_failure_or_m_children(tmp_path) -> None:
     executor = LocalExecutor(workers=1, recycle_every=3)
     try:

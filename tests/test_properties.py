@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,6 +100,7 @@ def mutated(draw) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.slow
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_files_fail_only_with_nasc_errors(text: str) -> None:

@@ -105,6 +105,7 @@ def test_a_search_directory_with_odd_settings_or_rows_is_refused_or_skipped(tmp_
     assert read_ledger(out) == [good]
 
 
+@pytest.mark.slow
 def test_a_search_leaves_no_process_behind_and_resumes_wherever_it_is_moved(tmp_path: Path) -> None:
     first = tmp_path / "first"
     budget = ["--budget", "3", "--workers", "1", "--proxy-filters", "2", "--proxy-batch-size", "128"]

@@ -99,6 +99,7 @@ def check_search_directory(out: Path, budget: int) -> list[dict]:
     return ledger
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["ppo", "random"])
 def test_a_real_search_on_digits_writes_checked_cells_matching_the_ledger(tmp_path, strategy: str) -> None:
     out = tmp_path / strategy
@@ -131,6 +132,7 @@ def test_duplicates_are_trained_once_and_counted(tmp_path) -> None:
             )
 
 
+@pytest.mark.slow
 def test_a_killed_search_resumes_with_every_finished_result_exactly_once(tmp_path) -> None:
     """Evolution, whose state (population, ages, seeds, RNG) is the most to lose; the controller's
     state is restored exactly by test_a_restored_controller_samples_what_the_original_would_have."""
@@ -181,6 +183,7 @@ def test_resuming_a_finished_search_changes_nothing(tmp_path) -> None:
     assert again.exit_code == 1 and "already holds a search" in again.stderr
 
 
+@pytest.mark.slow
 def test_ray_executor_runs_the_same_search(tmp_path) -> None:
     pytest.importorskip("ray")
     local = Search(tiny(tmp_path / "local", budget=2)).run(progress=False)
@@ -289,6 +292,7 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup, or in a background job
 
 
+@pytest.mark.slow
 def test_sigterm_and_an_inherited_ignored_sigint_stop_a_search_cleanly(tmp_path) -> None:
     """SIGTERM goes to the whole process group, as `timeout` and batch schedulers send it: the
     workers leave it to the search, so the children they were training stay pending, not failed."""

@@ -51,6 +51,7 @@ def tiny_config(out: Path, **changes) -> TrainConfig:
     )
 
 
+@pytest.mark.slow
 def test_digits_end_to_end_reaches_useful_accuracy_and_writes_every_artifact(
     tmp_path, genotype, digits
 ) -> None:
@@ -82,6 +83,7 @@ def test_digits_end_to_end_reaches_useful_accuracy_and_writes_every_artifact(
     model.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"])
 
 
+@pytest.mark.slow
 def test_drop_path_progress_reaches_the_model_and_its_final_value(
     tmp_path, genotype, digits, monkeypatch
 ) -> None:
@@ -114,6 +116,7 @@ def straight_run(tmp_path_factory, genotype, digits) -> Path:
     return straight
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "inherited"),
     [
@@ -205,6 +208,7 @@ def test_nan_through_the_command_line_is_one_message_and_exit_1(tmp_path) -> Non
     assert "the loss became" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_the_command_line_prints_plain_epoch_lines_and_names_every_file_it_wrote(tmp_path) -> None:
     out = tmp_path / "run"
     args = ["train", str(NASNET_A), "--scale", "1@96", "--epochs", "2", "--out", str(out)]
@@ -365,6 +369,7 @@ def test_ema_warms_up_like_tensorflow() -> None:
 # -- several processes ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_on_cpu(tmp_path) -> None:
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

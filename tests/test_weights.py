@@ -74,6 +74,7 @@ def test_pretrainedmodels_nasnetamobile_gives_nasnet_a_mobile_its_function(tmp_p
     assert relative_difference(peer, ours, 224) < TOLERANCE  # pretrainedmodels' mobile runs at 224 only
 
 
+@pytest.mark.slow
 def test_pretrainedmodels_nasnetalarge_gives_nasnet_a_large_its_function(tmp_path: Path) -> None:
     pretrainedmodels = pytest.importorskip("pretrainedmodels")
     torch.manual_seed(0)
@@ -82,6 +83,7 @@ def test_pretrainedmodels_nasnetalarge_gives_nasnet_a_large_its_function(tmp_pat
     assert relative_difference(peer, ours, 331) < TOLERANCE
 
 
+@pytest.mark.slow
 def test_timm_pnasnet5large_gives_pnasnet_5_large_its_function(tmp_path: Path) -> None:
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
@@ -91,6 +93,7 @@ def test_timm_pnasnet5large_gives_pnasnet_5_large_its_function(tmp_path: Path) -
     assert relative_difference(peer, ours, 160, seed=2) < TOLERANCE  # another size, other odd maps
 
 
+@pytest.mark.slow
 def test_timm_nasnetalarge_differs_only_in_its_strided_average_pools(tmp_path: Path) -> None:
     """timm's strided "same" average pools count the zero padding (its AvgPool2dSame pads, then
     averages); TF-slim, pretrainedmodels and nasc do not. With those four pools made TF's, timm's
