@@ -5,7 +5,9 @@ mean with a 95 % band, one line per strategy.
 
     python bench/compare_tabular.py [TABLE] [--seeds 20] [--budget-children 150] [--out FIGURE.png]
 
-The budget is simulated seconds: `--budget-children` times the table's median training time.
+The budget is simulated seconds: `--budget-children` times the table's median training time. Then
+multi-fidelity: the epochs random sampling needs under ASHA and Hyperband (runtime/multifidelity.py)
+to reach a top-1 % architecture, against random search at full fidelity.
 """
 
 from __future__ import annotations
@@ -69,6 +71,30 @@ def main() -> None:
     header = table.header
     plot(curves, args.out, f"{header['space']} on {header['dataset']}, {args.seeds} seeds")
     print(f"wrote {args.out}")
+    compare_fidelities(table, args.seeds, int(args.budget_children * table.epochs))
+
+
+def compare_fidelities(table: Table, seeds: int, budget_epochs: int) -> None:
+    """Epochs to a top-1 % architecture (by the table's final test accuracy): random sampling under
+    ASHA and Hyperband against random search that trains every architecture fully."""
+    from nasc.runtime.multifidelity import TableFidelity, epochs_to_reach, search
+
+    top = float(np.quantile(table.metric("test_accuracy"), 0.99))
+    fidelity = TableFidelity(table)
+    print(
+        f"epochs until the incumbent is a top-1 % architecture (test accuracy >= {top:.4f}), "
+        f"median of {seeds}:"
+    )
+    for scheduler in ("none", "asha", "hyperband"):
+        started = time.perf_counter()
+        runs = [search(fidelity, scheduler, seed, budget_epochs) for seed in range(seeds)]
+        reached = [epochs_to_reach(run, top) for run in runs]
+        stopped = np.mean([run.stopped / max(1, run.stopped + run.completed) for run in runs])
+        print(
+            f"  {scheduler:10s} {np.median(reached):8.0f} epochs "
+            f"({sum(np.isfinite(reached))}/{seeds} reached; "
+            f"{stopped:.0%} stopped early; {time.perf_counter() - started:.1f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -497,6 +497,12 @@ class Trainer:
             self._write_result(result)
         return result
 
+    def next_epoch(self) -> dict:
+        """Train and validate one more epoch, and return its metrics row: a multi-fidelity
+        scheduler's step (runtime/multifidelity.py). The schedule is the run's, `epochs` long."""
+        with self._progress() as progress:
+            return self._epoch(progress, _Clock())
+
     def _progress(self):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

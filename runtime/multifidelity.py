@@ -1,0 +1,158 @@
+"""Multi-fidelity search: architectures sampled at random and trained epoch by epoch, the weak ones
+stopped early by successive halving (ASHA: Li et al. 2020) or Hyperband (Li et al. 2018), Optuna's
+pruners both. The same loop runs on a table (each epoch's validation accuracy and training time
+read from it) and on live training (each epoch trained): only the `Fidelity` differs.
+
+Its result, as for runtime/replay.py: per architecture finished, the epochs and the simulated or
+measured seconds spent so far, and the test accuracy of the incumbent (the best by validation
+accuracy among the architectures trained to the last epoch).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from nasc.compiler.hashing import structural_hash
+from nasc.compiler.space import NB201_SPACE
+from nasc.runtime.tabular import Table
+
+SCHEDULERS = ("asha", "hyperband", "none")
+
+
+class Fidelity(Protocol):
+    """Where an architecture's epochs come from."""
+
+    epochs: int
+
+    def start(self, choices: list[int]) -> object: ...
+
+    def epoch(self, run: object, epoch: int) -> tuple[float, float]:
+        """Train (or look up) epoch `epoch` (1-based): (validation accuracy, seconds)."""
+        ...
+
+    def test_accuracy(self, run: object) -> float: ...
+
+
+class TableFidelity:
+    """Epochs read from a table (nasc bench build)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table, self.epochs = table, table.epochs
+        self.val, self.test = table.metrics["val_accuracy"], table.metrics["test_accuracy"]
+        self.seconds = table.metrics["seconds"]
+
+    def start(self, choices: list[int]) -> int:
+        return self.table.position(structural_hash(NB201_SPACE.decode(choices)))
+
+    def epoch(self, run: int, epoch: int) -> tuple[float, float]:
+        return float(self.val[run, epoch - 1]), float(self.seconds[run, epoch - 1])
+
+    def test_accuracy(self, run: int) -> float:
+        return float(self.test[run, -1])
+
+
+class LiveFidelity:
+    """Epochs trained here, one at a time, as a search child is (runtime/search/child.py's
+    settings: the proxy network, digits or CIFAR-10, validation accuracy each epoch)."""
+
+    def __init__(self, dataset: str = "digits", epochs: int = 8, cells: int = 1, channels: int = 4) -> None:
+        from nasc.runtime.train import TrainConfig
+
+        self.epochs = epochs
+        self.config = TrainConfig(
+            dataset=dataset,
+            scale=(cells, None),
+            first_filters=channels,
+            epochs=epochs,
+            quiet=True,
+            artifacts=False,
+            test=False,
+            device="cpu",
+            out=os.devnull,
+            stop_signals=False,
+        )
+        self.data = None
+
+    def start(self, choices: list[int]):
+        from nasc.runtime.data import load_dataset
+        from nasc.runtime.train import Trainer, dataset_arguments
+
+        genotype = NB201_SPACE.decode(choices)
+        if self.data is None:  # loaded once, for every architecture
+            self.data = load_dataset(**dataset_arguments(genotype, self.config.resolved(genotype)))
+        return Trainer(genotype, self.config, self.data)
+
+    def epoch(self, run, epoch: int) -> tuple[float, float]:
+        row = run.next_epoch()
+        return float(row["val_accuracy"]), float(row["seconds"])
+
+    def test_accuracy(self, run) -> float:
+        return float(run.evaluate(run.data.test)[1])
+
+
+@dataclass(frozen=True)
+class MultiFidelityRun:
+    scheduler: str
+    seed: int
+    epochs: np.ndarray  # epochs trained so far, after each architecture
+    seconds: np.ndarray  # and seconds
+    best_test: np.ndarray  # the incumbent's test accuracy then (nan before the first is complete)
+    completed: int  # architectures trained to the last epoch
+    stopped: int  # architectures stopped early
+
+
+def pruner(name: str, max_epochs: int, reduction_factor: int = 3):
+    import optuna
+
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=reduction_factor)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(1, max_epochs, reduction_factor)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"unknown scheduler {name!r}; schedulers: {', '.join(SCHEDULERS)}")
+
+
+def search(fidelity: Fidelity, scheduler: str, seed: int, budget_epochs: int) -> MultiFidelityRun:
+    """Random sampling under `scheduler` until `budget_epochs` epochs are spent."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+        pruner=pruner(scheduler, fidelity.epochs),
+    )
+    spent = seconds = completed = stopped = 0
+    best_val, best_test = -np.inf, np.nan
+    trace: list[tuple[int, float, float]] = []
+    while spent < budget_epochs:
+        trial = study.ask()
+        choices = [trial.suggest_int(f"edge_{i}", 0, len(NB201_SPACE.ops) - 1) for i in range(6)]
+        run = fidelity.start(choices)
+        for epoch in range(1, fidelity.epochs + 1):
+            value, cost = fidelity.epoch(run, epoch)
+            spent, seconds = spent + 1, seconds + cost
+            trial.report(value, epoch)
+            if epoch < fidelity.epochs and trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                stopped += 1
+                break
+        else:
+            study.tell(trial, value)
+            completed += 1
+            if value > best_val:
+                best_val, best_test = value, fidelity.test_accuracy(run)
+        trace.append((spent, seconds, best_test))
+    epochs, clock, bests = (np.array(column) for column in zip(*trace, strict=True))
+    return MultiFidelityRun(scheduler, seed, epochs, clock, bests, completed, stopped)
+
+
+def epochs_to_reach(run: MultiFidelityRun, threshold: float) -> float:
+    """The epochs spent when the incumbent's test accuracy first reached `threshold` (inf: never)."""
+    reached = np.nonzero(np.nan_to_num(run.best_test, nan=-np.inf) >= threshold)[0]
+    return float(run.epochs[reached[0]]) if len(reached) else float("inf")
