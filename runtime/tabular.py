@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -26,6 +27,9 @@ from nasc.compiler.nb201_format import TO_BENCHMARK, read_nb201
 from nasc.fileio import atomic_write_text
 
 FORMAT = "nasc-table-v1"
+# What a row's hash and architecture string may hold (a table is untrusted: what it names is printed)
+_HASH = re.compile(r"[0-9a-f]{64}\Z")
+_ARCH = re.compile(r"[|+~a-z0-9_]{1,400}\Z")
 # What a table keeps of each epoch (runtime/search/child.py records them)
 EPOCH_FIELDS = ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds")
 SPACES = ("nb201",)
@@ -323,7 +327,13 @@ def _parse_header(path: Path, line: bytes) -> dict:
     if (
         not isinstance(settings, dict)
         or set(settings) != names
-        or not isinstance(settings.get("epochs"), int)
+        or header.get("space") not in SPACES
+        or settings.get("space") != header.get("space")
+        or not isinstance(header.get("dataset"), str)
+        or not re.match(r"[a-z0-9_]{1,40}\Z", header["dataset"])
+        or settings.get("dataset") != header.get("dataset")
+        or not all(isinstance(settings[key], int) for key in names - {"space", "dataset"})
+        or settings["epochs"] < 1
     ):
         raise TableError(f"{path}: the header's settings are not a table's")
     return header
@@ -339,7 +349,9 @@ def _parse_row(line: bytes, epochs: int) -> tuple[dict, np.ndarray | None, str |
     if (
         not isinstance(row, dict)
         or not isinstance(row.get("hash"), str)
+        or not _HASH.match(row["hash"])
         or not isinstance(row.get("arch"), str)
+        or not _ARCH.match(row["arch"])
     ):
         return {}, None, "not a table row; skipped"
     if row.get("status") == "failed":

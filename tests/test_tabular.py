@@ -95,6 +95,16 @@ def test_a_table_with_other_settings_is_refused(table: Path) -> None:
     assert code == 1 and "exists; continue it with --resume" in err
 
 
+def test_a_hostile_row_is_skipped_not_printed(table: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "t.jsonl"
+    shutil.copy(table, copy)
+    row = json.loads(copy.read_text().splitlines()[1])
+    with open(copy, "a") as handle:
+        handle.write(json.dumps({**row, "hash": "f" * 64, "arch": "\x1b[2J|none~0|"}) + "\n")
+    loaded = Table.load(copy)
+    assert len(loaded) == 3 and loaded.problems == ["line 5: not a table row; skipped"]
+
+
 def test_what_is_not_a_table_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     path.write_text(json.dumps({"format": "something else"}) + "\n")
