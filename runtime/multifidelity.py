@@ -117,21 +117,28 @@ def pruner(name: str, max_epochs: int, reduction_factor: int = 3):
     raise ValueError(f"unknown scheduler {name!r}; schedulers: {', '.join(SCHEDULERS)}")
 
 
+def study(scheduler: str, max_epochs: int, seed: int = 0):
+    """An Optuna study that samples at random and stops trials by `scheduler`."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+        pruner=pruner(scheduler, max_epochs),
+    )
+
+
 def search(fidelity: Fidelity, scheduler: str, seed: int, budget_epochs: int) -> MultiFidelityRun:
     """Random sampling under `scheduler` until `budget_epochs` epochs are spent."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.RandomSampler(seed=seed),
-        pruner=pruner(scheduler, fidelity.epochs),
-    )
+    trials = study(scheduler, fidelity.epochs, seed)
     spent = seconds = completed = stopped = 0
     best_val, best_test = -np.inf, np.nan
     trace: list[tuple[int, float, float]] = []
     while spent < budget_epochs:
-        trial = study.ask()
+        trial = trials.ask()
         choices = [trial.suggest_int(f"edge_{i}", 0, len(NB201_SPACE.ops) - 1) for i in range(6)]
         run = fidelity.start(choices)
         for epoch in range(1, fidelity.epochs + 1):
@@ -139,11 +146,11 @@ def search(fidelity: Fidelity, scheduler: str, seed: int, budget_epochs: int) ->
             spent, seconds = spent + 1, seconds + cost
             trial.report(value, epoch)
             if epoch < fidelity.epochs and trial.should_prune():
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                trials.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 stopped += 1
                 break
         else:
-            study.tell(trial, value)
+            trials.tell(trial, value)
             completed += 1
             if value > best_val:
                 best_val, best_test = value, fidelity.test_accuracy(run)

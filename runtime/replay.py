@@ -87,36 +87,63 @@ def regret_curves(
 
 class TableExecutor:
     """An executor (runtime/search/executors.py's interface) that answers each child from a table:
-    its validation accuracy at the table's last epoch as `accuracy`, its test accuracy, size, and
-    recorded training time as `seconds` (the simulated cost). `nasc search --benchmark` runs on it."""
+    its validation accuracy as `accuracy`, its test accuracy and size, and its recorded training
+    time as `seconds` (the simulated cost). Under a scheduler (ASHA, Hyperband) a child's epochs are
+    read one by one and the pruner may stop it early: its accuracy and cost are then those of the
+    epochs it trained. `nasc search --benchmark [--scheduler]` runs on it."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, scheduler: str = "none") -> None:
+        from nasc.runtime.multifidelity import study
+
         self.table = table
         self.done: list[dict] = []
-        self.reward = table.metric("val_accuracy")
-        self.test = table.metric("test_accuracy")
-        self.cost = table.training_seconds()
+        self.val, self.test = table.metrics["val_accuracy"], table.metrics["test_accuracy"]
+        self.seconds = table.metrics["seconds"]
+        self.study = study(scheduler, table.epochs) if scheduler != "none" else None
 
     def submit(self, job) -> None:
         row = self.table.index.get(job.hash)
         if row is None:
-            reason = (
-                f"not in the table ({len(self.table):,} of {self.table.header.get('distinct', '?')} trained)"
+            trained = f"{len(self.table):,} of {self.table.header.get('distinct', '?')} trained"
+            self.done.append(
+                {
+                    "step": job.step,
+                    "status": "failed",
+                    "reason": f"not in the table ({trained})",
+                    "seconds": 0.0,
+                }
             )
-            self.done.append({"step": job.step, "status": "failed", "reason": reason, "seconds": 0.0})
             return
+        epochs = self._epochs(row)
+        seconds = float(self.seconds[row, :epochs].sum())
         self.done.append(
             {
                 "step": job.step,
                 "status": "ok",
-                "accuracy": float(self.reward[row]),
-                "test_accuracy": float(self.test[row]),
+                "accuracy": float(self.val[row, epochs - 1]),
+                "test_accuracy": float(self.test[row, epochs - 1]),
+                "epochs": epochs,
                 "params": int(self.table.params[row]),
                 "macs": int(self.table.macs[row]),
-                "seconds": float(self.cost[row]),
-                "timings": {"simulated": float(self.cost[row])},
+                "seconds": seconds,
+                "timings": {"simulated": seconds},
             }
         )
+
+    def _epochs(self, row: int) -> int:
+        """How many epochs the child trains: all of them, or until the scheduler stops it."""
+        if self.study is None:
+            return self.table.epochs
+        import optuna
+
+        trial = self.study.ask()
+        for epoch in range(1, self.table.epochs + 1):
+            trial.report(float(self.val[row, epoch - 1]), epoch)
+            if epoch < self.table.epochs and trial.should_prune():
+                self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return epoch
+        self.study.tell(trial, float(self.val[row, -1]))
+        return self.table.epochs
 
     def in_flight(self) -> int:
         return len(self.done)

@@ -123,6 +123,26 @@ def test_nasc_search_runs_on_a_table_and_writes_its_children_as_cells(
     assert code == 2 and "--benchmark answers accuracy from the table" in err
 
 
+def test_a_scheduler_stops_children_early_and_charges_only_their_epochs(
+    table_file: Path, tmp_path: Path
+) -> None:
+    from nasc.runtime.search import read_ledger
+
+    out = tmp_path / "asha"
+    argv = ["search", "--benchmark", str(table_file), "--strategy", "random", "--scheduler", "asha"]
+    code, _, err = run(*argv, "--budget", "40", "--out", str(out))
+    assert code == 0, err
+    table = Table.load(table_file)
+    trained = [row for row in read_ledger(out) if row["status"] == "ok"]
+    assert {row["epochs"] for row in trained} > {4} and min(row["epochs"] for row in trained) == 1
+    for row in trained:
+        position, epochs = table.index[row["hash"]], row["epochs"]
+        assert row["accuracy"] == pytest.approx(float(table.metric("val_accuracy", epochs)[position]))
+        assert row["seconds"] == pytest.approx(float(table.training_seconds(epochs)[position]), abs=1e-3)
+    code, _, err = run("search", "--scheduler", "asha", "--out", str(tmp_path / "live"))
+    assert code == 2 and "--scheduler stops children early on a table (--benchmark)" in err
+
+
 def _random_archs(seed: int, count: int) -> list[str]:
     from nasc.runtime.strategies import make_strategy
 

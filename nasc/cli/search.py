@@ -108,6 +108,14 @@ def _count(name: str, default: int, text: str, minimum: int = 1, dest: str | Non
     help="A table (nasc bench build): search its space, each child answered from it, its training "
     "time the cost (docs/benchmarks.md).",
 )
+@click.option(
+    "--scheduler",
+    type=click.Choice(["none", "asha", "hyperband"]),
+    default="none",
+    show_default=True,
+    help="With --benchmark: read each child's epochs one by one and stop the weak early "
+    "(Optuna's successive halving or Hyperband); its reward is its accuracy where it stopped.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=OUTPUT_PATH, help="Output directory (default: runs/search-STRATEGY).")
 @click.option(

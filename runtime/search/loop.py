@@ -178,6 +178,7 @@ class Search:
             "reward": result.get("reward"),
             "accuracy": result.get("accuracy"),
             "test_accuracy": result.get("test_accuracy"),  # a table's answer (--benchmark) has it
+            "epochs": result.get("epochs"),  # where a scheduler stopped it (--scheduler)
             "params": result.get("params"),
             "macs": result.get("macs"),
             "latency_ms": result.get("latency_ms"),
@@ -316,7 +317,7 @@ class Search:
             from nasc.runtime.replay import TableExecutor
             from nasc.runtime.tabular import Table
 
-            return TableExecutor(Table.load(self.config.benchmark))
+            return TableExecutor(Table.load(self.config.benchmark), self.config.scheduler)
         if self.config.executor == "ray":
             return RayExecutor(self.config.workers, self.config.address, self.config.recycle_every)
         return LocalExecutor(self.config.workers, self.config.recycle_every)
