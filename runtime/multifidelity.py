@@ -11,6 +11,7 @@ accuracy among the architectures trained to the last epoch).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -117,22 +118,47 @@ def pruner(name: str, max_epochs: int, reduction_factor: int = 3):
     raise ValueError(f"unknown scheduler {name!r}; schedulers: {', '.join(SCHEDULERS)}")
 
 
-def study(scheduler: str, max_epochs: int, seed: int = 0):
-    """An Optuna study that samples at random and stops trials by `scheduler`."""
+def study(scheduler: str, max_epochs: int, seed: int = 0, journal: str | None = None):
+    """An Optuna study that samples at random and stops trials by `scheduler`; kept in `journal` (a
+    file every process of a search shares, Optuna's journal storage) where given."""
     import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
+        study_name="nasc",
+        storage=JournalStorage(JournalFileBackend(journal)) if journal else None,
+        load_if_exists=True,
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=seed),
         pruner=pruner(scheduler, max_epochs),
     )
 
 
-def search(fidelity: Fidelity, scheduler: str, seed: int, budget_epochs: int) -> MultiFidelityRun:
-    """Random sampling under `scheduler` until `budget_epochs` epochs are spent."""
+def run_trial(
+    trial, epochs: int, epoch: Callable[[int], tuple[float, float]]
+) -> tuple[int, float, float, bool]:
+    """Train (or read) a trial's epochs one by one, reporting each validation accuracy to its study,
+    until the last or until the pruner stops it; (epochs trained, the last accuracy, the seconds
+    spent, whether it was stopped early). Told to the study. The one loop of every multi-fidelity
+    run: a table's, a live search child's, `search` here."""
     import optuna
 
+    seconds = 0.0
+    for index in range(1, epochs + 1):
+        value, cost = epoch(index)
+        seconds += cost
+        trial.report(value, index)
+        if index < epochs and trial.should_prune():
+            trial.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return index, value, seconds, True
+    trial.study.tell(trial, value)
+    return epochs, value, seconds, False
+
+
+def search(fidelity: Fidelity, scheduler: str, seed: int, budget_epochs: int) -> MultiFidelityRun:
+    """Random sampling under `scheduler` until `budget_epochs` epochs are spent."""
     trials = study(scheduler, fidelity.epochs, seed)
     spent = seconds = completed = stopped = 0
     best_val, best_test = -np.inf, np.nan
@@ -141,19 +167,13 @@ def search(fidelity: Fidelity, scheduler: str, seed: int, budget_epochs: int) ->
         trial = trials.ask()
         choices = [trial.suggest_int(f"edge_{i}", 0, len(NB201_SPACE.ops) - 1) for i in range(6)]
         run = fidelity.start(choices)
-        for epoch in range(1, fidelity.epochs + 1):
-            value, cost = fidelity.epoch(run, epoch)
-            spent, seconds = spent + 1, seconds + cost
-            trial.report(value, epoch)
-            if epoch < fidelity.epochs and trial.should_prune():
-                trials.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                stopped += 1
-                break
-        else:
-            trials.tell(trial, value)
-            completed += 1
-            if value > best_val:
-                best_val, best_test = value, fidelity.test_accuracy(run)
+        trained, value, cost, pruned = run_trial(
+            trial, fidelity.epochs, lambda e, run=run: fidelity.epoch(run, e)
+        )
+        spent, seconds = spent + trained, seconds + cost
+        stopped, completed = stopped + pruned, completed + (not pruned)
+        if not pruned and value > best_val:
+            best_val, best_test = value, fidelity.test_accuracy(run)
         trace.append((spent, seconds, best_test))
     epochs, clock, bests = (np.array(column) for column in zip(*trace, strict=True))
     return MultiFidelityRun(scheduler, seed, epochs, clock, bests, completed, stopped)

@@ -134,16 +134,12 @@ class TableExecutor:
         """How many epochs the child trains: all of them, or until the scheduler stops it."""
         if self.study is None:
             return self.table.epochs
-        import optuna
+        from nasc.runtime.multifidelity import run_trial
 
-        trial = self.study.ask()
-        for epoch in range(1, self.table.epochs + 1):
-            trial.report(float(self.val[row, epoch - 1]), epoch)
-            if epoch < self.table.epochs and trial.should_prune():
-                self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                return epoch
-        self.study.tell(trial, float(self.val[row, -1]))
-        return self.table.epochs
+        def read(epoch: int) -> tuple[float, float]:
+            return float(self.val[row, epoch - 1]), float(self.seconds[row, epoch - 1])
+
+        return run_trial(self.study.ask(), self.table.epochs, read)[0]
 
     def in_flight(self) -> int:
         return len(self.done)

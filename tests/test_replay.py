@@ -143,6 +143,29 @@ def test_a_scheduler_stops_children_early_and_charges_only_their_epochs(
     assert code == 2 and "--scheduler stops children early on a table (--benchmark)" in err
 
 
+def test_live_children_share_the_searchs_study_and_stop_where_it_prunes(tmp_path: Path) -> None:
+    """A search's children train in worker processes: each asks the study kept in the search's
+    journal file for its trial and reports every epoch there (here two children, one process)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from nasc.runtime.search.child import ChildJob, evaluate_child
+
+    journal = str(tmp_path / "scheduler.journal")
+    rows = []
+    for step, choices in enumerate(([3, 3, 3, 3, 3, 3], [0, 1, 1, 0, 1, 1])):
+        genotype = NB201_SPACE.decode(choices)
+        text, digest = nasc.format(genotype), nasc.structural_hash(genotype)
+        job = ChildJob(
+            step, text, digest, "digits", None, 1, 2, 2, 32, 0, 1, scheduler="asha", journal=journal
+        )
+        rows.append(evaluate_child(job))
+    assert all(row["status"] == "ok" and 1 <= row["epochs"] <= 2 for row in rows), rows
+    trials = optuna.load_study(study_name="nasc", storage=JournalStorage(JournalFileBackend(journal))).trials
+    assert len(trials) == 2 and [max(t.intermediate_values) for t in trials] == [r["epochs"] for r in rows]
+
+
 def _random_archs(seed: int, count: int) -> list[str]:
     from nasc.runtime.strategies import make_strategy
 

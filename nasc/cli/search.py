@@ -113,7 +113,7 @@ def _count(name: str, default: int, text: str, minimum: int = 1, dest: str | Non
     type=click.Choice(["none", "asha", "hyperband"]),
     default="none",
     show_default=True,
-    help="With --benchmark: read each child's epochs one by one and stop the weak early "
+    help="Train (or, with --benchmark, read) each child's epochs one by one and stop the weak early "
     "(Optuna's successive halving or Hyperband); its reward is its accuracy where it stopped.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -33,6 +33,10 @@ class ChildJob:
     # A tabular benchmark's entry: each epoch's metrics (test accuracy included), and the trained
     # network's parameters and mult-adds, in the result
     record_epochs: bool = False
+    # Multi-fidelity (runtime/multifidelity.py): "asha" or "hyperband" stop the child early, by the
+    # search's study kept in the journal file
+    scheduler: str = "none"
+    journal: str | None = None
 
 
 # A warm worker's datasets, loaded by its first child and kept for the next (one at a time), and
@@ -72,6 +76,12 @@ def evaluate_child(job: ChildJob) -> dict:
         lap("data")
         trainer = Trainer(genotype, config, data)
         lap("build")
+        if job.scheduler != "none":
+            return {
+                **_scheduled(job, trainer),
+                "seconds": time.perf_counter() - lap.started,
+                "worker": os.getpid(),
+            }
         result = trainer.run()
         lap("run")
         lap.timings["train"] = result.train_seconds
@@ -100,6 +110,25 @@ def evaluate_child(job: ChildJob) -> dict:
             "worker": os.getpid(),
             "traceback": traceback.format_exc(limit=5),
         }
+
+
+def _scheduled(job: ChildJob, trainer) -> dict:
+    """The child trained epoch by epoch under the search's scheduler, stopped where it prunes."""
+    from nasc.runtime.multifidelity import run_trial, study
+
+    def train(_epoch: int) -> tuple[float, float]:
+        row = trainer.next_epoch()
+        return float(row["val_accuracy"]), float(row["seconds"])
+
+    trial = study(job.scheduler, job.epochs, job.seed, job.journal).ask()
+    epochs, accuracy, seconds, _ = run_trial(trial, job.epochs, train)
+    return {
+        "step": job.step,
+        "status": "ok",
+        "accuracy": accuracy,
+        "epochs": epochs,
+        "timings": {"train": seconds},
+    }
 
 
 def _recorded(trainer, result) -> dict:

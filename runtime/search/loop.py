@@ -245,6 +245,8 @@ class Search:
             latency=config.latency_method(),
             latency_table=str(self.out / "latency_table.json"),
             latency_runs=config.latency_runs,
+            scheduler=config.scheduler,
+            journal=str(self.out / "scheduler.journal"),
         )
 
     def _schedule(self, executor, waiting: dict[str, list[Pending]]) -> None:

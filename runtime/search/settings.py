@@ -65,7 +65,7 @@ class SearchConfig:
     reference: tuple[str, ...] = ()  # published cells to evaluate alike, for pareto.png
     recycle_every: int = RECYCLE_EVERY
     benchmark: str | None = None  # a table (nasc bench build): each child answered from it
-    scheduler: str = "none"  # "asha", "hyperband": a child's epochs stopped early (with --benchmark)
+    scheduler: str = "none"  # "asha", "hyperband": a child's epochs stopped early by its accuracy
 
     def space(self) -> SearchSpace | Nb201Space:
         from nasc.compiler.registry import PAPER_OPS
@@ -114,10 +114,9 @@ class SearchConfig:
             )
         if self.scheduler not in ("none", "asha", "hyperband"):
             raise SettingsError(f"unknown scheduler {self.scheduler!r}; schedulers: asha, hyperband, none")
-        if self.scheduler != "none" and self.benchmark is None:
+        if self.scheduler != "none" and self.objective != "accuracy":
             raise SettingsError(
-                "--scheduler stops children early on a table (--benchmark); on live training, "
-                "runtime/multifidelity.py's LiveFidelity runs it in one process"
+                "--scheduler stops children by their accuracy: use it with --objective accuracy"
             )
         if self.benchmark is not None:
             self._validate_benchmark()
