@@ -285,8 +285,14 @@ class Table:
         return int(self.header["settings"]["epochs"])
 
     def position(self, architecture: str) -> int:
-        """The row of an architecture string (any of its isomorphs) or structural hash (or a
+        """The row of an architecture string (any of its isomorphs), its index in the space's
+        enumeration (`space_architectures`, 0 to 15,624 for nb201), or its structural hash (or a
         prefix of one, 8 digits or more); TableError where the table has none."""
+        if architecture.isdigit() and len(architecture) < 8:
+            strings = space_architectures(self.header["space"])
+            if int(architecture) >= len(strings):
+                raise TableError(f"index {architecture} is outside the space's 0 to {len(strings) - 1}")
+            architecture = strings[int(architecture)]
         if architecture.startswith("|"):
             digest = structural_hash(read_nb201(architecture, name="a"))
         else:

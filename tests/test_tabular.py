@@ -67,6 +67,8 @@ def test_any_isomorph_finds_the_row(table: Path) -> None:
     for arch in strings[:5]:
         assert loaded.position(arch) == 0
     assert loaded.position(digest[:8]) == 0
+    index = next(i for i, arch in enumerate(_every()) if arch in strings)
+    assert loaded.position(str(index)) == 0  # by its index in the space's enumeration
     assert loaded.query(loaded.archs[0], "val_accuracy", 1) == float(loaded.metrics["val_accuracy"][0, 0])
     absent = next(h for h in distinct_architectures("nb201") if h not in loaded.index)
     with pytest.raises(TableError, match="no row"):
@@ -122,3 +124,9 @@ def test_query_prints_a_row_and_a_summary(table: Path) -> None:
     assert code == 0 and out.startswith(loaded.archs[1]) and "after 1 of 2 epochs" in out
     code, out, _ = run("bench", "query", str(table))
     assert code == 0 and "3 of 4,930 distinct architectures (15,625 in the space)" in out
+
+
+def _every() -> list[str]:
+    from nasc.runtime.tabular import space_architectures
+
+    return space_architectures("nb201")

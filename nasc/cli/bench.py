@@ -115,8 +115,9 @@ def _resumed_settings(out: str, asked):
 @click.argument("architecture", required=False)
 @click.option("--epoch", type=click.IntRange(min=1), help="After this many epochs (default: the last).")
 def query_command(table: str, architecture: str | None, epoch: int | None) -> None:
-    """An architecture's row (by NAS-Bench-201 string, any isomorph, or structural hash), or without
-    one, what the table holds: rows, the spread of its accuracies, its best.
+    """An architecture's row (by NAS-Bench-201 string, any isomorph, index in the space's
+    enumeration, or structural hash), or without one, what the table holds: rows, the spread of its
+    accuracies, its best.
 
     \b
     Example:
