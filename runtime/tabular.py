@@ -144,7 +144,7 @@ def build_table(
 
 
 def _prepare(path: Path, header: dict, resume: bool) -> set[str]:
-    """The hashes already in the table (creating it with its header where new)."""
+    """The hashes the table holds results for (creating it with its header where new)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(header) + "\n")
@@ -162,7 +162,7 @@ def _prepare(path: Path, header: dict, resume: bool) -> set[str]:
             handle.seek(-1, os.SEEK_END)
             if handle.read(1) != b"\n":
                 handle.write(b"\n")
-    return set(table.index) | table.failed
+    return set(table.index)  # a failed architecture is tried again
 
 
 def _describe(settings: object) -> str:
