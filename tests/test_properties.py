@@ -191,7 +191,7 @@ def test_the_fast_path_reads_every_canonical_file_as_lark_does(genotype) -> None
     assert _assert_same_tree_as_lark(nasc.format(genotype))
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(relaid())
 def test_the_fast_path_reads_any_layout_as_lark_does_or_leaves_it_to_lark(text: str) -> None:
     _assert_same_tree_as_lark(text)
