@@ -112,8 +112,10 @@ class SearchConfig:
             raise SettingsError(
                 f"--sample {self.sample} must be between 1 and --population {self.population}"
             )
-        if self.scheduler not in ("none", "asha", "hyperband"):
-            raise SettingsError(f"unknown scheduler {self.scheduler!r}; schedulers: asha, hyperband, none")
+        from nasc.runtime.multifidelity import SCHEDULERS
+
+        if self.scheduler not in SCHEDULERS:
+            raise SettingsError(f"unknown scheduler {self.scheduler!r}; schedulers: {', '.join(SCHEDULERS)}")
         if self.scheduler != "none" and self.objective != "accuracy":
             raise SettingsError(
                 "--scheduler stops children by their accuracy: use it with --objective accuracy"
