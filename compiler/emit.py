@@ -114,6 +114,16 @@ def source_label(compilation: Compilation) -> str:
     return source_names(compilation.options.source_file or genotype.filename, genotype.name)[0]
 
 
+def location(label: str, span) -> str:
+    """Where a cell is in its .cell file, as the emitted comments cite it: `file:line`."""
+    return f"{label}:{span.line}" if span else label
+
+
+def line_comment(label: str, span, source: str) -> str:
+    """A block's comment in emitted code: where it is, and its line of the .cell file."""
+    return f"{label}:{span.line}  {source}" if span else source
+
+
 def network_views(
     compilation: Compilation, names: Namespace, build: Callable[[str, Any, Any, str, str], NetworkView]
 ) -> list[NetworkView]:

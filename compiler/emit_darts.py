@@ -21,6 +21,8 @@ from nasc.compiler.emit import (
     OpView,
     docstring,
     feature_info,
+    line_comment,
+    location,
     network_views,
     render_module,
     source_label,
@@ -80,11 +82,10 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
     locals_ = Namespace((*MODULE_NAMES, "self", "relu_x0", "relu_x1"))
     reduction = DARTS.stride(cell.kind) > 1
     local = {name: locals_.name(name) for name in cell.inputs}
-    line = cell.span.line if cell.span else None
     view = _CellView(
         kind=cell.kind,
         class_name=class_name,
-        location=f"{label}:{line}" if line else label,
+        location=location(label, cell.span),
         reduction=reduction,
         reduction_prev=reduction_prev,
         s0=local[cell.inputs[0]],
@@ -109,7 +110,7 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
             term = f"self.{attr}({source})"
             # The reference drops every op but a true identity (a strided skip is a reduction).
             operands.append(OpView(attr, construct, f"self.drop_path({term})"))
-        comment = f"{label}:{block.span.line}  {format_block(block)}" if block.span else format_block(block)
+        comment = line_comment(label, block.span, format_block(block))
         view.blocks.append(_BlockView(comment, locals_.name(block.target), operands, activations))
         local[block.target] = view.blocks[-1].local
     for member in cell.output.members:

@@ -16,6 +16,8 @@ from nasc.compiler.emit import (
     OpView,
     docstring,
     feature_info,
+    line_comment,
+    location,
     network_views,
     render_module,
     source_label,
@@ -170,7 +172,7 @@ class _CellWriter:
         operands = [self.op(op, activations) for op in block.operands]
         norm = self.attributes.name(("norm", block.target), block.norm_attr) if block.norm_attr else None
         view = _BlockView(
-            comment=f"{self.label}:{block.span.line}  {block.source}" if block.span else block.source,
+            comment=line_comment(self.label, block.span, block.source),
             local=self.locals.name(block.target),
             operands=operands,
             init="",
@@ -201,12 +203,11 @@ def _cell_view(cell: RealizedCell, class_name: str, label: str) -> _CellView:
     """The class of one cell variant: the modules that `cell` (any instance of the variant) has."""
     graph, writer = cell.graph, _CellWriter(cell, label)
     way = writer.way
-    line = graph.span.line if graph.span else None
     view = _CellView(
         kind=graph.kind,
         role="reduction" if graph.stride > 1 else "normal",
         class_name=class_name,
-        location=f"{label}:{line}" if line else label,
+        location=location(label, graph.span),
         stride=graph.stride,
         x2_doc=X2_WAYS[way][1],
         parameters="x1_channels: int, x2_channels: int, filters: int"

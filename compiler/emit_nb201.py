@@ -21,6 +21,8 @@ from nasc.compiler.emit import (
     OpView,
     docstring,
     feature_info,
+    line_comment,
+    location,
     network_views,
     render_module,
     source_label,
@@ -85,8 +87,7 @@ def _cell_view(cell: ir.Cell, class_name: str, label: str) -> _CellView:
     attributes = Namespace(CELL_ATTRIBUTES)
     locals_ = Namespace((*MODULE_NAMES, "self"))
     local = {cell.inputs[0]: locals_.name(cell.inputs[0])}
-    line = cell.span.line if cell.span else None
-    view = _CellView(cell.kind, class_name, f"{label}:{line}" if line else label, local[cell.inputs[0]])
+    view = _CellView(cell.kind, class_name, location(label, cell.span), local[cell.inputs[0]])
     relu = SharedRelu(locals_)
     for block in cell.blocks:
         activations: list[tuple[str, str]] = []
@@ -94,7 +95,7 @@ def _cell_view(cell: ir.Cell, class_name: str, label: str) -> _CellView:
             _operand(operand, block.target, local[operand.input], attributes, relu, activations)
             for operand in block.operands
         ]
-        comment = f"{label}:{block.span.line}  {format_block(block)}" if block.span else format_block(block)
+        comment = line_comment(label, block.span, format_block(block))
         local[block.target] = locals_.name(block.target)
         operands = [term for term in terms if term is not None]
         view.nodes.append(_NodeView(comment, local[block.target], operands, activations))
