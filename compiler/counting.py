@@ -17,7 +17,7 @@ from nasc.compiler.conventions.darts import DartsPreset
 from nasc.compiler.conventions.nb201 import Nb201Preset
 from nasc.compiler.darts_skeleton import DartsCell, darts_skeleton
 from nasc.compiler.lower import Adapter, RealizedCell
-from nasc.compiler.nb201_skeleton import nb201_skeleton
+from nasc.compiler.nb201_skeleton import Nb201Skeleton
 from nasc.compiler.presets import Preset
 from nasc.compiler.registry import OpSpec
 from nasc.compiler.skeleton import CellInstance, nasnet_skeleton
@@ -261,13 +261,16 @@ def _count_darts_op(tally: _Tally, op: str, c: int, in_size: int, out_size: int,
 
 
 def count_nb201(
-    genotype: ir.Genotype, preset: Nb201Preset, image_size: int | None = None, num_classes: int | None = None
+    genotype: ir.Genotype,
+    preset: Nb201Preset,
+    skeleton: Nb201Skeleton,
+    image_size: int | None = None,
+    num_classes: int | None = None,
 ) -> NetworkStats:
-    """NAS-Bench-201's TinyNetwork (as compiler/emit_nb201.py builds it): a `none` edge, a pool and
-    an identity hold no weights; every other op is ReLU → conv → BN, C to C."""
+    """NAS-Bench-201's TinyNetwork (the plan compiler/emit_nb201.py builds from): a `none` edge, a
+    pool and an identity hold no weights; every other op is ReLU → conv → BN, C to C."""
     size = preset.image_size if image_size is None else image_size
     classes = preset.num_classes if num_classes is None else num_classes
-    skeleton = nb201_skeleton(preset)
     total = _Tally()
     total.conv(3, skeleton.channels, (3, 3), size**2)
     total.bn(skeleton.channels)

@@ -1,14 +1,16 @@
 """Edges that compute nothing the cell outputs, because of `none` (zero) edges: warnings, not errors.
 
-NAS-Bench-201's reading, which the structural hash follows: a `none` edge reads nothing; a node
-whose edges are all `none` (or dead) is zero, and so is an op that reads only zero; a node that
-reaches the output only through `none` edges is unused. The compiled network still builds the weights
-of such edges, as the benchmark's does, so its parameter count is the benchmark's.
+NAS-Bench-201's reading, the structural hash's (compiler/hashing.py says which states are zero): a
+`none` edge reads nothing; a node whose edges are all `none` (or dead) is zero, and so is an op
+that reads only zero; a node that reaches the output only through `none` edges is unused. The
+compiled network still builds the weights of such edges, as the benchmark's does, so its parameter
+count is the benchmark's.
 """
 
 from __future__ import annotations
 
 from nasc.compiler import ir
+from nasc.compiler.hashing import ZERO, state_digests
 from nasc.compiler.registry import OPS
 from nasc.diagnostics import Diagnostic
 
@@ -23,10 +25,7 @@ def dead_edges(genotype: ir.Genotype) -> list[Diagnostic]:
     """A warning at every op that is not `none` and contributes nothing to its cell's output."""
     warnings = []
     for cell in genotype.cells:
-        zero: set[str] = set()
-        for block in cell.blocks:
-            if all(_zero(o.op) or o.input in zero for o in block.operands):
-                zero.add(block.target)
+        zero = {state for state, digest in state_digests(cell).items() if digest == ZERO}
         used = _used(cell, zero)
         for block in cell.blocks:
             for operand in block.operands:

@@ -109,7 +109,8 @@ class Nb201Family:
     def count(self, compilation, image_size: int | None, num_classes: int | None):
         from nasc.compiler.counting import count_nb201
 
-        return count_nb201(compilation.genotype, compilation.preset, image_size, num_classes)
+        plan = compilation.plans[compilation.preset_name]
+        return count_nb201(compilation.genotype, compilation.preset, plan, image_size, num_classes)
 
     def emit(self, compilation) -> str:
         from nasc.compiler.emit_nb201 import emit_nb201
