@@ -47,7 +47,7 @@ class TableFidelity:
         self.seconds = table.metrics["seconds"]
 
     def start(self, choices: list[int]) -> int:
-        return self.table.position(structural_hash(NB201_SPACE.decode(choices)))
+        return self.table.row(structural_hash(NB201_SPACE.decode(choices)), "a sampled architecture")
 
     def epoch(self, run: int, epoch: int) -> tuple[float, float]:
         return float(self.val[run, epoch - 1]), float(self.seconds[run, epoch - 1])

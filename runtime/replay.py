@@ -55,13 +55,7 @@ def replay(
     seconds, bests = [], []
     while clock < budget_seconds:
         sample = runner.sample()
-        digest = structural_hash(NB201_SPACE.decode(sample.choices))
-        if digest not in table.index:
-            raise TableError(
-                f"the table has no row for a sampled architecture ({len(table):,} of "
-                f"{table.header.get('distinct', '?')} trained): complete it with nasc bench build --resume"
-            )
-        row = table.index[digest]
+        row = table.row(structural_hash(NB201_SPACE.decode(sample.choices)), "a sampled architecture")
         clock += float(cost[row])
         if reward[row] > best_reward:
             best_reward, best_test = float(reward[row]), float(test[row])
@@ -102,17 +96,10 @@ class TableExecutor:
         self.study = study(scheduler, table.epochs) if scheduler != "none" else None
 
     def submit(self, job) -> None:
-        row = self.table.index.get(job.hash)
-        if row is None:
-            trained = f"{len(self.table):,} of {self.table.header.get('distinct', '?')} trained"
-            self.done.append(
-                {
-                    "step": job.step,
-                    "status": "failed",
-                    "reason": f"not in the table ({trained})",
-                    "seconds": 0.0,
-                }
-            )
+        try:
+            row = self.table.row(job.hash, "this architecture")
+        except TableError as error:
+            self.done.append({"step": job.step, "status": "failed", "reason": str(error), "seconds": 0.0})
             return
         epochs = self._epochs(row)
         seconds = float(self.seconds[row, :epochs].sum())

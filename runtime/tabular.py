@@ -294,13 +294,23 @@ class Table:
                 raise TableError(f"index {architecture} is outside the space's 0 to {len(strings) - 1}")
             architecture = strings[int(architecture)]
         if architecture.startswith("|"):
-            digest = structural_hash(read_nb201(architecture, name="a"))
-        else:
-            matches = [h for h in self.index if h.startswith(architecture)] if len(architecture) >= 8 else []
-            digest = matches[0] if len(matches) == 1 else architecture
-        if digest not in self.index:
-            raise TableError(f"the table has no row for {architecture}")
-        return self.index[digest]
+            return self.row(structural_hash(read_nb201(architecture, name="a")), architecture)
+        if architecture in self.index:
+            return self.index[architecture]
+        matches = [h for h in self.index if h.startswith(architecture)] if len(architecture) >= 8 else []
+        return self.row(matches[0] if len(matches) == 1 else architecture, architecture)
+
+    def row(self, digest: str, shown: str | None = None) -> int:
+        """The row of a structural hash (`shown` names it in the error); TableError, saying how far
+        the table is, where it has none."""
+        if digest in self.index:
+            return self.index[digest]
+        distinct = self.header.get("distinct")
+        trained = f"{len(self):,} of {distinct:,}" if isinstance(distinct, int) else f"{len(self):,}"
+        raise TableError(
+            f"the table has no row for {shown or digest} ({trained} trained): complete it with "
+            "nasc bench build --resume"
+        )
 
     def query(self, architecture: str, metric: str = "test_accuracy", epoch: int | None = None) -> float:
         """A metric of an architecture after `epoch` epochs (1-based; None: the last)."""
@@ -319,6 +329,17 @@ class Table:
         """Each row's training time up to `epoch` epochs: what a replay charges for it."""
         epoch = self.epochs if epoch is None else epoch
         return self.metrics["seconds"][:, :epoch].sum(axis=1)
+
+
+def read_header(path: str | os.PathLike[str]) -> dict:
+    """A table's header (its first line, checked), without reading its rows."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            line = handle.readline()
+    except OSError as error:
+        raise TableError(f"cannot read {path}: {error.strerror or error}") from None
+    return _parse_header(path, line)
 
 
 def _parse_header(path: Path, line: bytes) -> dict:

@@ -89,7 +89,7 @@ def test_a_partial_table_is_refused_with_how_far_it_is(tmp_path: Path, table: Ta
     path = tmp_path / "partial.jsonl"
     kept = [line for line in _lines(table)[:11]]
     path.write_text("\n".join(kept) + "\n")
-    with pytest.raises(TableError, match=r"10 of 4930 trained\): complete it"):
+    with pytest.raises(TableError, match=r"10 of 4,930 trained\): complete it"):
         replay(tabular.Table.load(path), "random", seed=0, budget_seconds=100)
 
 

@@ -94,9 +94,9 @@ def _resumed_settings(out: str, asked):
     """A resumed table's own settings; an option given on the command line must agree with them."""
     from dataclasses import asdict
 
-    from nasc.runtime.tabular import Table, TableError, TableSettings
+    from nasc.runtime.tabular import TableError, TableSettings, read_header
 
-    kept = Table.load(out).header["settings"]
+    kept = read_header(out)["settings"]
     context = click.get_current_context()
     options = {"cells": "cells_per_stage", "channels": "channels", "batch_size": "batch_size"}
     for option in ("space", "dataset", "epochs", "cells", "channels", "batch_size", "seed"):

@@ -128,7 +128,7 @@ class SearchConfig:
         count(space.decode([0] * len(space.decisions())), self.deployment())
 
     def _validate_benchmark(self) -> None:
-        from nasc.runtime.tabular import Table, TableError
+        from nasc.runtime.tabular import TableError, read_header
 
         if self.objective != "accuracy" or self.reference:
             raise SettingsError(
@@ -136,7 +136,7 @@ class SearchConfig:
                 "need children trained and measured"
             )
         try:
-            header = Table.load(self.benchmark).header
+            header = read_header(self.benchmark)  # the executor loads the rows
         except TableError as error:
             raise SettingsError(str(error)) from None
         if header["dataset"] != self.dataset:
