@@ -10,7 +10,6 @@ accuracy among the architectures trained to the last epoch).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,35 +56,23 @@ class TableFidelity:
 
 
 class LiveFidelity:
-    """Epochs trained here, one at a time, as a search child is (runtime/search/child.py's
-    settings: the proxy network, digits or CIFAR-10, validation accuracy each epoch)."""
+    """Epochs trained here, one at a time, with a search child's settings and dataset cache
+    (runtime/search/child.py: the proxy network, validation accuracy each epoch)."""
 
     def __init__(self, dataset: str = "digits", epochs: int = 8, cells: int = 1, channels: int = 4) -> None:
-        from nasc.runtime.train import TrainConfig
+        from nasc.runtime.search.child import ChildJob
 
         self.epochs = epochs
-        self.config = TrainConfig(
-            dataset=dataset,
-            scale=(cells, None),
-            first_filters=channels,
-            epochs=epochs,
-            quiet=True,
-            artifacts=False,
-            test=False,
-            device="cpu",
-            out=os.devnull,
-            stop_signals=False,
-        )
-        self.data = None
+        # what a search would hand a worker for each child, the architecture aside
+        self.job = ChildJob(0, "", "", dataset, None, cells, channels, epochs, 32, 0, 1)
 
     def start(self, choices: list[int]):
-        from nasc.runtime.data import load_dataset
-        from nasc.runtime.train import Trainer, dataset_arguments
+        from nasc.runtime.search.child import train_config, worker_dataset
+        from nasc.runtime.train import Trainer
 
         genotype = NB201_SPACE.decode(choices)
-        if self.data is None:  # loaded once, for every architecture
-            self.data = load_dataset(**dataset_arguments(genotype, self.config.resolved(genotype)))
-        return Trainer(genotype, self.config, self.data)
+        config = train_config(self.job, genotype)
+        return Trainer(genotype, config, worker_dataset(genotype, config))
 
     def epoch(self, run, epoch: int) -> tuple[float, float]:
         row = run.next_epoch()

@@ -151,6 +151,7 @@ def test_live_children_share_the_searchs_study_and_stop_where_it_prunes(tmp_path
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
+    from nasc.runtime.latency import Deployment
     from nasc.runtime.search.child import ChildJob, evaluate_child
 
     journal = str(tmp_path / "scheduler.journal")
@@ -161,8 +162,10 @@ def test_live_children_share_the_searchs_study_and_stop_where_it_prunes(tmp_path
         job = ChildJob(
             step, text, digest, "digits", None, 1, 2, 2, 32, 0, 1, scheduler="asha", journal=journal
         )
+        job.deployment = Deployment.parse("1@16", 16)  # costed as every child is
         rows.append(evaluate_child(job))
     assert all(row["status"] == "ok" and 1 <= row["epochs"] <= 2 for row in rows), rows
+    assert all(row["params"] > 0 and row["macs"] > 0 and row["timings"]["train"] > 0 for row in rows)
     trials = optuna.load_study(study_name="nasc", storage=JournalStorage(JournalFileBackend(journal))).trials
     assert len(trials) == 2 and [max(t.intermediate_values) for t in trials] == [r["epochs"] for r in rows]
 

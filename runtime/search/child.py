@@ -71,25 +71,12 @@ def evaluate_child(job: ChildJob) -> dict:
         lap("imports")
         torch.set_num_threads(job.threads)
         genotype = api.parse(job.text, f"step-{job.step}.cell")
-        config = _train_config(job, genotype)
-        data = _dataset(genotype, config)
+        config = train_config(job, genotype)
+        data = worker_dataset(genotype, config)
         lap("data")
         trainer = Trainer(genotype, config, data)
         lap("build")
-        if job.scheduler != "none":
-            return {
-                **_scheduled(job, trainer),
-                "seconds": time.perf_counter() - lap.started,
-                "worker": os.getpid(),
-            }
-        result = trainer.run()
-        lap("run")
-        lap.timings["train"] = result.train_seconds
-        lap.timings["evaluate"] = result.evaluate_seconds
-        lap.timings["run"] -= result.train_seconds + result.evaluate_seconds  # the loop's own overhead
-        row = {"step": job.step, "status": "ok", "accuracy": result.final_val_accuracy}
-        if job.record_epochs:
-            row.update(_recorded(trainer, result))
+        row = _scheduled(job, trainer, lap) if job.scheduler != "none" else _trained(job, trainer, lap)
         if job.deployment is not None:
             row.update(_cost(job, genotype))
             lap("latency" if job.latency != "none" else "count")
@@ -112,8 +99,22 @@ def evaluate_child(job: ChildJob) -> dict:
         }
 
 
-def _scheduled(job: ChildJob, trainer) -> dict:
-    """The child trained epoch by epoch under the search's scheduler, stopped where it prunes."""
+def _trained(job: ChildJob, trainer, lap: _Laps) -> dict:
+    """The child trained to its last epoch; its reward is the final validation accuracy."""
+    result = trainer.run()
+    lap("run")
+    lap.timings["train"] = result.train_seconds
+    lap.timings["evaluate"] = result.evaluate_seconds
+    lap.timings["run"] -= result.train_seconds + result.evaluate_seconds  # the loop's own overhead
+    row = {"step": job.step, "status": "ok", "accuracy": result.final_val_accuracy}
+    if job.record_epochs:
+        row.update(_recorded(trainer, result))
+    return row
+
+
+def _scheduled(job: ChildJob, trainer, lap: _Laps) -> dict:
+    """The child trained epoch by epoch under the search's scheduler, stopped where it prunes; its
+    reward is the validation accuracy there."""
     from nasc.runtime.multifidelity import run_trial, study
 
     def train(_epoch: int) -> tuple[float, float]:
@@ -122,13 +123,9 @@ def _scheduled(job: ChildJob, trainer) -> dict:
 
     trial = study(job.scheduler, job.epochs, job.seed, job.journal).ask()
     epochs, accuracy, seconds, _ = run_trial(trial, job.epochs, train)
-    return {
-        "step": job.step,
-        "status": "ok",
-        "accuracy": accuracy,
-        "epochs": epochs,
-        "timings": {"train": seconds},
-    }
+    lap("run")
+    lap.timings["train"] = seconds
+    return {"step": job.step, "status": "ok", "accuracy": accuracy, "epochs": epochs}
 
 
 def _recorded(trainer, result) -> dict:
@@ -141,7 +138,7 @@ def _recorded(trainer, result) -> dict:
     return {"epochs": epochs, "params": figures.parameters, "macs": figures.mult_adds}
 
 
-def _train_config(job: ChildJob, genotype: ir.Genotype):
+def train_config(job: ChildJob, genotype: ir.Genotype):
     from nasc.runtime.train import TrainConfig
 
     return TrainConfig(
@@ -162,7 +159,7 @@ def _train_config(job: ChildJob, genotype: ir.Genotype):
     ).resolved(genotype)
 
 
-def _dataset(genotype: ir.Genotype, config):
+def worker_dataset(genotype: ir.Genotype, config):
     """The child's dataset, loaded once per worker while children ask for the same one."""
     from nasc.runtime.data import load_dataset
     from nasc.runtime.train import dataset_arguments
