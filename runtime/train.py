@@ -498,8 +498,7 @@ class Trainer:
         return result
 
     def next_epoch(self) -> dict:
-        """Train and validate one more epoch, and return its metrics row: a multi-fidelity
-        scheduler's step (runtime/multifidelity.py). The schedule is the run's, `epochs` long."""
+        """One more epoch trained and validated: its metrics row (a multi-fidelity scheduler's step)."""
         with self._progress() as progress:
             return self._epoch(progress, _Clock())
 

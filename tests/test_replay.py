@@ -7,6 +7,7 @@ function of its hash."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 import nasc
 from nasc.compiler.hashing import structural_hash
+from nasc.compiler.nb201_format import read_nb201
 from nasc.compiler.space import NB201_SPACE
 from nasc.runtime.multifidelity import LiveFidelity, TableFidelity, epochs_to_reach, search
 from nasc.runtime.replay import regret_curves, replay
@@ -73,7 +75,23 @@ def test_every_strategy_runs_unchanged_on_a_table(table: Table, strategy: str) -
     options = {"population": 10, "sample": 3} if strategy == "evolution" else {}
     run = replay(table, strategy, seed=0, budget_seconds=150, **options)
     assert len(run.seconds) > 50 and np.all(np.diff(run.best_test) >= 0)
-    assert run.at(0.0) != run.at(0.0) and run.at(150.0) == run.best_test[-1]  # nan before the first
+    assert math.isnan(run.at(0.0)) and run.at(150.0) == run.best_test[-1]  # nan before the first
+
+
+def test_any_isomorph_of_an_architecture_finds_its_row(table: Table) -> None:
+    """Strings that differ only where `none` makes edges dead, or in skip connections read as the
+    state itself, are one architecture: one row, found by each."""
+    zero = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    isomorphs = [
+        "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|none~2|",  # all of it feeds nothing
+        "|none~0|+|none~0|nor_conv_1x1~1|+|none~0|none~1|avg_pool_3x3~2|",  # ops on zero are zero
+    ]
+    assert all(table.position(arch) == table.position(zero) for arch in isomorphs)
+    chain = "|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|nor_conv_3x3~2|"
+    direct = "|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|"
+    assert table.position(chain) == table.position(direct) != table.position(zero)
+    kept = table.archs[table.position(direct)]  # the row's own string is one of the class
+    assert table.hashes[table.position(direct)] == structural_hash(read_nb201(kept, name="a"))
 
 
 def test_regret_is_the_tables_best_minus_the_best_so_far(table: Table) -> None:

@@ -285,7 +285,7 @@ def export(
       nasc export genotypes/nasnet_a.cell --onnx --preset mobile -o nasnet_a_mobile.onnx
       nasc export genotypes/nasnet_a.cell --onnx --preset large --weights w.pt
       nasc export genotypes/darts_v2.cell --format darts -o -
-      nasc export genotypes/nb201_best.cell --format nb201
+      nasc export mine.cell --format nb201   # an nb201 cell, e.g. from nasc import nb201
     """
     if as_onnx and format_name not in (None, "onnx"):
         raise click.UsageError("--onnx and --format darts|nasnet|nb201 are different exports; choose one")
