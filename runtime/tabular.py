@@ -52,15 +52,15 @@ class TableSettings:
     seed: int = 0
 
 
-def space_architectures(space: str) -> list[str]:
-    """Every architecture string of a space, in the benchmark's enumeration order."""
+@functools.cache
+def space_architectures(space: str) -> tuple[str, ...]:
+    """Every architecture string of a space, in nasc's enumeration order (built once per process)."""
     if space != "nb201":
         raise TableError(f"unknown space {space!r}; tables are built for: {', '.join(SPACES)}")
     ops = tuple(TO_BENCHMARK.values())
-    strings = []
-    for a, b, c, d, e, f in itertools.product(ops, repeat=6):
-        strings.append(f"|{a}~0|+|{b}~0|{c}~1|+|{d}~0|{e}~1|{f}~2|")
-    return strings
+    return tuple(
+        f"|{a}~0|+|{b}~0|{c}~1|+|{d}~0|{e}~1|{f}~2|" for a, b, c, d, e, f in itertools.product(ops, repeat=6)
+    )
 
 
 @functools.cache
