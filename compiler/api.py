@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -13,6 +13,8 @@ from nasc.compiler import ir
 from nasc.compiler.check import check
 from nasc.compiler.hashing import structural_hash as _structural_hash
 from nasc.compiler.printer import format_genotype
+from nasc.compiler.space_check import check_space as _check_space
+from nasc.compiler.space_ir import Space
 from nasc.diagnostics import Diagnostic, NascError
 from nasc.grammar.parser import parse_syntax
 
@@ -26,6 +28,24 @@ STDIN = "-"
 
 def parse(text: str, filename: str | None = None) -> ir.Genotype:
     """Parse and check .cell text. Raises NascError carrying every diagnostic."""
+    return _parse(text, filename, check)
+
+
+def parse_space(text: str, filename: str | None = None) -> Space:
+    """Parse and check a search space's text (`space NAME : CONVENTION`)."""
+    return _parse(text, filename, _check_space)
+
+
+def parse_source(text: str, filename: str | None = None) -> ir.Genotype | Space:
+    """A cell or a space, as the file's header says."""
+    return _parse(
+        text,
+        filename,
+        lambda module, *rest: (_check_space if module.kind == "space" else check)(module, *rest),
+    )
+
+
+def _parse(text: str, filename: str | None, checker: Callable):
     name = filename or "<input>"
     # Universal newlines, as Python's text mode reads files: a lone \r is a line break, never part
     # of a comment or a name (and so never something that could end a line in generated code).
@@ -41,22 +61,25 @@ def parse(text: str, filename: str | None = None) -> ir.Genotype:
     # Reference counting frees them all the same. (Inline rather than a context manager, whose
     # 2 µs count at thousands of files a second.)
     if not gc.isenabled():
-        return check(parse_syntax(text, name), name, text)
+        return checker(parse_syntax(text, name), name, text)
     gc.disable()
     try:
-        return check(parse_syntax(text, name), name, text)
+        return checker(parse_syntax(text, name), name, text)
     finally:
         gc.enable()
 
 
-def cell_files(paths: Iterable[str]) -> Iterator[tuple[str, NascError | None]]:
-    """Expand directories into the .cell files below them (sorted); a directory with none is an error.
-    `-` is standard input."""
+def cell_files(
+    paths: Iterable[str], suffixes: tuple[str, ...] = (".cell",)
+) -> Iterator[tuple[str, NascError | None]]:
+    """Expand directories into the files below them with one of `suffixes` (sorted); a directory
+    with none is an error. `-` is standard input."""
     for path in paths:
         if path not in ("", STDIN) and os.path.isdir(path):
-            found = sorted(str(p) for p in Path(path).rglob("*.cell") if p.is_file())
+            found = sorted(str(p) for p in Path(path).rglob("*") if p.suffix in suffixes and p.is_file())
             if not found:
-                yield path, NascError([Diagnostic("no .cell files in this directory", None, path)])
+                kinds = " or ".join(suffixes)
+                yield path, NascError([Diagnostic(f"no {kinds} files in this directory", None, path)])
             for file in found:
                 yield file, None
         else:
@@ -135,8 +158,22 @@ def load(path: str | os.PathLike[str]) -> ir.Genotype:
     return parse(read_source(path), display_name(path))
 
 
-def format(genotype: ir.Genotype) -> str:
-    """The canonical text of a genotype."""
+def load_space(path: str | os.PathLike[str]) -> Space:
+    """Read, parse and check a search space file (`-`: standard input)."""
+    return parse_space(read_source(path), display_name(path))
+
+
+def load_source(path: str | os.PathLike[str]) -> ir.Genotype | Space:
+    """Read a cell or a space, as its header says."""
+    return parse_source(read_source(path), display_name(path))
+
+
+def format(genotype: ir.Genotype | Space) -> str:
+    """The canonical text of a genotype or a space."""
+    if isinstance(genotype, Space):
+        from nasc.compiler.space_printer import format_space
+
+        return format_space(genotype)
     return format_genotype(genotype)
 
 

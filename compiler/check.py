@@ -45,8 +45,17 @@ class _Checker:
 
     # -- genotype ---------------------------------------------------------------------------------
 
+    def space_only(self, span: Span | None, what: str) -> None:
+        self.error(
+            f"{what} belongs to a search space; a cell has one choice everywhere",
+            span,
+            hint="start the file with `space NAME` to write a space, or name one candidate",
+        )
+
     def module(self, module: st.Module) -> None:
         self.identifier(module.name, "genotype name")
+        for declared in module.sets:
+            self.space_only(declared.span, f"set `{declared.name.text}`")
         if module.convention is not None:
             self.resolve_convention(module.convention)
         if module.metadata is not None:
@@ -232,6 +241,14 @@ class _Checker:
         self, block: st.BlockStatement, defined: dict[str, Span | None], later: dict[str, Span | None]
     ) -> None:
         self.identifier(block.target, "state name")
+        if block.keep is not None:
+            self.space_only(block.keep.span, "`keep`")
+        if isinstance(block.combine, st.Choice):
+            self.space_only(block.combine.span, "a list of candidate combines")
+            for operand in block.operands:
+                self.operand(operand, defined, later)
+            self.define(block.target, defined)
+            return
         combine = block.combine.text
         spec = COMBINES.get(combine)
         if spec is None:
@@ -266,7 +283,14 @@ class _Checker:
 
     def dense_block(self, block: st.BlockStatement, earlier: list[str]) -> None:
         """A node of a dense convention (nb201): one op on each earlier state, in order."""
-        read = [operand.args[0].text if len(operand.args) == 1 else None for operand in block.operands]
+        read = [
+            operand.args[0].text
+            if isinstance(operand, st.OpApplication)
+            and len(operand.args) == 1
+            and isinstance(operand.args[0], st.Name)
+            else None
+            for operand in block.operands
+        ]
         if read == earlier:
             return
         example = ", ".join(f"conv_3x3({state})" for state in earlier)
@@ -286,6 +310,11 @@ class _Checker:
                 operand.span,
                 hint=f"apply an op to it; `identity({operand.name.text})` passes it through unchanged",
             )
+            return
+        choices = [pick for pick in (operand.op, *operand.args) if isinstance(pick, st.Choice)]
+        for choice in choices:
+            self.space_only(choice.span, "a list of candidates")
+        if choices:
             return
         op = operand.op.text
         if op not in OPS:
@@ -391,6 +420,7 @@ def _slots(module: st.Module) -> list[_Slot]:
         slots.append(_Slot(("meta",), meta.span.line, meta.open_span.line))
         slots += [slot(("entry", i), e.span) for i, e in enumerate(meta.entries)]
         slots.append(slot(("meta_close",), meta.close_span))
+    slots += [slot(("set", i), declared.span) for i, declared in enumerate(module.sets)]
     for c, cell in enumerate(module.cells):
         slots.append(slot(("cell", c), cell.header_span))
         slots += [slot(("statement", c, i), s.span) for i, s in enumerate(cell.statements)]
@@ -422,15 +452,19 @@ def _attach_comments(module: st.Module) -> tuple[dict[tuple, ir.Comments], tuple
 # -- building the IR ------------------------------------------------------------------------------
 
 
+def _meta_entries(module: st.Module, comments: dict[tuple, ir.Comments]) -> tuple[ir.MetaEntry, ...]:
+    if module.metadata is None:
+        return ()
+    return tuple(
+        ir.MetaEntry(e.key.text, e.value, comments.get(("entry", i), ir.NO_COMMENTS), e.span)
+        for i, e in enumerate(module.metadata.entries)
+    )
+
+
 def _build(module: st.Module, filename: str, source: str | None, convention: str) -> ir.Genotype:
     comments, footer = _attach_comments(module)
     none = ir.NO_COMMENTS
-    metadata: tuple[ir.MetaEntry, ...] = ()
-    if module.metadata is not None:
-        metadata = tuple(
-            ir.MetaEntry(e.key.text, e.value, comments.get(("entry", i), none), e.span)
-            for i, e in enumerate(module.metadata.entries)
-        )
+    metadata = _meta_entries(module, comments)
     cells = []
     for c, cell in enumerate(module.cells):
         blocks, output = [], None
@@ -475,6 +509,14 @@ def _build(module: st.Module, filename: str, source: str | None, convention: str
 def check(module: st.Module, filename: str = "<input>", source: str | None = None) -> ir.Genotype:
     """Check a syntax tree and build its IR; raise NascError with every diagnostic found."""
     checker = _Checker(filename)
+    if module.kind != "genotype":
+        checker.error(
+            f"`{module.name.text}` is a search space, not a cell",
+            module.header_span,
+            hint="commands that take a cell need a `genotype` file; `nasc check`, `fmt`, `hash` and "
+            "`compile` read spaces too",
+        )
+        checker.diagnostics.raise_if_any(source)
     checker.module(module)
     checker.diagnostics.raise_if_any(source)
     return _build(module, filename, source, checker.convention.name)

@@ -94,3 +94,27 @@ def structural_hash(genotype: ir.Genotype) -> str:
     if genotype.convention == DEFAULT_CONVENTION:  # NASNet hashes stay what they have always been
         return _digest(HASH_VERSION, *cells)
     return _digest(HASH_VERSION, "convention", genotype.convention, *cells)
+
+
+SPACE_HASH_VERSION = "nasc-space-v1"
+
+
+def space_hash(space) -> str:
+    """A search space's identity (compiler/space_ir.Space): its convention and, per cell kind, each
+    node's candidate combines, and per edge its candidate ops (in order: the order of a supernet's
+    architecture weights) and inputs (by position), what it keeps and what the cell outputs. Names,
+    sets, comments, metadata and layout do not count."""
+    cells = []
+    for cell in sorted(space.cells, key=lambda c: c.kind):
+        position = {state: index for index, state in enumerate(cell.states)}
+        nodes = tuple(
+            (
+                node.combines,
+                tuple((edge.ops, tuple(position[s] for s in edge.inputs)) for edge in node.edges),
+                node.keep,
+            )
+            for node in cell.nodes
+        )
+        output = "unused" if cell.outputs_unused else tuple(sorted(position[m] for m in cell.output.members))
+        cells.append((cell.kind, len(cell.inputs), nodes, output))
+    return _digest(SPACE_HASH_VERSION, space.convention, *cells)

@@ -54,6 +54,21 @@ def _cell(cell: ir.Cell) -> list[str]:
     return lines
 
 
+def metadata_section(source) -> list[str]:
+    """The `meta { ... }` lines of a genotype or a space; none where it has no metadata."""
+    has_meta_comments = source.meta_comments != ir.NO_COMMENTS or source.meta_close_comments != ir.NO_COMMENTS
+    if not (source.metadata or has_meta_comments):
+        return []
+    meta = _leading(source.meta_comments, "")
+    meta.append(_with_trailing("meta {", source.meta_comments))
+    for entry in source.metadata:
+        meta += _leading(entry.comments, INDENT)
+        meta.append(_with_trailing(f"{INDENT}{entry.key} = {format_value(entry.value)}", entry.comments))
+    meta += _leading(source.meta_close_comments, INDENT)
+    meta.append(_with_trailing("}", source.meta_close_comments))
+    return meta
+
+
 def format_genotype(genotype: ir.Genotype) -> str:
     sections: list[list[str]] = []
     header = _leading(genotype.comments, "")
@@ -61,17 +76,8 @@ def format_genotype(genotype: ir.Genotype) -> str:
     convention = f" : {genotype.convention}" if genotype.convention != DEFAULT_CONVENTION else ""
     header.append(_with_trailing(f"genotype {genotype.name}{convention}", genotype.comments))
     sections.append(header)
-    has_meta_comments = (
-        genotype.meta_comments != ir.NO_COMMENTS or genotype.meta_close_comments != ir.NO_COMMENTS
-    )
-    if genotype.metadata or has_meta_comments:
-        meta = _leading(genotype.meta_comments, "")
-        meta.append(_with_trailing("meta {", genotype.meta_comments))
-        for entry in genotype.metadata:
-            meta += _leading(entry.comments, INDENT)
-            meta.append(_with_trailing(f"{INDENT}{entry.key} = {format_value(entry.value)}", entry.comments))
-        meta += _leading(genotype.meta_close_comments, INDENT)
-        meta.append(_with_trailing("}", genotype.meta_close_comments))
+    meta = metadata_section(genotype)
+    if meta:
         sections.append(meta)
     sections += [_cell(cell) for cell in genotype.cells]
     if genotype.footer:

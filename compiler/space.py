@@ -7,12 +7,14 @@ combine); block b may read the cell's two inputs or any earlier block, so its in
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 
 from nasc.compiler import ir
+from nasc.compiler.hashing import space_hash
 from nasc.compiler.registry import COMBINES, OPS, PAPER_OPS
+from nasc.compiler.space_ir import UNUSED, Edge, Node, Space, SpaceCell
+from nasc.diagnostics import Diagnostic, NascError
 
 CELL_INPUTS = ("h0", "h1")
 
@@ -32,6 +34,7 @@ class SearchSpace:
     ops: tuple[str, ...] = PAPER_OPS
     combines: tuple[str, ...] = ("add", "concat")
     cell_kinds: tuple[str, ...] = ("normal", "reduction")
+    convention: str = "nasnet"
 
     def __post_init__(self) -> None:
         unknown = [o for o in self.ops if o not in OPS] + [c for c in self.combines if c not in COMBINES]
@@ -55,9 +58,20 @@ class SearchSpace:
                 ]
         return tuple(out)
 
+    def to_space(self) -> Space:
+        """The space file this describes (spaces/nasnet.space for the default)."""
+        cells = []
+        for kind in self.cell_kinds:
+            states, nodes = list(CELL_INPUTS), []
+            for _ in range(self.num_blocks):
+                edge = Edge(self.ops, tuple(states))
+                nodes.append(Node(f"h{len(states)}", self.combines, (edge, edge)))
+                states.append(nodes[-1].target)
+            cells.append(SpaceCell(kind, CELL_INPUTS, tuple(nodes), ir.Output((UNUSED,))))
+        return Space(self.name, self.convention, (), tuple(cells))
+
     def space_hash(self) -> str:
-        text = repr((self.name, self.num_blocks, self.ops, self.combines, self.cell_kinds))
-        return hashlib.sha256(text.encode()).hexdigest()
+        return space_hash(self.to_space())
 
     def random_choices(self, rng: random.Random) -> list[int]:
         return [rng.randrange(d.choices) for d in self.decisions()]
@@ -90,7 +104,7 @@ class SearchSpace:
                 states.append(target)
             unused = tuple(s for s in states[len(CELL_INPUTS) :] if s not in consumed)
             cells.append(ir.Cell(kind, CELL_INPUTS, tuple(blocks), ir.Output(unused)))
-        return ir.Genotype(name, tuple(cells), metadata)
+        return ir.Genotype(name, tuple(cells), metadata, convention=self.convention)
 
     def encode(self, genotype: ir.Genotype) -> tuple[list[int], list[str]]:
         """The choices whose decoding has `genotype`'s blocks (its ops, the states they read, its
@@ -176,8 +190,17 @@ class Nb201Space:
     def decisions(self) -> tuple[Decision, ...]:
         return tuple(Decision("normal", node - 1, "op", len(self.ops)) for node, _ in self.edges())
 
+    def to_space(self) -> Space:
+        states, nodes = ["h0"], []
+        for node in range(1, self.num_blocks + 1):
+            edges = tuple(Edge(self.ops, (state,)) for state in states)
+            nodes.append(Node(f"h{node}", ("add",), edges))
+            states.append(nodes[-1].target)
+        cell = SpaceCell("normal", ("h0",), tuple(nodes), ir.Output((states[-1],)))
+        return Space(self.name, "nb201", (), (cell,))
+
     def space_hash(self) -> str:
-        return hashlib.sha256(repr((self.name, self.num_blocks, self.ops)).encode()).hexdigest()
+        return space_hash(self.to_space())
 
     def random_choices(self, rng: random.Random) -> list[int]:
         return [rng.randrange(len(self.ops)) for _ in self.edges()]
@@ -222,6 +245,53 @@ class Nb201Space:
 
 NB201_SPACE = Nb201Space()
 SPACES = {"nasnet": NASNET_SPACE, "nb201": NB201_SPACE}
+
+
+def sampler(space: Space) -> SearchSpace | Nb201Space:
+    """The decisions by which the multi-trial searches sample a space file: NASNet's (per block two
+    inputs among all earlier states, two ops and a combine, the same candidates everywhere; the
+    cell outputs its unused states) or NAS-Bench-201's (one op per edge of a dense cell). Raises
+    NascError at the first node of another shape."""
+    if space.convention == "nb201":
+        ops = space.cells[0].nodes[0].edges[0].ops
+        for node in space.cells[0].nodes:
+            for edge in node.edges:
+                if edge.ops != ops:
+                    _refuse(
+                        space, edge.span, "every edge of an nb201 space the searches sample has the same ops"
+                    )
+        return Nb201Space(name=space.name, num_blocks=len(space.cells[0].nodes), ops=ops)
+    first = space.cells[0].nodes[0] if space.cells and space.cells[0].nodes else None
+    if first is None:
+        _refuse(space, None, "a space the searches sample has at least one node")
+    ops, combines = first.edges[0].ops, first.combines
+    blocks = len(space.cells[0].nodes)
+    for cell in space.cells:
+        if len(cell.inputs) != len(CELL_INPUTS) or not cell.outputs_unused or len(cell.nodes) != blocks:
+            _refuse(
+                space,
+                cell.span,
+                f"the multi-trial searches sample cells of two inputs and {blocks} nodes that output "
+                f"their unused states (`return concat({UNUSED})`)",
+            )
+        states = list(cell.inputs)
+        for node in cell.nodes:
+            shaped = node.keep is None and len(node.edges) == 2 and node.combines == combines
+            if not shaped or any(e.ops != ops or list(e.inputs) != states for e in node.edges):
+                _refuse(
+                    space,
+                    node.span,
+                    "the multi-trial searches sample NASNet's blocks: two edges, each reading any "
+                    "earlier state with the same candidate ops, and the same combines in every block "
+                    "(a `keep` space is searched by the one-shot strategies)",
+                )
+            states.append(node.target)
+    kinds = tuple(cell.kind for cell in space.cells)
+    return SearchSpace(space.name, blocks, ops, combines, kinds, space.convention)
+
+
+def _refuse(space: Space, span, message: str):
+    raise NascError([Diagnostic(message, span, space.filename or "<input>")], space.source)
 
 
 def _position(cell: ir.Cell, state: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import replace
 from importlib import resources
 
 from lark import Lark, Token, Transformer
@@ -30,6 +31,10 @@ TOKEN_WORDS = {
     "GENOTYPE": "`genotype`",
     "META": "`meta`",
     "RETURN": "`return`",
+    "SPACE": "`space`",
+    "KEEP": "`keep`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
     "$END": "the end of the file",
 }
 
@@ -49,6 +54,10 @@ def _between(first, last) -> Span:
 
 def _name(token: Token) -> st.Name:
     return st.Name(token.value, _span(token))
+
+
+def _pick(child) -> st.Pick:
+    return child if isinstance(child, st.Choice) else _name(child)
 
 
 def _names(children) -> tuple[st.Name, ...]:
@@ -83,12 +92,26 @@ class _ToSyntaxTree(Transformer):
         header, *rest = children
         metadata = rest[0] if rest and isinstance(rest[0], st.Metadata) else None
         cells = tuple(c for c in rest if isinstance(c, st.CellDeclaration))
-        name, convention, span = header
-        return st.Module(name, metadata, cells, comments=(), header_span=span, convention=convention)
+        sets = tuple(c for c in rest if isinstance(c, st.ChoiceSet))
+        name, convention, span, kind = header
+        return st.Module(name, metadata, cells, (), span, convention, kind, sets)
 
     def header(self, children):
         convention = _name(children[3]) if len(children) == 4 else None
-        return (_name(children[1]), convention, _between(children[0], children[-1]))
+        return (_name(children[1]), convention, _between(children[0], children[-1]), children[0].value)
+
+    def choice_set(self, children):
+        name, _equal, choice = children
+        return st.ChoiceSet(_name(name), choice, _between(name, choice))
+
+    def choice(self, children):
+        return st.Choice(_names(children[1:-1]), _between(children[0], children[-1]))
+
+    def keep(self, children):
+        keyword, number = children
+        text = number.value
+        count = int(text) if re.fullmatch(r"\d{1,6}", text) else -1  # the checker says what is wrong
+        return st.Keep(count, text, _between(keyword, number))
 
     def metadata(self, children):
         _meta, open_brace, *entries, close_brace = children
@@ -124,9 +147,14 @@ class _ToSyntaxTree(Transformer):
         )
 
     def block(self, children):
+        keep = children[-1] if isinstance(children[-1], st.Keep) else None
+        if keep is not None:
+            children = children[:-1]
         target, _equal, combine, _open, *operands, _close = children
         operands = tuple(o for o in operands if not isinstance(o, Token))
-        return st.BlockStatement(_name(target), _name(combine), operands, _between(target, _close))
+        return st.BlockStatement(
+            _name(target), _pick(combine), operands, _between(target, keep or _close), keep
+        )
 
     def output(self, children):
         keyword, combine, _open, *members, close = children
@@ -134,7 +162,8 @@ class _ToSyntaxTree(Transformer):
 
     def op_application(self, children):
         op, _open, *args, close = children
-        return st.OpApplication(_name(op), _names(args), _between(op, close))
+        picks = tuple(_pick(a) for a in args if isinstance(a, st.Choice) or a.type == "NAME")
+        return st.OpApplication(_pick(op), picks, _between(op, close))
 
     def bare_state(self, children):
         name = _name(children[0])
@@ -257,9 +286,12 @@ def parse_syntax(text: str, filename: str = "<input>") -> st.Module:
     comments = _comments(text)
     if not comments:
         return module
-    return st.Module(
-        module.name, module.metadata, module.cells, comments, module.header_span, module.convention
-    )
+    return replace(module, comments=comments)
+
+
+# What only a search space writes; a cell file's syntax errors do not offer it.
+SPACE_ONLY = {"KEEP", "LSQB"}
+_SPACE_HEADER = re.compile(r"(?:\s|#[^\n]*)*space\b")
 
 
 def _describe(token: Token) -> str:
@@ -276,8 +308,8 @@ def _expected_words(expected: set[str]) -> str:
 
 
 def _hint(expected: set[str], token: Token) -> str:
-    if expected == {"GENOTYPE"}:
-        return "a .cell file starts with `genotype NAME`"
+    if expected == {"GENOTYPE", "SPACE"}:
+        return "a .cell file starts with `genotype NAME` (a search space: `space NAME`)"
     if token.type in ("NUMBER", "STRING") and "NAME" in expected:
         return "names start with a letter or `_` and hold letters, digits and `_`"
     if "RPAR" in expected and "COMMA" in expected:
@@ -334,6 +366,8 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, filename: str) -> Diag
     if isinstance(error, UnexpectedToken):
         token = error.token
         expected = set(error.expected) or set(getattr(error, "accepts", ()) or ())
+        if not _SPACE_HEADER.match(text):  # a cell file is not told of what only spaces hold
+            expected = expected - SPACE_ONLY or expected
         message = f"unexpected {_describe(token)}, expected {_expected_words(expected)}"
         span = None
         # A token that could begin a line, found at the start of one, means the line above is unfinished.

@@ -41,9 +41,38 @@ class Metadata:
 
 
 @frozen_node
+class Choice:
+    """`[a, b, c]`: candidates where a cell names one (a space's op, input or combine)."""
+
+    members: tuple[Name, ...]
+    span: Span | None = span_field()
+
+
+Pick = Name | Choice  # one name, a named set, or a list of candidates
+
+
+@frozen_node
+class ChoiceSet:
+    """`ops = [a, b]` before a space's cells: a named list of candidate ops or combines."""
+
+    name: Name
+    choice: Choice
+    span: Span | None = span_field()
+
+
+@frozen_node
+class Keep:
+    """`keep K` after a space's node: a derived cell keeps its K strongest edges."""
+
+    count: int
+    text: str
+    span: Span | None = span_field()
+
+
+@frozen_node
 class OpApplication:
-    op: Name
-    args: tuple[Name, ...]
+    op: Pick
+    args: tuple[Pick, ...]
     span: Span | None = span_field()
 
 
@@ -59,9 +88,10 @@ Operand = OpApplication | BareState
 @frozen_node
 class BlockStatement:
     target: Name
-    combine: Name
+    combine: Pick
     operands: tuple[Operand, ...]
     span: Span | None = span_field()
+    keep: Keep | None = None
 
 
 @frozen_node
@@ -92,3 +122,5 @@ class Module:
     comments: tuple[Comment, ...]
     header_span: Span | None = span_field()
     convention: Name | None = None  # `genotype NAME : CONVENTION`; None: the default
+    kind: str = "genotype"  # the header's keyword: "genotype" (a cell file) or "space"
+    sets: tuple[ChoiceSet, ...] = ()

@@ -62,7 +62,7 @@ def test_unusable_files_get_one_line_errors_quickly(tmp_path: Path, make: str) -
     elif make == "huge":
         path.write_text("# padding\n" * 1_000_000)  # 10 MB
     expected = {
-        "directory": "no .cell files in this directory",
+        "directory": "no .cell or .space files in this directory",
         "missing": "no such file",
         "empty": "the file is empty",
         "binary": "binary file",

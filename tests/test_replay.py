@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import nasc
-from nasc.compiler.hashing import structural_hash
+from nasc.compiler.api import load_space
+from nasc.compiler.hashing import space_hash, structural_hash
 from nasc.compiler.nb201_format import read_nb201
 from nasc.compiler.space import NB201_SPACE
 from nasc.runtime.multifidelity import LiveFidelity, TableFidelity, epochs_to_reach, search
@@ -30,6 +31,7 @@ from nasc.runtime.tabular import (
     space_architectures,
 )
 
+from .conftest import ROOT
 from .test_cli import run
 
 
@@ -118,6 +120,7 @@ def test_nasc_search_runs_on_a_table_and_writes_its_children_as_cells(
 
     out = tmp_path / "s"
     argv = ["search", "--benchmark", str(table_file), "--strategy", "evolution", "--population", "8"]
+    argv += ["--space", str(ROOT / "spaces" / "nb201.space")]
     code, _, err = run(*argv, "--sample", "3", "--budget", "25", "--out", str(out))
     assert code == 0, err
     table = Table.load(table_file)
@@ -130,6 +133,9 @@ def test_nasc_search_runs_on_a_table_and_writes_its_children_as_cells(
             assert row["seconds"] == pytest.approx(float(table.training_seconds()[position]), abs=1e-3)
         genotype = nasc.load(out / row["file"])
         assert genotype.convention == "nb201" and genotype.meta("search_space") == "nb201"
+        assert (
+            genotype.meta("search_space_hash") == space_hash(load_space(ROOT / "spaces" / "nb201.space"))[:16]
+        )
         assert nasc.structural_hash(genotype) == row["hash"]
     code, _, err = run(
         "search", "--benchmark", str(table_file), "--dataset", "cifar10", "--out", str(tmp_path / "x")

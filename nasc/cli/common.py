@@ -13,8 +13,9 @@ import click
 
 from nasc.cli.app import report
 from nasc.compiler import ir
-from nasc.compiler.api import STDIN, cell_files, display_name, load
+from nasc.compiler.api import STDIN, cell_files, display_name, load_source
 from nasc.compiler.conventions import CONVENTIONS
+from nasc.compiler.space_ir import Space
 from nasc.diagnostics import NascError, printable
 from nasc.fileio import OutputError, check_output, has_mark, write_output, write_stdout
 
@@ -32,16 +33,21 @@ def shown(path: str) -> str:
     return printable(display_name(path), keep_newlines=False) if path != "" else "''"
 
 
-def each_genotype(paths: tuple[str, ...], on_ok: Callable[[str, ir.Genotype], None]) -> int:
-    """Load every file, report diagnostics, call `on_ok` for the good ones; returns how many failed."""
+# The commands on source (check, fmt, hash) read cells and spaces alike.
+SOURCE_SUFFIXES = (".cell", ".space")
+
+
+def each_genotype(paths: tuple[str, ...], on_ok: Callable[[str, ir.Genotype | Space], None]) -> int:
+    """Load every cell or space, report diagnostics, call `on_ok` for the good ones; returns how
+    many failed."""
     failed = 0
-    for path, problem in cell_files(paths):
+    for path, problem in cell_files(paths, SOURCE_SUFFIXES):
         if problem is not None:
             report(problem)
             failed += 1
             continue
         try:
-            genotype = load(path)
+            genotype = load_source(path)
         except NascError as error:
             report(error)
             failed += 1
@@ -61,16 +67,16 @@ jobs_option = click.option(
 PARALLEL_FROM = 64
 
 
-def _load_and(task: Callable[[ir.Genotype], T], path: str) -> T | NascError:
+def _load_and(task: Callable[[ir.Genotype | Space], T], path: str) -> T | NascError:
     try:
-        return task(load(path))
+        return task(load_source(path))
     except NascError as error:
         return error
 
 
 def each_result(
     paths: tuple[str, ...],
-    task: Callable[[ir.Genotype], T],
+    task: Callable[[ir.Genotype | Space], T],
     on_ok: Callable[[str, T], None],
     jobs: int | None = None,
 ) -> int:
@@ -78,7 +84,7 @@ def each_result(
     processes) maps each loaded genotype to what `on_ok` prints. Files are loaded and checked on
     `jobs` processes (default: every core, for 64 files or more); results and diagnostics come
     back in the files' order, so the output is the same as with one process."""
-    files = list(cell_files(paths))
+    files = list(cell_files(paths, SOURCE_SUFFIXES))
     jobs = jobs or (os.cpu_count() or 1)
     readable = [path for path, problem in files if problem is None and path not in ("", STDIN)]
     if jobs > 1 and len(readable) >= PARALLEL_FROM:

@@ -18,6 +18,19 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
     return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
+def _space(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A space file, checked (its diagnostics end the command) and kept as its canonical text, so
+    that a search directory holds its space rather than a path to it."""
+    if value is None:
+        return None
+    from nasc.compiler.api import format, load_space
+    from nasc.compiler.space import sampler
+
+    space = load_space(value)
+    sampler(space)  # a space the multi-trial searches cannot sample, said at its line
+    return format(space)
+
+
 def _cell_files(name: str, text: str):
     """A repeatable option naming .cell files or directories of them."""
     return click.option(name, multiple=True, type=click.Path(), metavar="DIR_OR_FILE", help=text)
@@ -55,7 +68,16 @@ def _count(name: str, default: int, text: str, minimum: int = 1, dest: str | Non
     help="local: warm worker processes here; ray: warm Ray actors (a cluster with --address).",
 )
 @click.option("--address", help="Ray cluster address (default: start Ray on this machine).")
-@_count("--blocks", 5, "Blocks per cell (B).", dest="num_blocks")
+@click.option(
+    "--space",
+    "space_source",
+    type=click.Path(dir_okay=False),
+    callback=_space,
+    metavar="FILE",
+    help="The search space, a .space file (default: the NASNet space, spaces/nasnet.space); its "
+    "hash is written into every child.",
+)
+@_count("--blocks", 5, "Blocks per cell (B) of the default space.", dest="num_blocks")
 @click.option("--ops", callback=_names, help="Comma-separated op subset (default: the paper's 13).")
 @click.option(
     "--combines", callback=_names, default="add,concat", show_default=True, help="Comma-separated combines."
@@ -154,6 +176,7 @@ def search(resume_dir: str | None, **options) -> None:
         if resume_dir:
             config = load_config(resume_dir)
         else:
+            _space_alone(options)
             config = config_from(
                 SearchConfig, options, out=options["out"] or f"runs/search-{options['strategy']}"
             )
@@ -196,6 +219,23 @@ def search(resume_dir: str | None, **options) -> None:
         sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir() if p.name[0] != ".")
     )
     say(f"  wrote {shown(config.out)}/: {written}; list the best with nasc top {shown(config.out)}")
+
+
+def _space_alone(options: dict) -> None:
+    """--blocks, --ops and --combines shape the default space; a space file says all of it."""
+    if options["space_source"] is None:
+        return
+    shaped = [
+        flag
+        for flag, key, default in (
+            ("--blocks", "num_blocks", 5),
+            ("--ops", "ops", None),
+            ("--combines", "combines", ("add", "concat")),
+        )
+        if options[key] != default
+    ]
+    if shaped:
+        raise click.UsageError(f"--space gives the whole space: drop {', '.join(shaped)} (or edit the file)")
 
 
 @click.command(name="top")

@@ -11,6 +11,8 @@ import click
 import nasc
 from nasc.cli.common import each_genotype, each_result, jobs_option, say, shown, write
 from nasc.compiler.api import STDIN, read_source
+from nasc.compiler.hashing import space_hash
+from nasc.compiler.space_ir import Space, space_size
 from nasc.fileio import OutputError
 
 
@@ -19,7 +21,8 @@ from nasc.fileio import OutputError
 @click.option("-q", "--quiet", is_flag=True, help="Print diagnostics only.")
 @jobs_option
 def check(files: tuple[str, ...], quiet: bool, jobs: int | None) -> None:
-    """Parse and check .cell files (directories are searched for *.cell; - reads standard input).
+    """Parse and check .cell and .space files (directories are searched for both; - reads
+    standard input).
 
     Exit status: 0 clean, 1 diagnostics or an unreadable file, 2 usage error, 3 a bug.
 
@@ -110,6 +113,14 @@ def _summary(genotype) -> tuple[str, list[str]]:
     was checked)."""
     from nasc.compiler.dead import dead_edges
 
+    if isinstance(genotype, Space):
+        cells = ", ".join(f"{c.kind} ({len(c.nodes)} nodes)" for c in genotype.cells)
+        size = space_size(genotype)
+        return (
+            f"space {genotype.name}: {cells}; {size:,} cells ({size:.1e}); hash {space_hash(genotype)[:12]}",
+            [],
+        )
+
     cells = ", ".join(f"{c.kind} ({len(c.blocks)} blocks)" for c in genotype.cells)
     warnings = [warning.render(genotype.source) for warning in dead_edges(genotype)]
     return f"genotype {genotype.name}: {cells}; hash {nasc.structural_hash(genotype)[:12]}", warnings
@@ -133,5 +144,9 @@ def hash_command(files: tuple[str, ...], jobs: int | None) -> None:
     def show(path: str, digest: str) -> None:
         say(f"{digest}  {shown(path)}" if many else digest)
 
-    if each_result(files, nasc.structural_hash, show, jobs):
+    if each_result(files, _hash, show, jobs):
         sys.exit(1)
+
+
+def _hash(source) -> str:
+    return space_hash(source) if isinstance(source, Space) else nasc.structural_hash(source)

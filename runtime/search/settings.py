@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nasc.compiler.space import NB201_SPACE, Nb201Space, SearchSpace
-from nasc.diagnostics import first_line
+from nasc.diagnostics import NascError, first_line
 from nasc.runtime.evolution import POPULATION, TOURNAMENT
 from nasc.runtime.latency import DEFAULT_DEPLOY, Deployment, count
 from nasc.runtime.objectives import LATENCY_WEIGHT, OBJECTIVES
@@ -45,6 +45,7 @@ class SearchConfig:
     executor: str = "local"
     address: str | None = None
     seed: int = 0
+    space_source: str | None = None  # a space file's canonical text (--space); None: NASNet's
     num_blocks: int = 5
     ops: tuple[str, ...] | None = None
     combines: tuple[str, ...] = ("add", "concat")
@@ -72,10 +73,18 @@ class SearchConfig:
 
         if self.benchmark is not None:
             return NB201_SPACE  # the one space tables are built of
-
+        if self.space_source is not None:
+            return self.space_source_space()
         return SearchSpace(
             num_blocks=self.num_blocks, ops=tuple(self.ops or PAPER_OPS), combines=tuple(self.combines)
         )
+
+    def space_source_space(self) -> SearchSpace | Nb201Space:
+        from nasc.compiler.api import parse_space
+        from nasc.compiler.space import sampler
+
+        # search.json is read back like any file: the text is parsed and checked again
+        return sampler(parse_space(self.space_source or "", "search.json (space_source)"))
 
     def latency_method(self) -> str:
         return self.latency or ("none" if self.objective == "accuracy" else "onnx")
@@ -92,6 +101,8 @@ class SearchConfig:
             self._validate()
         except ValueError as error:  # the search space's and the deployment's own checks
             raise SettingsError(str(error)) from None
+        except NascError as error:
+            raise SettingsError(error.render()) from None
 
     def _validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -139,6 +150,10 @@ class SearchConfig:
             header = read_header(self.benchmark)  # the executor loads the rows
         except TableError as error:
             raise SettingsError(str(error)) from None
+        if self.space_source is not None and self.space_source_space() != NB201_SPACE:
+            raise SettingsError(
+                f"--benchmark searches the space of its table ({header['space']}); drop --space"
+            )
         if header["dataset"] != self.dataset:
             raise SettingsError(
                 f"the table {self.benchmark} is of {header['space']} on {header['dataset']}; "
