@@ -62,3 +62,29 @@ def compile_genotype(genotype: ir.Genotype, options: EmitOptions | None = None) 
         base_preset=(options.preset or next(iter(convention.presets))) if rescaled else None,
         lowered=lowered,
     )
+
+
+def compile_space(space, options: EmitOptions | None = None) -> Compilation:
+    """A search space's supernet. Raises ValueError for a convention without one, or an option it
+    cannot honour."""
+    from nasc.compiler.conventions.darts import DARTS_SUPERNET
+
+    supernets = {DARTS_SUPERNET.name: DARTS_SUPERNET}
+    if space.convention not in supernets:
+        raise ValueError(
+            f"supernets are compiled for {', '.join(supernets)} spaces; `{space.name}` is a "
+            f"{space.convention} space (the multi-trial searches sample it: nasc search --space)"
+        )
+    options = options or EmitOptions()
+    convention = supernets[space.convention]
+    name, preset = convention.backend.resolve_preset(space, options)
+    return Compilation(
+        genotype=space,
+        convention=convention,
+        options=options,
+        preset_name=name,
+        preset=preset,
+        networks=MappingProxyType({name: preset}),
+        base_preset=None if name in convention.presets else next(iter(convention.presets)),
+        lowered=MappingProxyType({}),
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from nasc.compiler import ir
-from nasc.compiler.conventions.darts import PRESETS, DartsPreset
+from nasc.compiler.conventions.darts import PRESETS, SEARCH_PRESETS, DartsPreset
 from nasc.compiler.options import EmitOptions
 
 
@@ -88,6 +88,20 @@ def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Da
             changes["channels"] = options.penultimate_filters // per_channel
         preset = replace(preset, **changes)
         name += f"-{preset.cells_per_stage}@{preset.channels * per_channel}"
+    if options.num_classes:
+        preset = replace(preset, num_classes=options.num_classes)
+        name += f"-{options.num_classes}"
+    return name, preset
+
+
+def resolve_search_preset(options: EmitOptions) -> tuple[str, DartsPreset]:
+    """A supernet's preset: `search` (the reference's search network), its classes as asked."""
+    if options.cells_per_stage or options.penultimate_filters or options.first_filters:
+        raise ValueError("a supernet is built at its preset's size; --scale applies to cells")
+    name = options.preset or next(iter(SEARCH_PRESETS))
+    if name not in SEARCH_PRESETS:
+        raise ValueError(f"unknown supernet preset {name!r}; choose from {', '.join(SEARCH_PRESETS)}")
+    preset = SEARCH_PRESETS[name]
     if options.num_classes:
         preset = replace(preset, num_classes=options.num_classes)
         name += f"-{options.num_classes}"

@@ -20,11 +20,12 @@ from typing import Any
 
 from nasc.compiler import ir
 from nasc.compiler.compilation import Compilation, compile_genotype
-from nasc.compiler.hashing import structural_hash
+from nasc.compiler.hashing import space_hash, structural_hash
 from nasc.compiler.liveness import Line
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.options import EmitOptions
 from nasc.compiler.presets import pretrained_cfg
+from nasc.compiler.space_ir import Space
 from nasc.compiler.templating import checked, environment, network_class, source_names
 from nasc.version import __version__
 
@@ -78,6 +79,7 @@ class NetworkView:
     first_conv: str  # the stem's first convolution, for pretrained_cfg
     drop_path_per_cell: bool = False
     relu_before_pool: bool = False
+    bases: str = "Network"  # a supernet's class is also a Supernet
     pretrained_cfg: dict[str, object] = field(default_factory=dict)
 
 
@@ -129,7 +131,8 @@ def network_views(
 ) -> list[NetworkView]:
     """Each network the module holds, as `build(preset name, preset, plan, class name, title)` makes it."""
     genotype = compilation.genotype
-    title = f"{compilation.convention.title} network of genotype `{genotype.name}`"
+    kind = "supernet of space" if isinstance(genotype, Space) else "network of genotype"
+    title = f"{compilation.convention.title} {kind} `{genotype.name}`"
     return [
         build(
             name,
@@ -161,7 +164,8 @@ def render_module(compilation: Compilation, view: ModuleView) -> str:
         "version": __version__,
         "source_repr": source_literal,
         "genotype_name": genotype.name,
-        "structural_hash": structural_hash(genotype),
+        "structural_hash": space_hash(genotype) if isinstance(genotype, Space) else structural_hash(genotype),
+        "is_space": isinstance(genotype, Space),
         "metadata": [(entry.key, entry.value) for entry in genotype.metadata],
         "convention": convention.name,
         "title": convention.title,

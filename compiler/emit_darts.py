@@ -123,10 +123,19 @@ def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str)
     return view
 
 
-def _network_view(
-    name: str, preset: DartsPreset, skeleton: DartsSkeleton, class_names: dict, class_name: str, title: str
+def network_view(
+    name: str,
+    preset: DartsPreset,
+    skeleton: DartsSkeleton,
+    class_names: dict,
+    class_name: str,
+    title: str,
+    supernet: str | None = None,
 ) -> NetworkView:
-    """One preset's network as cnn/model.py builds it, every cell a named attribute."""
+    """One preset's network as cnn/model.py builds it, every cell a named attribute. `supernet`: the
+    batch-norm config of a search network's cells (cnn/model_search.py), whose cells also take their
+    kind's mixing weights and path, and which has no aux head."""
+    cell_bn, mixing = ("search_bn", ", *self._cell_mixing({kind!r})") if supernet else ("bn", "")
     imagenet = skeleton.stem == "imagenet"
     values = ["x_stem0", "x_stem1"] if imagenet else ["x_stem", "x_stem"]
     stages = [(skeleton.stem_channels, skeleton.stem_reduction, values[-1][2:])]
@@ -141,31 +150,35 @@ def _network_view(
             stages.append((before.out_channels, before.reduction, before.name))
         arguments = (
             f"prev_prev_channels={cell.prev_prev_channels}, prev_channels={cell.prev_channels}, "
-            f"c={cell.channels}, bn=bn"
+            f"c={cell.channels}, bn={cell_bn}"
         )
         calls.append(CellCall(cell.name, f"{class_names[(cell.kind, cell.reduction_prev)]}({arguments})"))
         inputs = (f"relu_{values[-2]}", f"relu_{values[-1]}")
-        lines.append((f"x_{cell.name} = self.{cell.name}({', '.join(inputs)})", inputs))
+        call = f"self.{cell.name}({', '.join(inputs)}{mixing.format(kind=cell.kind)})"
+        lines.append((f"x_{cell.name} = {call}", inputs))
         if index < len(skeleton.cells) - 1:
             lines.append((f"relu_x_{cell.name} = torch.relu(x_{cell.name})", (f"x_{cell.name}",)))
         values.append(f"x_{cell.name}")
     last, aux = skeleton.cells[-1], skeleton.cells[skeleton.aux_after]
     stages.append((last.out_channels, last.reduction, last.name))
     stem = STEMS[skeleton.stem]
+    stem_init = stem.init.format(c=preset.channels, channels=skeleton.stem_channels).split("\n")
+    if supernet:
+        stem_init.append(f"search_bn = {supernet}")
     return NetworkView(
         class_name=class_name,
         preset_name=name,
         doc=docstring(
             f"The {title}, preset `{name}`: C = {preset.channels}, {preset.layers} cells (reduction cells at "
             f"one and two thirds); {preset.image_size} px images.",
-            f"{stem.network} The aux head, when built, reads `{aux.name}`.",
+            SUPERNET_DOC if supernet else f"{stem.network} The aux head, when built, reads `{aux.name}`.",
         ),
         num_classes=preset.num_classes,
         image_size=preset.image_size,
         drop_rate=0.0,
         drop_path_keep_prob=round(1.0 - preset.drop_path_prob, 6),
         bn="BatchNormConfig(eps=1e-05, momentum=0.1)",  # PyTorch's defaults: the reference's
-        stem_init=stem.init.format(c=preset.channels, channels=skeleton.stem_channels).split("\n"),
+        stem_init=stem_init,
         stem_forward=list(stem.forward),
         cells=calls,
         forward=straight_line(lines, keep={f"x_{aux.name}", values[-1]}),
@@ -173,11 +186,18 @@ def _network_view(
         feature_info=feature_info(stages),
         num_features=last.out_channels,
         aux_size=f"image_size, {aux.reduction.bit_length() - 1}",
-        aux_head=f"{stem.aux_head}({aux.out_channels}, aux_size, num_classes, bn)",
+        aux_head=None if supernet else f"{stem.aux_head}({aux.out_channels}, aux_size, num_classes, bn)",
         aux_input=f"x_{aux.name}",
         output=values[-1],
         first_conv=stem.first_conv,
+        bases="Supernet, Network" if supernet else "Network",
     )
+
+
+SUPERNET_DOC = (
+    "cnn/model_search.py's Network: a 3x3 conv stem to 3C, the mixed cells (their batch norms without "
+    "affine weights), global average pool → linear; no aux head."
+)
 
 
 @dataclass(frozen=True)
@@ -238,7 +258,7 @@ def emit_darts(compilation: Compilation) -> str:
     networks = network_views(
         compilation,
         names,
-        lambda name, preset, plan, class_name, title: _network_view(
+        lambda name, preset, plan, class_name, title: network_view(
             name, preset, plan, class_names, class_name, title
         ),
     )

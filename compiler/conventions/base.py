@@ -118,7 +118,30 @@ class Nb201Family:
         return emit_nb201(compilation)
 
 
-Backend = NasnetFamily | DartsFamily | Nb201Family
+class DartsSupernet:
+    """A DARTS space's weight-sharing search network (quark0/darts cnn/model_search.py): the DARTS
+    skeleton (compiler/darts_skeleton.py) of mixed cells, emitted by compiler/emit_supernet.py."""
+
+    def lower(self, space) -> dict[str, Any]:
+        return {}
+
+    def resolve_preset(self, space, options, lowered=None) -> tuple[str, Any]:
+        from nasc.compiler.darts_skeleton import resolve_search_preset
+
+        return resolve_search_preset(options)
+
+    def plan(self, compilation, preset) -> Any:
+        from nasc.compiler.darts_skeleton import darts_skeleton
+
+        return darts_skeleton(preset, compilation.genotype)
+
+    def emit(self, compilation) -> str:
+        from nasc.compiler.emit_supernet import emit_supernet
+
+        return emit_supernet(compilation)
+
+
+Backend = NasnetFamily | DartsFamily | Nb201Family | DartsSupernet
 
 
 @dataclass(frozen=True)

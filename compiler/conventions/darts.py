@@ -9,10 +9,10 @@ input, 1 the second, k ≥ 2 the block defined (k − 2)th. compiler/emit_darts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from nasc.compiler.conventions.base import Convention, DartsFamily
+from nasc.compiler.conventions.base import Convention, DartsFamily, DartsSupernet
 from nasc.compiler.presets import CIFAR10, IMAGENET
 
 
@@ -79,4 +79,23 @@ DARTS = Convention(
     data={"cifar": CIFAR10, "imagenet": IMAGENET},  # cnn/utils.py, cnn/train_imagenet.py
     backend=DartsFamily(),
     example_inputs=("s0", "s1"),
+)
+
+# cnn/train_search.py: Network(C=16, num_classes=10, layers=8), 32 px CIFAR-10, no drop path
+SEARCH_PRESETS = MappingProxyType(
+    {
+        "search": DartsPreset(
+            stem="cifar", channels=16, layers=8, image_size=32, num_classes=10, drop_path_prob=0.0
+        )
+    }
+)
+
+# A DARTS space compiles into its search network.
+DARTS_SUPERNET = replace(
+    DARTS,
+    summary="the weight-sharing search network of a DARTS space",
+    reference="quark0/darts cnn/model_search.py (Network, Cell, MixedOp)",
+    presets=SEARCH_PRESETS,
+    data={"search": CIFAR10},
+    backend=DartsSupernet(),
 )

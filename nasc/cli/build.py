@@ -18,8 +18,9 @@ from nasc.cli.common import (
     shown,
     write,
 )
-from nasc.compiler.api import STDIN, load
+from nasc.compiler.api import STDIN, load, load_source
 from nasc.compiler.conventions import convention_of
+from nasc.compiler.space_ir import Space
 from nasc.diagnostics import Diagnostic, NascError
 from nasc.fileio import MARK
 
@@ -60,8 +61,12 @@ def compile_command(
       nasc compile genotypes/nasnet_a.cell --target torch -o nasnet_a.py
       nasc compile genotypes/nasnet_a.cell --preset mobile --scale 4@1056
     """
-    genotype = load(file)
+    source = load_source(file)
     options = emit_options(file, preset, scale, num_classes)
+    if isinstance(source, Space):
+        _compile_supernet(source, options, target, output, file, force)
+        return
+    genotype = source
     if target == "onnx":
         _export(genotype, options, output or f"{genotype.name}.onnx", (file,), force, None, None, "1")
         return
@@ -79,6 +84,29 @@ def compile_command(
     click.echo(
         f"  preset {compilation.preset_name}: {figures.parameters:,} parameters, "
         f"{figures.mult_adds:,} mult-adds at {size}x{size}, {len(figures.cells)} cells",
+        err=destination == STDIN,
+    )
+
+
+def _compile_supernet(space, options, target: str, output: str | None, file: str, force: bool) -> None:
+    """A space's weight-sharing supernet, as a standalone PyTorch module."""
+    from nasc.compiler.compilation import compile_space
+
+    if target != "torch":
+        raise click.UsageError("a supernet compiles to PyTorch (--target torch); export its derived cells")
+    try:
+        compilation = compile_space(space, options)
+        source = compilation.emit()
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    destination = output or f"{space.name}_supernet.py"
+    prepare_output(destination, inputs=(file,), force=force)
+    written = write(destination, source.encode("utf-8"))
+    preset = compilation.preset
+    click.echo(f"wrote {written}: supernet of space {space.name}", err=destination == STDIN)
+    click.echo(
+        f"  preset {compilation.preset_name}: C = {preset.channels}, {preset.layers} cells, "
+        f"{preset.num_classes} classes at {preset.image_size}x{preset.image_size}",
         err=destination == STDIN,
     )
 
