@@ -95,13 +95,18 @@ def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Da
 
 
 def resolve_search_preset(options: EmitOptions) -> tuple[str, DartsPreset]:
-    """A supernet's preset: `search` (the reference's search network), its classes as asked."""
-    if options.cells_per_stage or options.penultimate_filters or options.first_filters:
-        raise ValueError("a supernet is built at its preset's size; --scale applies to cells")
+    """A supernet's preset: `search` (the reference's search network), its classes as asked; N
+    cells per stage (3N + 2 cells) and its first width C where asked."""
+    if options.penultimate_filters:
+        raise ValueError("a supernet is sized by its cells per stage and its first width C, not by P")
     name = options.preset or next(iter(SEARCH_PRESETS))
     if name not in SEARCH_PRESETS:
         raise ValueError(f"unknown supernet preset {name!r}; choose from {', '.join(SEARCH_PRESETS)}")
     preset = SEARCH_PRESETS[name]
+    if options.cells_per_stage or options.first_filters:  # a smaller search network (a proxy)
+        layers = 3 * options.cells_per_stage + 2 if options.cells_per_stage else preset.layers
+        preset = replace(preset, layers=layers, channels=options.first_filters or preset.channels)
+        name += f"-{preset.layers}x{preset.channels}"
     if options.num_classes:
         preset = replace(preset, num_classes=options.num_classes)
         name += f"-{options.num_classes}"

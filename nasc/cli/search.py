@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from nasc.cli.common import OUTPUT_PATH, config_from, progress_stream, say, shown
+from nasc.cli.oneshot import NAMES, ONESHOT, oneshot_options, run_oneshot
 
 
 def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
@@ -18,17 +19,13 @@ def _names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
     return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
-def _space(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """A space file, checked (its diagnostics end the command) and kept as its canonical text, so
-    that a search directory holds its space rather than a path to it."""
+def _space(_ctx: click.Context, _param: click.Parameter, value: str | None):
+    """A space file, checked (its diagnostics end the command)."""
     if value is None:
         return None
-    from nasc.compiler.api import format, load_space
-    from nasc.compiler.space import sampler
+    from nasc.compiler.api import load_space
 
-    space = load_space(value)
-    sampler(space)  # a space the multi-trial searches cannot sample, said at its line
-    return format(space)
+    return load_space(value)
 
 
 def _cell_files(name: str, text: str):
@@ -47,10 +44,11 @@ def _count(name: str, default: int, text: str, minimum: int = 1, dest: str | Non
 @click.command()
 @click.option(
     "--strategy",
-    type=click.Choice(["ppo", "reinforce", "random", "evolution"]),
+    type=click.Choice(["ppo", "reinforce", "random", "evolution", *ONESHOT]),
     default="ppo",
     show_default=True,
-    help="ppo/reinforce: the paper's controller; evolution: aging evolution (Real et al. 2019).",
+    help="ppo/reinforce: the paper's controller; evolution: aging evolution (Real et al. 2019); "
+    "darts, gdas: one-shot, a supernet of the --space trained once (its flags below).",
 )
 @_count("--budget", 40, "Architectures to sample (each becomes a .cell file).")
 @click.option("--dataset", type=click.Choice(["digits", "cifar10"]), default="digits", show_default=True)
@@ -147,6 +145,7 @@ def _count(name: str, default: int, text: str, minimum: int = 1, dest: str | Non
     metavar="DIR",
     help="Continue the search in DIR with its own settings.",
 )
+@oneshot_options
 def search(resume_dir: str | None, **options) -> None:
     """Architecture search (the paper's controller with PPO, REINFORCE, or random search), writing
     every sampled architecture as a reviewed-ready .cell file.
@@ -169,6 +168,22 @@ def search(resume_dir: str | None, **options) -> None:
     from nasc.runtime.signals import interrupt_on_sigterm
 
     interrupt_on_sigterm()  # first, before seconds of imports
+    given = {name: options.pop(name) for name in NAMES}
+    space = options["space_source"]
+    if space is not None:
+        from nasc.compiler.api import format
+
+        options["space_source"] = format(space)
+    if options["strategy"] in ONESHOT or (resume_dir and Path(resume_dir, "oneshot.json").exists()):
+        run_oneshot(options, given, resume_dir)
+        return
+    unused = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+    if unused:
+        raise click.UsageError(f"{', '.join(unused)}: flags of the one-shot strategies (darts, gdas)")
+    if space is not None:
+        from nasc.compiler.space import sampler
+
+        sampler(space)  # a space the multi-trial searches cannot sample, said at its line
     from nasc.runtime.search import Search, SearchConfig, SearchError, SettingsError, load_config
     from nasc.runtime.search.executors import stop_helper_processes
 

@@ -1,0 +1,122 @@
+"""`nasc search --strategy darts|gdas`: the one-shot strategies' flags and their run
+(runtime/oneshot.py). The reference's hyperparameters are the defaults."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from nasc.cli.common import say, shown
+
+ONESHOT = ("darts", "gdas")
+
+# name, default (cnn/train_search.py; GDAS's temperature), type, help
+_FLAGS = (
+    ("epochs", 50, click.IntRange(min=1), "One-shot: epochs of the supernet."),
+    ("batch_size", 64, click.IntRange(min=2), "One-shot: batch size of each step."),
+    ("layers", 8, click.IntRange(min=5), "One-shot: the supernet's cells, 3N + 2 (the reference's 8)."),
+    ("init_channels", 16, click.IntRange(min=2), "One-shot: C, the first stage's channels."),
+    (
+        "learning_rate",
+        0.025,
+        float,
+        "One-shot: the weights' SGD learning rate (cosine to --learning-rate-min).",
+    ),
+    ("learning_rate_min", 0.001, float, "One-shot: the cosine schedule's floor."),
+    ("momentum", 0.9, float, "One-shot: SGD momentum."),
+    ("weight_decay", 3e-4, float, "One-shot: the weights' decay."),
+    ("grad_clip", 5.0, float, "One-shot: the weights' gradient norm clip."),
+    ("arch_learning_rate", 3e-4, float, "One-shot: α's Adam learning rate."),
+    ("arch_weight_decay", 1e-3, float, "One-shot: α's decay."),
+    ("train_portion", 0.5, float, "One-shot: the share of the training set that trains the weights."),
+    ("order", 1, click.IntRange(1, 2), "darts: 1 first order, 2 the unrolled second-order step."),
+    ("tau_max", 10.0, float, "gdas: the Gumbel-softmax temperature at the start..."),
+    ("tau_min", 0.1, float, "gdas: ...annealed linearly to this."),
+    (
+        "max_skip",
+        None,
+        click.IntRange(min=0),
+        "One-shot: at most K identity edges per derived cell (P-DARTS).",
+    ),
+)
+NAMES = tuple(name for name, *_ in _FLAGS)
+
+
+def oneshot_options(command):
+    """The one-shot flags, each unset (None) unless given, so that a multi-trial search can refuse them."""
+    for name, default, kind, text in reversed(_FLAGS):
+        shown_default = f" [default: {default}]" if default is not None else ""
+        command = click.option("--" + name.replace("_", "-"), type=kind, help=text + shown_default)(command)
+    return command
+
+
+def run_oneshot(options: dict, given: dict, resume_dir: str | None) -> None:
+    from nasc.runtime.oneshot import OneShotError, OneShotSearch, load_config
+
+    try:
+        if resume_dir:
+            config = load_config(resume_dir)
+        else:
+            config = _config(options, given)
+            if Path(config.out, "oneshot.json").exists():
+                raise OneShotError(
+                    f"{config.out} already holds a search; continue it with --resume {config.out}"
+                )
+        config.validate()
+        search = OneShotSearch(config)
+    except OneShotError as error:
+        raise click.ClickException(str(error)) from None
+    started = time.monotonic()
+
+    def report(row: dict) -> None:
+        done = row["epoch"] + 1
+        elapsed = time.monotonic() - started
+        eta = elapsed / max(1, done - first) * (config.epochs - done)
+        say(
+            f"[epoch {done}/{config.epochs}] train {row['train_accuracy']:.3f} · supernet val "
+            f"{row['val_accuracy']:.3f} · {row['parameter_free_ops']} parameter-free ops · {row['file']} · "
+            f"elapsed {elapsed:.0f}s · ETA {eta:.0f}s",
+            err=True,
+        )
+
+    first = search.epoch
+    try:
+        search.run(resume=bool(resume_dir), on_epoch=report)
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: {search.epoch} of {config.epochs} epochs finished in {shown(config.out)}; "
+            f"continue with: nasc search --resume {shown(config.out)}",
+            err=True,
+        )
+        sys.exit(130)
+    click.echo(
+        f"search {config.strategy} in {config.out}: {config.epochs} epochs; derived {config.out}/best.cell"
+    )
+
+
+def _config(options: dict, given: dict):
+    from nasc.runtime.oneshot import OneShotConfig, OneShotError
+
+    if options["space_source"] is None:
+        raise OneShotError(
+            f"--strategy {options['strategy']} trains a supernet of a space whose nodes keep their "
+            "strongest edges: give one with --space (e.g. spaces/darts.space)"
+        )
+    values = {name: default for name, default, *_ in _FLAGS}
+    values.update({k: v for k, v in given.items() if v is not None})
+    layers = values.pop("layers")
+    if (layers - 2) % 3:
+        raise OneShotError(f"--layers {layers} is not 3N + 2 (reduction cells at one and two thirds)")
+    return OneShotConfig(
+        out=options["out"] or f"runs/search-{options['strategy']}",
+        space_source=options["space_source"],
+        strategy=options["strategy"],
+        dataset=options["dataset"],
+        data_dir=options["data_dir"],
+        seed=options["seed"],
+        cells_per_stage=(layers - 2) // 3,
+        **values,
+    )

@@ -1,0 +1,418 @@
+"""One-shot search: a space's supernet trained once, its architecture read from it (DARTS, GDAS).
+
+The loop of quark0/darts cnn/train_search.py: the training set split in two halves, one for the
+weights (SGD, cosine learning rate, gradient clipping) and one for the architecture weights α
+(Adam); per step an architecture step on a batch of the second half — first order, or DARTS's
+second-order unrolled step — then a weight step on a batch of the first. GDAS (Dong and Yang 2019)
+runs both steps on Gumbel-softmax hard samples, one candidate per edge, with straight-through
+gradients to α, the temperature annealed 10 → 0.1.
+
+Every epoch writes the derived architecture as `cells/epoch-NNN-<hash8>.cell` and a checkpoint
+(`state.pt`, written atomically, read back with weights_only); `--resume` continues after the last
+finished epoch with the same random streams, so a killed search loses at most the epoch in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import nasc
+from nasc.compiler import ir
+from nasc.compiler.api import parse, parse_space
+from nasc.compiler.compilation import compile_space
+from nasc.compiler.hashing import space_hash
+from nasc.compiler.options import EmitOptions
+from nasc.fileio import atomic_write_bytes, atomic_write_text
+from nasc.runtime.build import import_source
+from nasc.runtime.data import DataSplits, load_dataset
+from nasc.runtime.tensorfile import TensorFileError, read_tensor_file
+
+STRATEGIES = ("darts", "gdas")
+PARAMETER_FREE = ("identity", "max_pool_3x3", "avg_pool_3x3", "none")
+
+
+class OneShotError(Exception):
+    """A one-shot search that cannot start or resume: one line for the user."""
+
+
+@dataclass
+class OneShotConfig:
+    """The reference's settings (cnn/train_search.py; GDAS's temperature) as defaults."""
+
+    out: str
+    space_source: str  # the space file's canonical text: the directory holds its space
+    strategy: str = "darts"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    epochs: int = 50
+    batch_size: int = 64
+    cells_per_stage: int = 2  # N: 3N + 2 cells (the reference's 8)
+    init_channels: int = 16
+    learning_rate: float = 0.025
+    learning_rate_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    arch_learning_rate: float = 3e-4
+    arch_weight_decay: float = 1e-3
+    train_portion: float = 0.5
+    order: int = 1  # DARTS: 1 first order, 2 the unrolled second-order step
+    tau_max: float = 10.0  # GDAS's temperature, annealed linearly to tau_min
+    tau_min: float = 0.1
+    max_skip: int | None = None  # P-DARTS: at most this many identity edges per derived cell
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise OneShotError(f"unknown one-shot strategy {self.strategy!r}; choose {', '.join(STRATEGIES)}")
+        if self.order not in (1, 2) or (self.order == 2 and self.strategy != "darts"):
+            raise OneShotError("--order 2 is DARTS's unrolled step: use it with --strategy darts")
+        if not 0 < self.train_portion < 1:
+            raise OneShotError("--train-portion must be between 0 and 1")
+        if self.init_channels % 2:
+            raise OneShotError("--init-channels must be even (a factorized reduction halves it)")
+
+
+OPTIONAL = frozenset({"data_dir", "max_skip"})  # None where unset
+
+
+def _fits(value: object, default: object, optional: bool) -> bool:
+    if value is None:
+        return optional
+    if isinstance(value, bool):
+        return False
+    if isinstance(default, float):
+        return isinstance(value, int | float) and math.isfinite(value)
+    if default is None:  # an optional int or str: the field's kind follows its name
+        return isinstance(value, int | str)
+    return isinstance(value, type(default))
+
+
+def save_config(config: OneShotConfig) -> None:
+    data = dataclasses.asdict(config)
+    data.pop("out")
+    atomic_write_text(Path(config.out) / "oneshot.json", json.dumps(data, indent=2) + "\n")
+
+
+def load_config(out: str) -> OneShotConfig:
+    """The settings of the search in `out`; untrusted: every field type-checked, the space parsed."""
+    path = Path(out) / "oneshot.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise OneShotError(f"{out} holds no one-shot search to resume ({error})") from None
+    known = {f.name for f in dataclasses.fields(OneShotConfig)} - {"out"}
+    if not isinstance(data, dict) or not set(data) <= known or "space_source" not in data:
+        raise OneShotError(f"{path} is damaged: unknown or missing settings")
+    defaults = OneShotConfig(out=out, space_source="")
+    for key, value in data.items():
+        if not _fits(value, getattr(defaults, key), key in OPTIONAL):
+            raise OneShotError(f"{path}: setting {key!r} is {type(value).__name__}, which does not fit")
+    config = OneShotConfig(out=out, **data)
+    config.validate()
+    return config
+
+
+# -- the supernet -----------------------------------------------------------------------------------
+
+
+def build_supernet(config: OneShotConfig, num_classes: int) -> nn.Module:
+    space = parse_space(config.space_source, "oneshot.json (space)")
+    options = EmitOptions(
+        cells_per_stage=config.cells_per_stage, first_filters=config.init_channels, num_classes=num_classes
+    )
+    compilation = compile_space(space, options)
+    module = import_source(compilation.emit())
+    return module.create_model(compilation.preset_name)
+
+
+def gumbel_hard(alpha: torch.Tensor, tau: float) -> tuple[torch.Tensor, list[int]]:
+    """GDAS's sample: per edge one candidate drawn from softmax(α) by the Gumbel-max trick; the
+    hard one-hot weights carry the gradient of softmax((log_softmax(α) + g) / τ)."""
+    while True:
+        gumbels = -torch.empty_like(alpha).exponential_().log()
+        probs = torch.softmax((alpha.log_softmax(dim=-1) + gumbels) / tau, dim=-1)
+        if torch.isfinite(probs).all():
+            break
+    index = probs.argmax(dim=-1)
+    hard = torch.zeros_like(probs).scatter_(1, index[:, None], 1.0)
+    return hard - probs.detach() + probs, index.tolist()
+
+
+# -- the search ---------------------------------------------------------------------------------------
+
+
+class OneShotSearch:
+    def __init__(self, config: OneShotConfig, data: DataSplits | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.out = Path(config.out)
+        self.data = data or load_dataset(config.dataset, config.data_dir)
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        self.net = build_supernet(config, self.data.num_classes)
+        self.kinds = [kind for kind, _ in self.net.architecture.named_parameters()]
+        self.w_optimizer = torch.optim.SGD(
+            self.net.weights(),
+            config.learning_rate,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.a_optimizer = torch.optim.Adam(
+            self.net.arch_parameters(),
+            lr=config.arch_learning_rate,
+            betas=(0.5, 0.999),
+            weight_decay=config.arch_weight_decay,
+        )
+        self.epoch = 0
+        self.space_hash = space_hash(parse_space(config.space_source))
+        self.log: list[dict] = []
+
+    # -- one epoch --------------------------------------------------------------------------------
+
+    def learning_rate(self, epoch: int) -> float:
+        """CosineAnnealingLR(epochs, eta_min) at `epoch`, as the reference steps it per epoch."""
+        c = self.config
+        return (
+            c.learning_rate_min
+            + (c.learning_rate - c.learning_rate_min) * (1 + math.cos(math.pi * epoch / c.epochs)) / 2
+        )
+
+    def tau(self, epoch: int) -> float:
+        c = self.config
+        return c.tau_max - (c.tau_max - c.tau_min) * epoch / max(1, c.epochs - 1)
+
+    def batches(self, epoch: int) -> tuple[list[list[int]], list[list[int]]]:
+        """The epoch's batches of the two halves of the training set, in an order fixed by the seed."""
+        size = len(self.data.train)
+        split = math.floor(self.config.train_portion * size)
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        first = torch.randperm(split, generator=generator).tolist()
+        second = (split + torch.randperm(size - split, generator=generator)).tolist()
+        b = self.config.batch_size
+        return [first[i : i + b] for i in range(0, len(first), b)], [
+            second[i : i + b] for i in range(0, len(second), b)
+        ]
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        samples = [self.data.train[i] for i in indices]
+        return torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])
+
+    def forward(self, x: torch.Tensor, tau: float) -> torch.Tensor:
+        if self.config.strategy == "gdas":
+            weights, path = {}, {}
+            for kind, alpha in zip(self.kinds, self.net.arch_parameters(), strict=True):
+                weights[kind], path[kind] = gumbel_hard(alpha, tau)
+            return self.net(x, path=path, weights=weights)
+        return self.net(x)
+
+    def train_epoch(self, epoch: int) -> dict:
+        lr = self.learning_rate(epoch)
+        for group in self.w_optimizer.param_groups:
+            group["lr"] = lr
+        tau = self.tau(epoch)
+        self.net.train()
+        weight_batches, arch_batches = self.batches(epoch)
+        losses, correct, seen = [], 0, 0
+        for step, indices in enumerate(weight_batches):
+            x_val, y_val = self.batch(arch_batches[step % len(arch_batches)])
+            x, y = self.batch(indices)
+            self.arch_step(x, y, x_val, y_val, lr, tau)
+            self.w_optimizer.zero_grad()
+            logits = self.forward(x, tau)
+            loss = nn.functional.cross_entropy(logits, y)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.net.weights(), self.config.grad_clip)
+            self.w_optimizer.step()
+            losses.append(float(loss.detach()))
+            correct += int((logits.argmax(-1) == y).sum())
+            seen += len(y)
+        return {
+            "train_loss": sum(losses) / len(losses),
+            "train_accuracy": correct / seen,
+            "lr": lr,
+            "tau": tau,
+        }
+
+    def arch_step(self, x, y, x_val, y_val, lr: float, tau: float) -> None:
+        self.a_optimizer.zero_grad()
+        if self.config.order == 2:
+            self.unrolled_gradients(x, y, x_val, y_val, lr)
+        else:
+            nn.functional.cross_entropy(self.forward(x_val, tau), y_val).backward()
+        self.a_optimizer.step()
+        self.w_optimizer.zero_grad()  # the weight step computes its own
+
+    def unrolled_gradients(self, x, y, x_val, y_val, lr: float) -> None:
+        """DARTS's second-order step (cnn/architect.py): ∇α L_val(w', α) − ξ ∇²α,w L_train(w, α) ·
+        ∇w' L_val(w', α), w' = w − ξ (momentum + ∇w L_train + wd·w), the Hessian-vector product by
+        central differences at w ± R·v, R = 0.01 / ‖v‖."""
+        from torch.func import functional_call
+
+        c, net = self.config, self.net
+        names = [n for n, p in net.named_parameters() if not n.startswith("architecture.")]
+        weights = [p for n, p in net.named_parameters() if not n.startswith("architecture.")]
+        alphas = net.arch_parameters()
+        grads = torch.autograd.grad(nn.functional.cross_entropy(net(x), y), weights)
+        unrolled = {}
+        for name, w, g in zip(names, weights, grads, strict=True):
+            buffer = self.w_optimizer.state.get(w, {}).get("momentum_buffer")
+            moment = c.momentum * buffer if buffer is not None else torch.zeros_like(w)
+            unrolled[name] = (w - lr * (moment + g + c.weight_decay * w)).detach().requires_grad_()
+        arch = {n: p for n, p in net.named_parameters() if n.startswith("architecture.")}
+        loss = nn.functional.cross_entropy(functional_call(net, {**unrolled, **arch}, (x_val,)), y_val)
+        dalpha = torch.autograd.grad(loss, alphas, retain_graph=True)
+        vector = torch.autograd.grad(loss, list(unrolled.values()))
+        r = 0.01 / torch.cat([v.flatten() for v in vector]).norm()
+        with torch.no_grad():
+            for w, v in zip(weights, vector, strict=True):
+                w.add_(v, alpha=float(r))
+        grads_p = torch.autograd.grad(nn.functional.cross_entropy(net(x), y), alphas)
+        with torch.no_grad():
+            for w, v in zip(weights, vector, strict=True):
+                w.sub_(v, alpha=2 * float(r))
+        grads_n = torch.autograd.grad(nn.functional.cross_entropy(net(x), y), alphas)
+        with torch.no_grad():
+            for w, v in zip(weights, vector, strict=True):
+                w.add_(v, alpha=float(r))
+        for alpha, d, p, n in zip(alphas, dalpha, grads_p, grads_n, strict=True):
+            alpha.grad = d - lr * (p - n) / (2 * r)
+
+    @torch.no_grad()
+    def validation_accuracy(self) -> float:
+        """The supernet's accuracy on the held-out split: the mixture (DARTS) or α's argmax path (GDAS)."""
+        self.net.eval()
+        path = None
+        if self.config.strategy == "gdas":
+            path = {
+                k: a.argmax(-1).tolist() for k, a in zip(self.kinds, self.net.arch_parameters(), strict=True)
+            }
+        correct = 0
+        for start in range(0, len(self.data.val), 256):
+            samples = [self.data.val[i] for i in range(start, min(start + 256, len(self.data.val)))]
+            x, y = torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])
+            correct += int((self.net(x, path=path).argmax(-1) == y).sum())
+        return correct / len(self.data.val)
+
+    # -- what an epoch writes -----------------------------------------------------------------------
+
+    def derived(self) -> ir.Genotype:
+        """The derived cell, with at most `max_skip` identity edges per cell (P-DARTS: the weakest
+        kept identity edge loses its identity until few enough remain)."""
+        alphas = {k: a.detach().clone() for k, a in zip(self.kinds, self.net.arch_parameters(), strict=True)}
+        while True:
+            genotype = parse(self.net.derive("derived", alphas))
+            excess = self._excess_identity(genotype, alphas)
+            if excess is None:
+                return genotype
+            kind, row, column = excess
+            alphas[kind][row, column] = -math.inf
+
+    def _excess_identity(self, genotype: ir.Genotype, alphas) -> tuple[str, int, int] | None:
+        if self.config.max_skip is None:
+            return None
+        cells = _space_cells(self.net)
+        for kind in self.kinds:
+            ops = cells[kind]["ops"]
+            if "identity" not in ops:
+                continue
+            column = ops.index("identity")
+            kept = []
+            row = 0
+            for target, reads, _ in cells[kind]["nodes"]:
+                block = genotype.cell(kind).block(target)
+                for offset, state in enumerate(reads):
+                    if any(o.op == "identity" and o.input == state for o in block.operands):
+                        kept.append(row + offset)
+                row += len(reads)
+            if len(kept) > self.config.max_skip:
+                strengths = torch.softmax(alphas[kind], dim=-1)
+                weakest = min(kept, key=lambda r: float(strengths[r, column]))
+                return kind, weakest, column
+        return None
+
+    def write_epoch(self, row: dict) -> Path:
+        genotype = self.derived()
+        free = sum(o.op in PARAMETER_FREE for c in genotype.cells for b in c.blocks for o in b.operands)
+        row["parameter_free_ops"] = free
+        meta = [
+            ("strategy", self.config.strategy),
+            ("epoch", row["epoch"]),
+            ("search_space", parse_space(self.config.space_source).name),
+            ("search_space_hash", self.space_hash[:16]),
+            ("supernet_val_accuracy", round(row["val_accuracy"], 6)),
+            ("parameter_free_ops", free),
+            ("nasc_version", nasc.__version__),
+        ]
+        named = dataclasses.replace(
+            genotype,
+            name=f"epoch_{row['epoch']:03d}",
+            metadata=tuple(ir.MetaEntry(k, v) for k, v in meta),
+        )
+        text = nasc.format(named)
+        digest = nasc.structural_hash(named)
+        path = self.out / "cells" / f"epoch-{row['epoch']:03d}-{digest[:8]}.cell"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        atomic_write_text(self.out / "best.cell", text)
+        row.update(file=str(path.relative_to(self.out)), hash=digest)
+        return path
+
+    def save_state(self) -> None:
+        state = {
+            "epoch": self.epoch,
+            "net": self.net.state_dict(),
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "a_optimizer": self.a_optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "log": json.dumps(self.log),
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.out / "state.pt", buffer.getvalue())
+
+    def load_state(self) -> None:
+        try:
+            state = read_tensor_file(self.out / "state.pt")
+            self.net.load_state_dict(state["net"])
+            self.w_optimizer.load_state_dict(state["w_optimizer"])
+            self.a_optimizer.load_state_dict(state["a_optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            self.epoch = int(state["epoch"])
+            self.log = json.loads(state["log"])
+        except (TensorFileError, KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise OneShotError(f"{self.out / 'state.pt'} cannot be resumed: {error}") from None
+
+    def run(self, resume: bool = False, on_epoch: Callable[[dict], None] | None = None) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume and (self.out / "state.pt").exists():
+            self.load_state()
+        else:
+            save_config(self.config)
+        while self.epoch < self.config.epochs:
+            row = {"epoch": self.epoch, **self.train_epoch(self.epoch)}
+            row["val_accuracy"] = self.validation_accuracy()
+            self.write_epoch(row)
+            self.log.append(row)
+            self.epoch += 1
+            self.save_state()
+            if on_epoch is not None:
+                on_epoch(row)
+        return self.log[-1] if self.log else {}
+
+
+def _space_cells(net: nn.Module) -> dict:
+    """The emitted module's SPACE_CELLS (the space as data), read from the network's module."""
+    import sys
+
+    return sys.modules[type(net).__module__].SPACE_CELLS

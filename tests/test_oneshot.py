@@ -1,0 +1,127 @@
+"""One-shot search (DARTS first and second order, GDAS) on a tiny supernet: each runs, writes a
+derived cell per epoch, and resumes after a kill exactly where an uninterrupted run goes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import nasc
+from nasc.compiler.api import format, load_space
+from nasc.runtime.data import DataSplits, TensorImages, load_digits
+from nasc.runtime.oneshot import OneShotConfig, OneShotError, OneShotSearch, load_config
+
+from .conftest import ROOT
+from .test_cli import run
+
+DARTS_SPACE = ROOT / "spaces" / "darts.space"
+
+
+def small_digits() -> DataSplits:
+    """128 training images at 8 px (one step of 64 per half), 64 held out: a search in seconds."""
+    full = load_digits(8)
+    subset = lambda d, n: TensorImages(d.images[:n], d.labels[:n], d.transform)  # noqa: E731
+    return DataSplits("digits", subset(full.train, 128), subset(full.val, 64), full.test, 10, 8)
+
+
+def tiny(out: Path, **changes) -> OneShotConfig:
+    settings = {"epochs": 2, "batch_size": 64, "cells_per_stage": 1, "init_channels": 4, **changes}
+    return OneShotConfig(out=str(out), space_source=format(load_space(DARTS_SPACE)), **settings)
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after_first_epoch(row: dict) -> None:
+    raise Killed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("strategy", "order"), [("darts", 1), ("gdas", 1)])
+def test_a_search_resumed_after_a_kill_ends_where_an_unbroken_one_does(
+    tmp_path: Path, strategy: str, order: int
+) -> None:
+    data = small_digits()
+    whole = OneShotSearch(tiny(tmp_path / "whole", strategy=strategy, order=order), data)
+    whole.run()
+    broken_dir = tmp_path / "broken"
+    with pytest.raises(Killed):
+        OneShotSearch(tiny(broken_dir, strategy=strategy, order=order), data).run(
+            on_epoch=kill_after_first_epoch
+        )
+    assert len(list((broken_dir / "cells").glob("*.cell"))) == 1
+    resumed = OneShotSearch(load_config(str(broken_dir)), data)
+    resumed.run(resume=True)
+    for ours, theirs in zip(resumed.net.arch_parameters(), whole.net.arch_parameters(), strict=True):
+        assert torch.equal(ours, theirs)
+    assert (broken_dir / "best.cell").read_text() == (tmp_path / "whole" / "best.cell").read_text()
+    cells = sorted((broken_dir / "cells").glob("*.cell"))
+    assert [c.name[:9] for c in cells] == ["epoch-000", "epoch-001"]
+    best = nasc.load(broken_dir / "best.cell")
+    assert best.convention == "darts" and best.meta("strategy") == strategy and best.meta("epoch") == 1
+    assert best.meta("search_space_hash") == nasc.compiler.hashing.space_hash(load_space(DARTS_SPACE))[:16]
+    assert 0 <= best.meta("supernet_val_accuracy") <= 1
+    assert cells[-1].name.endswith(nasc.structural_hash(best)[:8] + ".cell")
+
+
+def test_the_second_order_step_moves_alpha_from_the_unrolled_weights(tmp_path: Path) -> None:
+    search = OneShotSearch(tiny(tmp_path, order=2), small_digits())
+    (x, y), (x_val, y_val) = search.batch(list(range(32))), search.batch(list(range(64, 96)))
+    before = [a.detach().clone() for a in search.net.arch_parameters()]
+    weights = [w.detach().clone() for w in search.net.weights()]
+    search.arch_step(x, y, x_val, y_val, lr=0.025, tau=1.0)
+    assert all(not torch.equal(a, b) for a, b in zip(search.net.arch_parameters(), before, strict=True))
+    # the finite differences leave the weights where they were (to rounding)
+    for w, w0 in zip(search.net.weights(), weights, strict=True):
+        assert torch.allclose(w, w0, atol=1e-6)
+
+
+def test_max_skip_keeps_at_most_k_identity_edges(tmp_path: Path) -> None:
+    search = OneShotSearch(tiny(tmp_path, max_skip=1), small_digits())
+    with torch.no_grad():  # every edge's identity strongest: an unchecked derivation is all skips
+        for alpha in search.net.arch_parameters():
+            alpha.zero_()
+            alpha[:, 3] = 5.0
+    for cell in search.derived().cells:
+        assert sum(o.op == "identity" for b in cell.blocks for o in b.operands) <= 1
+    search.config.max_skip = None
+    assert all(o.op == "identity" for c in search.derived().cells for b in c.blocks for o in b.operands)
+
+
+def test_a_damaged_or_foreign_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "oneshot.json").write_text(json.dumps({"space_source": 3}))
+    with pytest.raises(OneShotError, match="does not fit"):
+        load_config(str(tmp_path))
+    (tmp_path / "oneshot.json").write_text(json.dumps({"space_source": "x", "exec": "rm"}))
+    with pytest.raises(OneShotError, match="damaged"):
+        load_config(str(tmp_path))
+
+
+def test_the_command_line_runs_gdas_and_the_derived_cell_trains(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    argv = ["search", "--strategy", "gdas", "--space", str(DARTS_SPACE), "--epochs", "1", "--layers", "5"]
+    code, stdout, err = run(*argv, "--init-channels", "4", "--out", str(out))
+    assert code == 0, err
+    assert "[epoch 1/1]" in err and "best.cell" in stdout
+    train_out = tmp_path / "t"
+    code, _, err = run(
+        "train",
+        str(out / "best.cell"),
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--scale",
+        "1@16",
+        "--out",
+        str(train_out),
+    )
+    assert code == 0, err
+    code, _, err = run("search", "--strategy", "darts", "--out", str(tmp_path / "x"))
+    assert code == 1 and "give one with --space" in err
+    code, _, err = run("search", "--strategy", "random", "--order", "2")
+    assert code == 2 and "--order: flags of the one-shot strategies" in err
