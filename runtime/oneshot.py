@@ -26,16 +26,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import nasc
 from nasc.compiler import ir
-from nasc.compiler.api import parse, parse_space
+from nasc.compiler.api import format, parse, parse_space
 from nasc.compiler.compilation import compile_space
-from nasc.compiler.hashing import space_hash
+from nasc.compiler.hashing import space_hash, structural_hash
 from nasc.compiler.options import EmitOptions
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.build import import_source
 from nasc.runtime.data import DataSplits, load_dataset
 from nasc.runtime.tensorfile import TensorFileError, read_tensor_file
+from nasc.version import __version__
 
 STRATEGIES = ("darts", "gdas")
 PARAMETER_FREE = ("identity", "max_pool_3x3", "avg_pool_3x3", "none")
@@ -352,15 +352,15 @@ class OneShotSearch:
             ("search_space_hash", self.space_hash[:16]),
             ("supernet_val_accuracy", round(row["val_accuracy"], 6)),
             ("parameter_free_ops", free),
-            ("nasc_version", nasc.__version__),
+            ("nasc_version", __version__),
         ]
         named = dataclasses.replace(
             genotype,
             name=f"epoch_{row['epoch']:03d}",
             metadata=tuple(ir.MetaEntry(k, v) for k, v in meta),
         )
-        text = nasc.format(named)
-        digest = nasc.structural_hash(named)
+        text = format(named)
+        digest = structural_hash(named)
         path = self.out / "cells" / f"epoch-{row['epoch']:03d}-{digest[:8]}.cell"
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text)
