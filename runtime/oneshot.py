@@ -70,6 +70,7 @@ class OneShotConfig:
     tau_max: float = 10.0  # GDAS's temperature, annealed linearly to tau_min
     tau_min: float = 0.1
     max_skip: int | None = None  # P-DARTS: at most this many identity edges per derived cell
+    channels_last: bool = False  # the supernet in channels-last memory (about half the CPU step time)
     seed: int = 0
 
     def validate(self) -> None:
@@ -89,8 +90,8 @@ OPTIONAL = frozenset({"data_dir", "max_skip"})  # None where unset
 def _fits(value: object, default: object, optional: bool) -> bool:
     if value is None:
         return optional
-    if isinstance(value, bool):
-        return False
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
     if isinstance(default, float):
         return isinstance(value, int | float) and math.isfinite(value)
     if default is None:  # an optional int or str: the field's kind follows its name
@@ -161,6 +162,7 @@ class OneShotSearch:
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         self.net = build_supernet(config, self.data.num_classes)
+        self.net.set_channels_last(config.channels_last)
         self.kinds = [kind for kind, _ in self.net.architecture.named_parameters()]
         self.w_optimizer = torch.optim.SGD(
             self.net.weights(),

@@ -41,6 +41,12 @@ _FLAGS = (
         click.IntRange(min=0),
         "One-shot: at most K identity edges per derived cell (P-DARTS).",
     ),
+    (
+        "channels_last",
+        False,
+        bool,
+        "One-shot: the supernet in channels-last memory (CPU: about half the step).",
+    ),
 )
 NAMES = tuple(name for name, *_ in _FLAGS)
 
@@ -48,8 +54,12 @@ NAMES = tuple(name for name, *_ in _FLAGS)
 def oneshot_options(command):
     """The one-shot flags, each unset (None) unless given, so that a multi-trial search can refuse them."""
     for name, default, kind, text in reversed(_FLAGS):
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            command = click.option(flag, is_flag=True, default=None, help=text)(command)
+            continue
         shown_default = f" [default: {default}]" if default is not None else ""
-        command = click.option("--" + name.replace("_", "-"), type=kind, help=text + shown_default)(command)
+        command = click.option(flag, type=kind, help=text + shown_default)(command)
     return command
 
 

@@ -177,7 +177,7 @@ def search(resume_dir: str | None, **options) -> None:
     if options["strategy"] in ONESHOT or (resume_dir and Path(resume_dir, "oneshot.json").exists()):
         run_oneshot(options, given, resume_dir)
         return
-    unused = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+    unused = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, False)]
     if unused:
         raise click.UsageError(f"{', '.join(unused)}: flags of the one-shot strategies (darts, gdas)")
     if space is not None:
