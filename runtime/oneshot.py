@@ -39,6 +39,7 @@ from nasc.version import __version__
 
 STRATEGIES = ("darts", "gdas")
 PARAMETER_FREE = ("identity", "max_pool_3x3", "avg_pool_3x3", "none")
+BACKWARD_OVERHEAD = 1.15
 
 
 class OneShotError(Exception):
@@ -137,6 +138,39 @@ def build_supernet(config: OneShotConfig, num_classes: int) -> nn.Module:
     return module.create_model(compilation.preset_name)
 
 
+def training_memory(net: nn.Module, batch: int, image_size: int, channels: int = 3) -> int:
+    """Bytes a training step of the mixture needs at `batch`: the tensors autograd saves for the
+    backward pass (counted once per storage, on a batch of 2, scaled) and the weights with their
+    gradients and momentum."""
+    saved: dict[int, int] = {}
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    was_training = net.training
+    net.train()
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        net(torch.zeros(2, channels, image_size, image_size))
+    net.train(was_training)
+    weights = sum(p.numel() * p.element_size() for p in net.parameters())
+    # The backward pass's own buffers come on top: at C = 16, 8 cells, batch 32 the peak measured
+    # by bench/bench_oneshot.py is 1.14x the saved tensors.
+    return int(sum(saved.values()) * batch / 2 * BACKWARD_OVERHEAD) + 3 * weights
+
+
+def available_memory() -> int | None:
+    """What this machine can still give (Linux's MemAvailable); None where it cannot say."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def gumbel_hard(alpha: torch.Tensor, tau: float) -> tuple[torch.Tensor, list[int]]:
     """GDAS's sample: per edge one candidate drawn from softmax(α) by the Gumbel-max trick; the
     hard one-hot weights carry the gradient of softmax((log_softmax(α) + g) / τ)."""
@@ -163,6 +197,7 @@ class OneShotSearch:
         random.seed(config.seed)
         self.net = build_supernet(config, self.data.num_classes)
         self.net.set_channels_last(config.channels_last)
+        self.check_memory()
         self.kinds = [kind for kind, _ in self.net.architecture.named_parameters()]
         self.w_optimizer = torch.optim.SGD(
             self.net.weights(),
@@ -179,6 +214,23 @@ class OneShotSearch:
         self.epoch = 0
         self.space_hash = space_hash(parse_space(config.space_source))
         self.log: list[dict] = []
+
+    def check_memory(self) -> None:
+        """Refuse, before any training, a supernet that cannot train here at its batch size."""
+        available = available_memory()
+        if available is None:
+            return
+        needed = training_memory(self.net, self.config.batch_size, self.data.image_size)
+        if needed <= available:
+            return
+        per_example = needed / self.config.batch_size  # weights included: a slight underestimate of fits
+        fits = int(available // per_example)
+        batch = self.config.batch_size
+        raise OneShotError(
+            f"the supernet needs about {needed / 2**30:.1f} GiB to train at batch {batch}; "
+            f"this machine has {available / 2**30:.1f} GiB available: lower --batch-size "
+            f"(about {fits} fits), --init-channels or --layers"
+        )
 
     # -- one epoch --------------------------------------------------------------------------------
 

@@ -125,3 +125,16 @@ def test_the_command_line_runs_gdas_and_the_derived_cell_trains(tmp_path: Path) 
     assert code == 1 and "give one with --space" in err
     code, _, err = run("search", "--strategy", "random", "--order", "2")
     assert code == 2 and "--order: flags of the one-shot strategies" in err
+
+
+def test_a_supernet_that_cannot_fit_is_refused_before_training(tmp_path: Path, monkeypatch) -> None:
+    import nasc.runtime.oneshot as oneshot
+
+    search = OneShotSearch(tiny(tmp_path), small_digits())  # fits: the check passed
+    needed = oneshot.training_memory(search.net, 64, 8)
+    assert needed > sum(p.numel() * 4 for p in search.net.parameters())
+    assert oneshot.training_memory(search.net, 128, 8) > needed  # grows with the batch
+    monkeypatch.setattr(oneshot, "available_memory", lambda: needed // 4)
+    with pytest.raises(OneShotError, match=r"lower --batch-size \(about \d+ fits\)"):
+        OneShotSearch(tiny(tmp_path / "big"), small_digits())
+    assert not (tmp_path / "big").exists()
