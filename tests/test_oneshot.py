@@ -21,14 +21,14 @@ DARTS_SPACE = ROOT / "spaces" / "darts.space"
 
 
 def small_digits() -> DataSplits:
-    """128 training images at 8 px (one step of 64 per half), 64 held out: a search in seconds."""
+    """64 training images at 8 px (one step of 32 per half), 32 held out: a search in seconds."""
     full = load_digits(8)
     subset = lambda d, n: TensorImages(d.images[:n], d.labels[:n], d.transform)  # noqa: E731
-    return DataSplits("digits", subset(full.train, 128), subset(full.val, 64), full.test, 10, 8)
+    return DataSplits("digits", subset(full.train, 64), subset(full.val, 32), full.test, 10, 8)
 
 
 def tiny(out: Path, **changes) -> OneShotConfig:
-    settings = {"epochs": 2, "batch_size": 64, "cells_per_stage": 1, "init_channels": 4, **changes}
+    settings = {"epochs": 2, "batch_size": 32, "cells_per_stage": 1, "init_channels": 4, **changes}
     return OneShotConfig(out=str(out), space_source=format(load_space(DARTS_SPACE)), **settings)
 
 
@@ -70,7 +70,7 @@ def test_a_search_resumed_after_a_kill_ends_where_an_unbroken_one_does(
 
 def test_the_second_order_step_moves_alpha_from_the_unrolled_weights(tmp_path: Path) -> None:
     search = OneShotSearch(tiny(tmp_path, order=2), small_digits())
-    (x, y), (x_val, y_val) = search.batch(list(range(32))), search.batch(list(range(64, 96)))
+    (x, y), (x_val, y_val) = search.batch(list(range(32))), search.batch(list(range(32, 64)))
     before = [a.detach().clone() for a in search.net.arch_parameters()]
     weights = [w.detach().clone() for w in search.net.weights()]
     search.arch_step(x, y, x_val, y_val, lr=0.025, tau=1.0)
@@ -104,6 +104,7 @@ def test_a_damaged_or_foreign_directory_is_refused(tmp_path: Path) -> None:
 def test_the_command_line_runs_gdas_and_the_derived_cell_trains(tmp_path: Path) -> None:
     out = tmp_path / "s"
     argv = ["search", "--strategy", "gdas", "--space", str(DARTS_SPACE), "--epochs", "1", "--layers", "5"]
+    argv += ["--batch-size", "256"]
     code, stdout, err = run(*argv, "--init-channels", "4", "--out", str(out))
     assert code == 0, err
     assert "[epoch 1/1]" in err and "best.cell" in stdout
