@@ -5,7 +5,8 @@ architecture step on one batch, then a weight step on another). Each contender r
 process, alone (nothing else computes or spins beside it), in alternating rounds; the median step
 time and the peak resident memory the steps add over the built network (Linux's VmHWM, reset after
 setup) are reported with their ratios. `nasc-cl` is nasc's supernet in channels-last memory
-(`nasc search --channels-last`).
+(`nasc search --channels-last`), `nasc-pc4` its edges on a quarter of the channels
+(`--partial-channels 4`, PC-DARTS).
 
     python bench/bench_oneshot.py [--steps 5] [--rounds 3]
 """
@@ -46,9 +47,12 @@ def one(contender: str, steps: int, batch: int) -> dict:
     else:
         from nasc.compiler.api import load_space
         from nasc.compiler.compilation import compile_space
+        from nasc.compiler.options import EmitOptions
         from nasc.runtime.build import import_source
 
-        net = import_source(compile_space(load_space(ROOT / "spaces" / "darts.space")).emit()).DartsSearch()
+        options = EmitOptions(partial_channels=4 if contender == "nasc-pc4" else 1)
+        compilation = compile_space(load_space(ROOT / "spaces" / "darts.space"), options)
+        net = import_source(compilation.emit()).create_model(compilation.preset_name)
         net.set_channels_last(contender == "nasc-cl")
         alphas, weights = net.arch_parameters(), net.weights()
     w_opt = torch.optim.SGD(weights, 0.025, momentum=0.9, weight_decay=3e-4)
@@ -82,12 +86,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--one", choices=["reference", "nasc", "nasc-cl"], help=argparse.SUPPRESS)
+    parser.add_argument("--one", choices=["reference", "nasc", "nasc-cl", "nasc-pc4"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one, args.steps, args.batch)))
         return
-    results: dict[str, list[dict]] = {"reference": [], "nasc": [], "nasc-cl": []}
+    results: dict[str, list[dict]] = {"reference": [], "nasc": [], "nasc-cl": [], "nasc-pc4": []}
     for _ in range(args.rounds):
         for contender in results:
             argv = [
@@ -113,7 +117,7 @@ def main() -> None:
     print(f"first-order DARTS step, C = 16, 8 cells, batch {args.batch} at 32 px, 2 threads")
     for name, row in summary.items():
         print(f"  {name:9} {row['seconds'] * 1000:8.0f} ms/step   peak +{row['peak_mib']:7.0f} MiB")
-    for name in ("nasc", "nasc-cl"):
+    for name in ("nasc", "nasc-cl", "nasc-pc4"):
         ours = summary[name]
         print(
             f"  {name} / reference: time {ours['seconds'] / ref['seconds']:.2f}×, "

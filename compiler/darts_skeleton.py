@@ -110,6 +110,11 @@ def resolve_search_preset(options: EmitOptions) -> tuple[str, DartsPreset]:
     if options.num_classes:
         preset = replace(preset, num_classes=options.num_classes)
         name += f"-{options.num_classes}"
+    k = options.partial_channels
+    if k < 1 or preset.channels % k:
+        raise ValueError(f"--partial-channels {k} must divide C = {preset.channels}")
+    if k > 1:
+        name += f"-pc{k}"
     return name, preset
 
 

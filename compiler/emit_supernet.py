@@ -211,6 +211,7 @@ def emit_supernet(compilation: Compilation) -> str:
         extra={
             "space_cells": [_SpaceCellData.of(cell) for cell in space.cells],
             "mixed_ops": list(factories.values()),
+            "partial_channels": compilation.options.partial_channels,
         },
     )
     return render_module(compilation, view)

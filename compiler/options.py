@@ -18,3 +18,5 @@ class EmitOptions:
     # search does; P (penultimate_filters) follows from the cells. Not with penultimate_filters.
     first_filters: int | None = None
     source_file: str | None = None
+    # A supernet's edges see 1/K of the channels (PC-DARTS); 1: all of them. Cells ignore it.
+    partial_channels: int = 1

@@ -71,6 +71,7 @@ class OneShotConfig:
     tau_max: float = 10.0  # GDAS's temperature, annealed linearly to tau_min
     tau_min: float = 0.1
     max_skip: int | None = None  # P-DARTS: at most this many identity edges per derived cell
+    partial_channels: int = 1  # PC-DARTS: each edge's candidates see 1/K of the channels
     channels_last: bool = False  # the supernet in channels-last memory (about half the CPU step time)
     seed: int = 0
 
@@ -83,6 +84,8 @@ class OneShotConfig:
             raise OneShotError("--train-portion must be between 0 and 1")
         if self.init_channels % 2:
             raise OneShotError("--init-channels must be even (a factorized reduction halves it)")
+        if self.partial_channels < 1 or self.init_channels % self.partial_channels:
+            raise OneShotError(f"--partial-channels {self.partial_channels} must divide --init-channels")
 
 
 OPTIONAL = frozenset({"data_dir", "max_skip"})  # None where unset
@@ -131,7 +134,10 @@ def load_config(out: str) -> OneShotConfig:
 def build_supernet(config: OneShotConfig, num_classes: int) -> nn.Module:
     space = parse_space(config.space_source, "oneshot.json (space)")
     options = EmitOptions(
-        cells_per_stage=config.cells_per_stage, first_filters=config.init_channels, num_classes=num_classes
+        cells_per_stage=config.cells_per_stage,
+        first_filters=config.init_channels,
+        num_classes=num_classes,
+        partial_channels=config.partial_channels,
     )
     compilation = compile_space(space, options)
     module = import_source(compilation.emit())
@@ -229,7 +235,7 @@ class OneShotSearch:
         raise OneShotError(
             f"the supernet needs about {needed / 2**30:.1f} GiB to train at batch {batch}; "
             f"this machine has {available / 2**30:.1f} GiB available: lower --batch-size "
-            f"(about {fits} fits), --init-channels or --layers"
+            f"(about {fits} fits), --partial-channels 4 (PC-DARTS), --init-channels or --layers"
         )
 
     # -- one epoch --------------------------------------------------------------------------------

@@ -143,3 +143,22 @@ def test_a_space_whose_edges_differ_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="different candidate ops"):
         compile_space(parse_space(text)).emit()
+
+
+def test_partial_channels_mix_a_quarter_and_shuffle_the_rest_in() -> None:
+    from nasc.compiler.options import EmitOptions
+
+    compilation = compile_space(load_space(DARTS_SPACE), EmitOptions(partial_channels=4))
+    module = import_source(compilation.emit())
+    torch.manual_seed(0)
+    net = module.create_model(compilation.preset_name).eval()
+    full = supernet_module().DartsSearch()
+    assert sum(p.numel() for p in net.weights()) < sum(p.numel() for p in full.weights()) / 3
+    edge = net.cell_0.h2_h0
+    x = torch.randn(2, 16, 8, 8)
+    out = edge(x, torch.relu(x), torch.softmax(torch.randn(8), -1))
+    # the channels the candidates did not see pass unchanged, interleaved: group g at channels g, g + 4, …
+    assert torch.equal(out[:, 1::4], x[:, 4:8]) and torch.equal(out[:, 3::4], x[:, 12:16])
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="must divide C"):
+        compile_space(load_space(DARTS_SPACE), EmitOptions(partial_channels=3))

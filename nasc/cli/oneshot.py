@@ -42,6 +42,12 @@ _FLAGS = (
         "One-shot: at most K identity edges per derived cell (P-DARTS).",
     ),
     (
+        "partial_channels",
+        1,
+        click.IntRange(min=1),
+        "One-shot: each edge sees 1/K of the channels (PC-DARTS).",
+    ),
+    (
         "channels_last",
         False,
         bool,
