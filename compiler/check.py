@@ -60,6 +60,11 @@ class _Checker:
             self.resolve_convention(module.convention)
         if module.metadata is not None:
             self.metadata(module.metadata)
+        self.cells(module, "genotype", self.cell)
+
+    def cells(self, module: st.Module, what: str, check_cell) -> None:
+        """Each cell once, of a kind the convention builds (`check_cell` checks its body), and every
+        kind it needs present."""
         seen: dict[str, st.CellDeclaration] = {}
         for cell in module.cells:
             kind = cell.kind.text
@@ -80,16 +85,34 @@ class _Checker:
                     or f"the {self.convention.name} convention builds networks from "
                     f"{self.convention.describe_kinds()} cells",
                 )
-            self.cell(cell)
+            check_cell(cell)
         for kind in self.convention.cell_kinds if self.convention_known else ():
             if kind not in seen:
                 example = ", ".join(self.convention.example_inputs)
                 self.error(
-                    f"genotype `{module.name.text}` has no `{kind}` cell",
+                    f"{what} `{module.name.text}` has no `{kind}` cell",
                     module.name.span,
                     hint=f"the {self.convention.name} convention needs {self.convention.describe_kinds()} "
                     f"cells, e.g. `{kind}({example}) {{ ... }}`",
                 )
+
+    def declare_inputs(self, cell: st.CellDeclaration) -> dict[str, Span | None]:
+        """The cell's inputs, checked against the convention's count: the scope its body starts with."""
+        kind = cell.kind.text
+        self.identifier(cell.kind, "cell kind")
+        if self.convention_known and len(cell.inputs) != self.convention.cell_inputs:
+            example = ", ".join(self.convention.example_inputs)
+            self.error(
+                f"cell `{kind}` declares {len(cell.inputs)} input(s); {self.convention.name} cells take "
+                f"{self.convention.cell_inputs}",
+                cell.kind.span,
+                hint=f"declare `{kind}({example})`: {self.convention.describe_inputs()}",
+            )
+        defined: dict[str, Span | None] = {}
+        for name in cell.inputs:
+            self.identifier(name, "input name")
+            self.define(name, defined)
+        return defined
 
     def resolve_convention(self, name: st.Name) -> None:
         found = CONVENTIONS.get(name.text)
@@ -141,19 +164,7 @@ class _Checker:
 
     def cell(self, cell: st.CellDeclaration) -> None:
         kind = cell.kind.text
-        self.identifier(cell.kind, "cell kind")
-        if self.convention_known and len(cell.inputs) != self.convention.cell_inputs:
-            example = ", ".join(self.convention.example_inputs)
-            self.error(
-                f"cell `{kind}` declares {len(cell.inputs)} input(s); {self.convention.name} cells take "
-                f"{self.convention.cell_inputs}",
-                cell.kind.span,
-                hint=f"declare `{kind}({example})`: {self.convention.describe_inputs()}",
-            )
-        defined: dict[str, Span | None] = {}
-        for name in cell.inputs:
-            self.identifier(name, "input name")
-            self.define(name, defined)
+        defined = self.declare_inputs(cell)
         blocks = [s for s in cell.statements if isinstance(s, st.BlockStatement)]
         outputs = [s for s in cell.statements if isinstance(s, st.OutputStatement)]
         if not cell.statements:

@@ -236,24 +236,30 @@ STEMS = {
 }
 
 
+def cell_classes(compilation: Compilation, names: Namespace, suffix: str) -> dict[tuple[str, bool], str]:
+    """The class name of each cell variant the networks hold, (kind, after a reduction) → name, in
+    order: a cell after a reduction cell (or the ImageNet stem) reduces its s0, a variant of its own."""
+    variants = sorted(
+        {(cell.kind, cell.reduction_prev) for plan in compilation.plans.values() for cell in plan.cells}
+    )
+    return {
+        (kind, after): names.name(
+            ("cell", kind, after), _camel(kind) + suffix + ("AfterReduction" if after else "")
+        )
+        for kind, after in variants
+    }
+
+
 def emit_darts(compilation: Compilation) -> str:
     """The module: one class per cell variant, one straight-line class per preset. A rescaled compile
     (N @ P, classes) holds that one network only."""
     genotype = compilation.genotype
     names = Namespace(MODULE_NAMES)
     label = source_label(compilation)
-    # A cell after a reduction cell (or the ImageNet stem) reduces its s0: a variant of its own.
-    variants = sorted(
-        {(cell.kind, cell.reduction_prev) for plan in compilation.plans.values() for cell in plan.cells}
-    )
-    class_names = {
-        (kind, after): names.name(
-            ("cell", kind, after), _camel(kind) + "Cell" + ("AfterReduction" if after else "")
-        )
-        for kind, after in variants
-    }
+    class_names = cell_classes(compilation, names, "Cell")
     cells = [
-        _cell_view(genotype.cell(kind), after, class_names[(kind, after)], label) for kind, after in variants
+        _cell_view(genotype.cell(kind), after, class_names[(kind, after)], label)
+        for kind, after in class_names
     ]
     networks = network_views(
         compilation,

@@ -16,12 +16,11 @@ from nasc.compiler import emit
 from nasc.compiler.compilation import Compilation
 from nasc.compiler.conventions.darts import DARTS
 from nasc.compiler.emit import ModuleView, line_comment, location, network_views, render_module, source_label
-from nasc.compiler.emit_darts import CELL_ATTRIBUTES, CONSTRUCTORS, RAW_INPUT, network_view
+from nasc.compiler.emit_darts import CELL_ATTRIBUTES, CONSTRUCTORS, RAW_INPUT, cell_classes, network_view
 from nasc.compiler.liveness import SharedRelu
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.space_ir import Space, SpaceCell
 from nasc.compiler.space_printer import format_node
-from nasc.compiler.templating import camel
 
 MODULE_NAMES = (
     *emit.MODULE_NAMES,
@@ -174,15 +173,7 @@ def emit_supernet(compilation: Compilation) -> str:
             )
     names = Namespace(MODULE_NAMES)
     label = source_label(compilation)
-    variants = sorted(
-        {(cell.kind, cell.reduction_prev) for plan in compilation.plans.values() for cell in plan.cells}
-    )
-    class_names = {
-        (kind, after): names.name(
-            ("cell", kind, after), camel(kind) + "MixedCell" + ("AfterReduction" if after else "")
-        )
-        for kind, after in variants
-    }
+    class_names = cell_classes(compilation, names, "MixedCell")
     factories: dict[tuple, _MixedOpFactory] = {}
     for cell in space.cells:
         ops = cell_ops(cell)
@@ -191,7 +182,7 @@ def emit_supernet(compilation: Compilation) -> str:
             factories[ops] = _MixedOpFactory.of(name, ops)
     cells = [
         _cell_view(space.cell(kind), after, class_names[(kind, after)], label, factories)
-        for kind, after in variants
+        for kind, after in class_names
     ]
     networks = network_views(
         compilation,

@@ -38,20 +38,26 @@ def format_output(output: ir.Output) -> str:
     return f"return {output.combine}({', '.join(output.members)})"
 
 
-def _cell(cell: ir.Cell) -> list[str]:
+def cell_lines(cell, statements: list[tuple[str, ir.Comments]]) -> list[str]:
+    """A cell's lines (of a genotype or a space): its header, each statement's text with its
+    comments, its output and its closing brace."""
     lines = _leading(cell.comments, "")
     lines.append(_with_trailing(f"{cell.kind}({', '.join(cell.inputs)}) {{", cell.comments))
-    for block in cell.blocks:
-        if block.comments is ir.NO_COMMENTS:  # a machine-written cell: every block
-            lines.append(INDENT + format_block(block))
+    for text, comments in statements:
+        if comments is ir.NO_COMMENTS:  # a machine-written cell: every block
+            lines.append(INDENT + text)
             continue
-        lines += _leading(block.comments, INDENT)
-        lines.append(_with_trailing(INDENT + format_block(block), block.comments))
+        lines += _leading(comments, INDENT)
+        lines.append(_with_trailing(INDENT + text, comments))
     lines += _leading(cell.output.comments, INDENT)
     lines.append(_with_trailing(INDENT + format_output(cell.output), cell.output.comments))
     lines += _leading(cell.close_comments, INDENT)
     lines.append(_with_trailing("}", cell.close_comments))
     return lines
+
+
+def _cell(cell: ir.Cell) -> list[str]:
+    return cell_lines(cell, [(format_block(block), block.comments) for block in cell.blocks])
 
 
 def metadata_section(source) -> list[str]:

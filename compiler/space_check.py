@@ -29,30 +29,7 @@ class _SpaceChecker(_Checker):
         self.sets = {}
         for declared in module.sets:
             self.choice_set(declared)
-        seen: dict[str, st.CellDeclaration] = {}
-        for cell in module.cells:
-            kind = cell.kind.text
-            if kind in seen:
-                self.error(f"cell `{kind}` is given twice", cell.kind.span, hint="keep one")
-                continue
-            seen[kind] = cell
-            if self.convention_known and kind not in self.convention.cell_kinds:
-                self.error(
-                    f"unknown cell kind `{kind}`",
-                    cell.kind.span,
-                    hint=did_you_mean(kind, self.convention.cell_kinds)
-                    or f"the {self.convention.name} convention builds networks from "
-                    f"{self.convention.describe_kinds()} cells",
-                )
-            self.space_cell(cell)
-        for kind in self.convention.cell_kinds if self.convention_known else ():
-            if kind not in seen:
-                self.error(
-                    f"space `{module.name.text}` has no `{kind}` cell",
-                    module.name.span,
-                    hint=f"the {self.convention.name} convention needs "
-                    f"{self.convention.describe_kinds()} cells",
-                )
+        self.cells(module, "space", self.space_cell)
 
     def choice_set(self, declared: st.ChoiceSet) -> None:
         name = declared.name.text
@@ -141,18 +118,7 @@ class _SpaceChecker(_Checker):
 
     def space_cell(self, cell: st.CellDeclaration) -> None:
         kind = cell.kind.text
-        self.identifier(cell.kind, "cell kind")
-        if self.convention_known and len(cell.inputs) != self.convention.cell_inputs:
-            self.error(
-                f"cell `{kind}` declares {len(cell.inputs)} input(s); {self.convention.name} cells take "
-                f"{self.convention.cell_inputs}",
-                cell.kind.span,
-                hint=self.convention.describe_inputs(),
-            )
-        defined: dict[str, Span | None] = {}
-        for name in cell.inputs:
-            self.identifier(name, "input name")
-            self.define(name, defined)
+        defined = self.declare_inputs(cell)
         nodes = [s for s in cell.statements if isinstance(s, st.BlockStatement)]
         outputs = [s for s in cell.statements if isinstance(s, st.OutputStatement)]
         later = {node.target.text: node.target.span for node in nodes}

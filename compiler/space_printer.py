@@ -3,14 +3,7 @@ name. A set is printed by its name where a node named it; one candidate is print
 
 from __future__ import annotations
 
-from nasc.compiler.printer import (
-    DEFAULT_CONVENTION,
-    INDENT,
-    _leading,
-    _with_trailing,
-    format_output,
-    metadata_section,
-)
+from nasc.compiler.printer import DEFAULT_CONVENTION, _leading, _with_trailing, cell_lines, metadata_section
 from nasc.compiler.space_ir import Edge, Node, Space, SpaceCell
 
 
@@ -31,16 +24,7 @@ def format_node(node: Node) -> str:
 
 
 def _cell(cell: SpaceCell) -> list[str]:
-    lines = _leading(cell.comments, "")
-    lines.append(_with_trailing(f"{cell.kind}({', '.join(cell.inputs)}) {{", cell.comments))
-    for node in cell.nodes:
-        lines += _leading(node.comments, INDENT)
-        lines.append(_with_trailing(INDENT + format_node(node), node.comments))
-    lines += _leading(cell.output.comments, INDENT)
-    lines.append(_with_trailing(INDENT + format_output(cell.output), cell.output.comments))
-    lines += _leading(cell.close_comments, INDENT)
-    lines.append(_with_trailing("}", cell.close_comments))
-    return lines
+    return cell_lines(cell, [(format_node(node), node.comments) for node in cell.nodes])
 
 
 def format_space(space: Space) -> str:

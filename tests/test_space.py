@@ -51,9 +51,9 @@ def test_a_cell_is_a_space_with_one_choice_everywhere() -> None:
     assert all(len(e.ops) == len(e.inputs) == 1 for c in space.cells for n in c.nodes for e in n.edges)
 
 
-DARTS_LIKE = """# a comment that stays
-space tiny : darts
-ops = [none, identity, sep_conv_3x3]  # the candidates
+VALID = """space bad : darts
+meta { note = "x" }
+ops = [none, identity, sep_conv_3x3]
 normal(a, b) {
     c = add(ops(a), ops(b)) keep 2
     d = add(ops(a), ops(b), ops(c)) keep 2
@@ -64,6 +64,9 @@ reduction(a, b) {
     return concat(c)
 }
 """
+DARTS_LIKE = "# a comment that stays\n" + VALID.replace(
+    "ops = [none, identity, sep_conv_3x3]", "ops = [none, identity, sep_conv_3x3]  # the candidates"
+)
 
 
 def test_the_hash_ignores_names_sets_and_comments_but_not_candidates() -> None:
@@ -78,22 +81,9 @@ def test_the_hash_ignores_names_sets_and_comments_but_not_candidates() -> None:
         DARTS_LIKE.replace("return concat(c, d)", "return concat(d)"),
     ):
         assert space_hash(parse_space(changed)) != base
-    assert format(parse_space(DARTS_LIKE)).startswith("# a comment that stays\nspace tiny : darts\n")
+    assert format(parse_space(DARTS_LIKE)).startswith("# a comment that stays\nspace bad : darts\n")
 
 
-VALID = """space bad : darts
-meta { note = "x" }
-ops = [none, identity, sep_conv_3x3]
-normal(a, b) {
-    c = add(ops(a), ops(b)) keep 2
-    d = add(ops(a), ops(b), ops(c)) keep 2
-    return concat(c, d)
-}
-reduction(a, b) {
-    c = add([identity, sep_conv_3x3](a), [max_pool_3x3, identity](b))
-    return concat(c)
-}
-"""
 # the edit that breaks VALID; the message, line, column and a fragment of the hint
 BAD = {
     "unknown_op_in_set": (
