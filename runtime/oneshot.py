@@ -88,19 +88,17 @@ class OneShotConfig:
             raise OneShotError(f"--partial-channels {self.partial_channels} must divide --init-channels")
 
 
-OPTIONAL = frozenset({"data_dir", "max_skip"})  # None where unset
+OPTIONAL = {"data_dir": str, "max_skip": int}  # settings that are None where unset, and their type
 
 
-def _fits(value: object, default: object, optional: bool) -> bool:
+def _fits(value: object, default: object, optional: type | None) -> bool:
     if value is None:
-        return optional
+        return optional is not None
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
     if isinstance(default, float):
         return isinstance(value, int | float) and math.isfinite(value)
-    if default is None:  # an optional int or str: the field's kind follows its name
-        return isinstance(value, int | str)
-    return isinstance(value, type(default))
+    return isinstance(value, optional or type(default))
 
 
 def save_config(config: OneShotConfig) -> None:
@@ -121,7 +119,7 @@ def load_config(out: str) -> OneShotConfig:
         raise OneShotError(f"{path} is damaged: unknown or missing settings")
     defaults = OneShotConfig(out=out, space_source="")
     for key, value in data.items():
-        if not _fits(value, getattr(defaults, key), key in OPTIONAL):
+        if not _fits(value, getattr(defaults, key), OPTIONAL.get(key)):
             raise OneShotError(f"{path}: setting {key!r} is {type(value).__name__}, which does not fit")
     config = OneShotConfig(out=out, **data)
     config.validate()

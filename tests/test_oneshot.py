@@ -139,3 +139,13 @@ def test_a_supernet_that_cannot_fit_is_refused_before_training(tmp_path: Path, m
     with pytest.raises(OneShotError, match=r"lower --batch-size \(about \d+ fits\)"):
         OneShotSearch(tiny(tmp_path / "big"), small_digits())
     assert not (tmp_path / "big").exists()
+
+
+def test_every_setting_of_a_resumed_search_is_type_checked(tmp_path: Path) -> None:
+    base = {"space_source": format(load_space(DARTS_SPACE))}
+    for bad in ({"max_skip": "2"}, {"data_dir": 3}, {"epochs": 2.5}, {"channels_last": 1}, {"order": True}):
+        (tmp_path / "oneshot.json").write_text(json.dumps({**base, **bad}))
+        with pytest.raises(OneShotError, match="does not fit"):
+            load_config(str(tmp_path))
+    (tmp_path / "oneshot.json").write_text(json.dumps({**base, "max_skip": None, "learning_rate": 1}))
+    assert load_config(str(tmp_path)).learning_rate == 1
