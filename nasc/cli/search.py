@@ -163,6 +163,7 @@ def search(resume_dir: str | None, **options) -> None:
       nasc search --objective mnas --target-latency-ms 5 --budget 40 --out runs/mnas
       nasc search --resume runs/demo
       nasc search --benchmark benchmarks/nb201-digits.jsonl --strategy evolution --budget 200
+      nasc search --strategy darts --space spaces/darts.space --epochs 50 --out runs/darts
       nasc search --executor ray --address auto --workers 64 --budget 20000 ...
     """
     from nasc.runtime.signals import interrupt_on_sigterm
