@@ -198,7 +198,13 @@ class _SpaceChecker(_Checker):
                 hint=f"apply ops to it: `ops({operand.name.text})`",
             )
             return
-        self.candidates(operand.op, self.op_vocabulary(keep), "op")
+        ops = self.candidates(operand.op, self.op_vocabulary(keep), "op")
+        if keep and ops and set(ops) <= {ZERO_OP}:
+            self.error(
+                f"this edge's only candidate is `{ZERO_OP}`, which a derived cell never keeps",
+                operand.op.span,
+                hint="give the edge a candidate that computes something, or delete the edge",
+            )
         if len(operand.args) != 1:
             self.error(
                 f"an edge reads 1 input, got {len(operand.args)}",

@@ -123,6 +123,13 @@ BAD = {
     ),
     "undefined_input": (("ops(c)) keep 2", "ops(e)) keep 2"), "`e` is not defined", 6, 33, "a, b, c"),
     "set_named_like_an_op": (("ops = [", "identity = ["), "set `identity` has the name of an op", 3, 1, None),
+    "zero_only_edge": (
+        ("ops(c)) keep 2", "none(c)) keep 2"),
+        "this edge's only candidate is `none`",
+        6,
+        29,
+        None,
+    ),
     "no_reduction_cell": (("reduction(a, b)", "stem(a, b)"), "unknown cell kind `stem`", 9, 1, None),
 }
 
