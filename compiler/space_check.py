@@ -95,7 +95,7 @@ class _SpaceChecker(_Checker):
         self.error(
             f"unknown {what} `{name}`"
             if name not in OPS and name not in COMBINES
-            else f"`{name}` is not {what} here",
+            else f"`{name}` is not {'an' if what[0] in 'aeiou' else 'a'} {what} here",
             span,
             hint=lambda: self.vocabulary_hint([name], vocabulary, what),
         )

@@ -185,3 +185,26 @@ def test_search_refuses_a_space_it_cannot_sample_at_its_line(tmp_path) -> None:
     assert not (tmp_path / "s").exists()
     code, _, err = run("search", "--space", str(ROOT / "spaces" / "enas.space"), "--blocks", "3")
     assert code == 2 and "drop --blocks" in err
+
+
+def test_nasc_diff_says_what_changed_between_two_spaces(tmp_path) -> None:
+    changed = VALID.replace(
+        "ops = [none, identity, sep_conv_3x3]", "ops = [none, sep_conv_3x3, max_pool_3x3]"
+    )
+    changed = changed.replace("return concat(c, d)", "return concat(d)")
+    changed = changed.replace("[max_pool_3x3, identity](b)", "[identity, max_pool_3x3](a)")
+    a, b = tmp_path / "a.space", tmp_path / "b.space"
+    a.write_text(VALID)
+    b.write_text(changed)
+    code, out, err = run("diff", str(a), str(b))
+    assert code == 1, err
+    assert out.splitlines() == [
+        "set ops: + max_pool_3x3; − identity",
+        "normal output: [c, d] → [d]",
+        "reduction c edge 2: reads [b] → [a]",
+        "reduction c edge 2: ops reordered",
+    ]
+    code, out, _ = run("diff", str(a), str(a))
+    assert code == 0 and "the same space" in out
+    code, _, err = run("diff", str(a), str(ROOT / "genotypes" / "darts_v2.cell"))
+    assert code == 2 and "compare a space with a space" in err

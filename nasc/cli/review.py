@@ -65,7 +65,8 @@ def viz(file: str, output: str | None, cells: str, lowered: bool, force: bool) -
 @click.argument("b", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="The changes as JSON.")
 def diff_command(a: str, b: str, as_json: bool) -> None:
-    """Semantic difference of two genotypes (state names and block order do not matter).
+    """Semantic difference of two genotypes (state names and block order do not matter), or of two
+    spaces (node by node, edge by edge: a space's order is its architecture weights').
 
     Exit status (as diff(1)): 0 the same architecture, 1 different, 2 trouble (an unreadable or
     invalid file, a usage error).
@@ -74,20 +75,27 @@ def diff_command(a: str, b: str, as_json: bool) -> None:
     Example:
       nasc diff genotypes/nasnet_a.cell runs/demo/best.cell
     """
+    from nasc.compiler.api import load_source
     from nasc.compiler.diff import diff
+    from nasc.compiler.space_diff import diff_spaces
+    from nasc.compiler.space_ir import Space
 
     try:
-        first, second = load(a), load(b)
+        first, second = load_source(a), load_source(b)
     except NascError as error:
         report(error)
         sys.exit(2)
-    changes = diff(first, second)
+    spaces = isinstance(first, Space), isinstance(second, Space)
+    if spaces[0] != spaces[1]:
+        click.echo("nasc: error: compare a space with a space and a cell with a cell", err=True)
+        sys.exit(2)
+    changes = diff_spaces(first, second) if spaces[0] else diff(first, second)
     if as_json:
         import json
 
         click.echo(json.dumps({"same": not changes, "changes": [c.to_dict() for c in changes]}, indent=2))
     elif not changes:
-        say(f"{shown(a)} and {shown(b)}: the same architecture")
+        say(f"{shown(a)} and {shown(b)}: the same {'space' if spaces[0] else 'architecture'}")
     else:
         for change in changes:
             say(change.text)
