@@ -256,22 +256,17 @@ def _block_changes(
     return changes
 
 
+def convention_change(a: str, b: str) -> list[Change]:
+    """The change of convention between two files (of cells or of spaces), if any."""
+    return [Change("", "convention", None, a, b, f"convention {a} → {b}")] if a != b else []
+
+
 def diff(a: ir.Genotype, b: ir.Genotype) -> list[Change]:
     """The changes that turn architecture A into B (empty when they are the same architecture)."""
     if structural_hash(a) == structural_hash(b):
         return []
-    changes: list[Change] = []
-    if a.convention != b.convention:  # the same cells read by another convention are another network
-        changes.append(
-            Change(
-                "",
-                "convention",
-                None,
-                a.convention,
-                b.convention,
-                f"convention {a.convention} → {b.convention}",
-            )
-        )
+    # the same cells read by another convention are another network
+    changes: list[Change] = convention_change(a.convention, b.convention)
     kinds_b = {cell.kind: cell for cell in b.cells}
     for cell in a.cells:
         if cell.kind not in kinds_b:

@@ -65,7 +65,9 @@ class _BlockView:
 
 
 @dataclass
-class _CellView:
+class CellHead:
+    """What a DARTS cell class and a supernet's cell class share (templates/darts/cell_head.jinja)."""
+
     kind: str
     class_name: str
     location: str
@@ -73,8 +75,12 @@ class _CellView:
     reduction_prev: bool  # the cell below is a reduction cell: s0 is at twice s1's size
     s0: str
     s1: str
-    blocks: list[_BlockView] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _CellView(CellHead):
+    blocks: list[_BlockView] = field(default_factory=list)
 
 
 def _cell_view(cell: ir.Cell, reduction_prev: bool, class_name: str, label: str) -> _CellView:

@@ -16,7 +16,14 @@ from nasc.compiler import emit
 from nasc.compiler.compilation import Compilation
 from nasc.compiler.conventions.darts import DARTS
 from nasc.compiler.emit import ModuleView, line_comment, location, network_views, render_module, source_label
-from nasc.compiler.emit_darts import CELL_ATTRIBUTES, CONSTRUCTORS, RAW_INPUT, cell_classes, network_view
+from nasc.compiler.emit_darts import (
+    CELL_ATTRIBUTES,
+    CONSTRUCTORS,
+    RAW_INPUT,
+    CellHead,
+    cell_classes,
+    network_view,
+)
 from nasc.compiler.liveness import SharedRelu
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.space_ir import Space, SpaceCell
@@ -49,16 +56,8 @@ class _NodeView:
 
 
 @dataclass
-class _CellView:
-    kind: str
-    class_name: str
-    location: str
-    reduction: bool
-    reduction_prev: bool
-    s0: str
-    s1: str
+class _CellView(CellHead):
     nodes: list[_NodeView] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -7,6 +7,7 @@ combine); block b may read the cell's two inputs or any earlier block, so its in
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -71,7 +72,7 @@ class SearchSpace:
         return Space(self.name, self.convention, (), tuple(cells))
 
     def space_hash(self) -> str:
-        return space_hash(self.to_space())
+        return _space_hash(self)
 
     def random_choices(self, rng: random.Random) -> list[int]:
         return [rng.randrange(d.choices) for d in self.decisions()]
@@ -200,7 +201,7 @@ class Nb201Space:
         return Space(self.name, "nb201", (), (cell,))
 
     def space_hash(self) -> str:
-        return space_hash(self.to_space())
+        return _space_hash(self)
 
     def random_choices(self, rng: random.Random) -> list[int]:
         return [rng.randrange(len(self.ops)) for _ in self.edges()]
@@ -245,6 +246,13 @@ class Nb201Space:
 
 NB201_SPACE = Nb201Space()
 SPACES = {"nasnet": NASNET_SPACE, "nb201": NB201_SPACE}
+
+
+@functools.lru_cache(maxsize=16)
+def _space_hash(space: SearchSpace | Nb201Space) -> str:
+    """The hash of the space file a sampler describes: asked for every child a search writes, so
+    computed once per space."""
+    return space_hash(space.to_space())
 
 
 def sampler(space: Space) -> SearchSpace | Nb201Space:

@@ -4,7 +4,7 @@ are compared by position; states are compared by position too, and shown with th
 
 from __future__ import annotations
 
-from nasc.compiler.diff import Change
+from nasc.compiler.diff import Change, convention_change
 from nasc.compiler.space_ir import Space, SpaceCell
 
 
@@ -105,18 +105,7 @@ def _cell_changes(kind: str, a: SpaceCell, b: SpaceCell, said: set[str]) -> list
 
 
 def diff_spaces(a: Space, b: Space) -> list[Change]:
-    changes: list[Change] = []
-    if a.convention != b.convention:
-        changes.append(
-            Change(
-                "",
-                "convention",
-                None,
-                a.convention,
-                b.convention,
-                f"convention: {a.convention} → {b.convention}",
-            )
-        )
+    changes = convention_change(a.convention, b.convention)
     sets_a, sets_b = {s.name: s.members for s in a.sets}, {s.name: s.members for s in b.sets}
     said = set()
     for name in [*sets_a, *(n for n in sets_b if n not in sets_a)]:

@@ -31,6 +31,7 @@ from nasc.compiler.api import format, parse, parse_space
 from nasc.compiler.compilation import compile_space
 from nasc.compiler.hashing import space_hash, structural_hash
 from nasc.compiler.options import EmitOptions
+from nasc.compiler.space_ir import Space
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.build import import_source
 from nasc.runtime.data import DataSplits, load_dataset
@@ -129,8 +130,7 @@ def load_config(out: str) -> OneShotConfig:
 # -- the supernet -----------------------------------------------------------------------------------
 
 
-def build_supernet(config: OneShotConfig, num_classes: int) -> nn.Module:
-    space = parse_space(config.space_source, "oneshot.json (space)")
+def build_supernet(config: OneShotConfig, space: Space, num_classes: int) -> nn.Module:
     options = EmitOptions(
         cells_per_stage=config.cells_per_stage,
         first_filters=config.init_channels,
@@ -199,12 +199,15 @@ class OneShotSearch:
         self.data = data or load_dataset(config.dataset, config.data_dir)
         torch.manual_seed(config.seed)
         random.seed(config.seed)
-        self.net = build_supernet(config, self.data.num_classes)
+        # oneshot.json is read back like any file: its space is parsed and checked again, once
+        self.space = parse_space(config.space_source, "oneshot.json (space)")
+        self.net = build_supernet(config, self.space, self.data.num_classes)
         self.net.set_channels_last(config.channels_last)
         self.check_memory()
         self.kinds = [kind for kind, _ in self.net.architecture.named_parameters()]
+        self.weights = self.net.weights()
         self.w_optimizer = torch.optim.SGD(
-            self.net.weights(),
+            self.weights,
             config.learning_rate,
             momentum=config.momentum,
             weight_decay=config.weight_decay,
@@ -216,7 +219,7 @@ class OneShotSearch:
             weight_decay=config.arch_weight_decay,
         )
         self.epoch = 0
-        self.space_hash = space_hash(parse_space(config.space_source))
+        self.space_hash = space_hash(self.space)
         self.log: list[dict] = []
 
     def check_memory(self) -> None:
@@ -290,7 +293,7 @@ class OneShotSearch:
             logits = self.forward(x, tau)
             loss = nn.functional.cross_entropy(logits, y)
             loss.backward()
-            nn.utils.clip_grad_norm_(self.net.weights(), self.config.grad_clip)
+            nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
             self.w_optimizer.step()
             losses.append(float(loss.detach()))
             correct += int((logits.argmax(-1) == y).sum())
@@ -318,8 +321,8 @@ class OneShotSearch:
         from torch.func import functional_call
 
         c, net = self.config, self.net
-        names = [n for n, p in net.named_parameters() if not n.startswith("architecture.")]
-        weights = [p for n, p in net.named_parameters() if not n.startswith("architecture.")]
+        names = [n for n, _ in net.named_parameters() if not n.startswith("architecture.")]
+        weights = self.weights  # in the same order: the parameters other than α
         alphas = net.arch_parameters()
         grads = torch.autograd.grad(nn.functional.cross_entropy(net(x), y), weights)
         unrolled = {}
@@ -406,7 +409,7 @@ class OneShotSearch:
         meta = [
             ("strategy", self.config.strategy),
             ("epoch", row["epoch"]),
-            ("search_space", parse_space(self.config.space_source).name),
+            ("search_space", self.space.name),
             ("search_space_hash", self.space_hash[:16]),
             ("supernet_val_accuracy", round(row["val_accuracy"], 6)),
             ("parameter_free_ops", free),

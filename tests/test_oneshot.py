@@ -69,12 +69,18 @@ def test_a_search_resumed_after_a_kill_ends_where_an_unbroken_one_does(
 
 
 def test_the_second_order_step_moves_alpha_from_the_unrolled_weights(tmp_path: Path) -> None:
-    search = OneShotSearch(tiny(tmp_path, order=2), small_digits())
+    data = small_digits()
+    first = OneShotSearch(tiny(tmp_path / "1", order=1), data)
+    search = OneShotSearch(tiny(tmp_path / "2", order=2), data)  # the same seed: the same start
     (x, y), (x_val, y_val) = search.batch(list(range(32))), search.batch(list(range(32, 64)))
     before = [a.detach().clone() for a in search.net.arch_parameters()]
     weights = [w.detach().clone() for w in search.net.weights()]
+    first.arch_step(x, y, x_val, y_val, lr=0.025, tau=1.0)
     search.arch_step(x, y, x_val, y_val, lr=0.025, tau=1.0)
     assert all(not torch.equal(a, b) for a, b in zip(search.net.arch_parameters(), before, strict=True))
+    # the gradient is the unrolled one, not the first-order gradient at w
+    for second, plain in zip(search.net.arch_parameters(), first.net.arch_parameters(), strict=True):
+        assert not torch.allclose(second.grad, plain.grad)
     # the finite differences leave the weights where they were (to rounding)
     for w, w0 in zip(search.net.weights(), weights, strict=True):
         assert torch.allclose(w, w0, atol=1e-6)

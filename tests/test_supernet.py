@@ -28,14 +28,12 @@ def supernet_module(path=DARTS_SPACE) -> ModuleType:
     return import_source(compile_space(load_space(path)).emit())
 
 
-def pair(seed: int = 0, c: int = 16, layers: int = 8):
-    """The reference's search network and nasc's, with the reference's weights, random batch-norm
-    statistics and α copied into nasc's by position; float64."""
+def pair(seed: int = 0):
+    """The reference's search network and nasc's, Network(16, 10, 8), with the reference's weights,
+    random batch-norm statistics and α copied into nasc's by position; float64."""
     torch.manual_seed(seed)
-    reference = Network(c, 10, layers, torch.nn.CrossEntropyLoss()).double()
-    ours = supernet_module().DartsSearch() if (c, layers) == (16, 8) else None
-    assert ours is not None
-    ours = ours.double()
+    reference = Network(16, 10, 8, torch.nn.CrossEntropyLoss()).double()
+    ours = supernet_module().DartsSearch().double()
     with torch.no_grad():
         for name, buffer in reference.named_buffers():
             if "running_mean" in name:
@@ -122,8 +120,17 @@ def test_gradients_reach_alpha_through_a_hard_sample() -> None:
         index = probs.argmax(-1)
         hard = torch.zeros_like(probs).scatter_(1, index[:, None], 1.0)
         weights[kind], path[kind] = hard - probs.detach() + probs, index.tolist()
+        weights[kind].retain_grad()
     net(x, path=path, weights=weights).sum().backward()
     assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in net.arch_parameters())
+    # GDAS (xautodl): the weights of the candidates not run enter the sum at their value, zero, and
+    # so receive the output's gradient all the same
+    for kind, hard in weights.items():
+        assert torch.all(hard.detach()[hard.detach() != 1] == 0)
+        unchosen = torch.ones_like(hard, dtype=torch.bool).scatter_(
+            1, torch.tensor(path[kind])[:, None], False
+        )
+        assert torch.all(hard.grad[unchosen] != 0)
 
 
 def test_nasc_compile_writes_the_supernet(tmp_path) -> None:
