@@ -69,7 +69,9 @@ def compile_space(space, options: EmitOptions | None = None) -> Compilation:
     cannot honour."""
     from nasc.compiler.conventions.darts import DARTS_SUPERNET
 
-    supernets = {DARTS_SUPERNET.name: DARTS_SUPERNET}
+    # A NASNet space (ENAS's) is searched on DARTS's skeleton, as ENAS searched it on its own
+    # NASNet-like one; its derived cells are NASNet cells.
+    supernets = {DARTS_SUPERNET.name: DARTS_SUPERNET, "nasnet": DARTS_SUPERNET}
     if space.convention not in supernets:
         raise ValueError(
             f"supernets are compiled for {', '.join(supernets)} spaces; `{space.name}` is a "

@@ -167,7 +167,8 @@ def render_module(compilation: Compilation, view: ModuleView) -> str:
         "structural_hash": space_hash(genotype) if isinstance(genotype, Space) else structural_hash(genotype),
         "is_space": isinstance(genotype, Space),
         "metadata": [(entry.key, entry.value) for entry in genotype.metadata],
-        "convention": convention.name,
+        # A space's derived cells are read by its own convention, whichever network searches it.
+        "convention": genotype.convention if isinstance(genotype, Space) else convention.name,
         "title": convention.title,
         "description": view.description,
         "default_preset": compilation.preset_name,

@@ -76,6 +76,7 @@ class CellHead:
     s0: str
     s1: str
     outputs: list[str] = field(default_factory=list)
+    multiplier: int = 0  # the cell's output width in C; 0: one C per output
 
 
 @dataclass

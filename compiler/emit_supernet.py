@@ -1,11 +1,15 @@
-"""The supernet backend of the emitter (compiler/emit.py): a DARTS space compiled into the weight-
-sharing search network of quark0/darts cnn/model_search.py (`Network`, `Cell`, `MixedOp`), exactly.
+"""The supernet backend of the emitter (compiler/emit.py): a space compiled into a weight-sharing
+search network on DARTS's skeleton — for a DARTS space, quark0/darts cnn/model_search.py (`Network`,
+`Cell`, `MixedOp`), exactly.
 
-Each edge of the space is one `MixedOp` attribute holding every candidate op; each node the sum of
-its edges; the network is the DARTS skeleton (compiler/darts_skeleton.py) with the space's cells,
-the cells' batch norms without affine weights, and the architecture weights α apart from the rest
+Each edge of the space is one `MixedOp` attribute per state it may read, holding every candidate op
+(ENAS's sharing: a block's weights are indexed by the state it reads); each node the sum of its
+edges; the network is the DARTS skeleton (compiler/darts_skeleton.py) with the space's cells, the
+cells' batch norms without affine weights, and the architecture weights α apart from the rest
 (`arch_parameters()`, `weights()`, built last so that the state_dict maps to the reference's by
-position). `derive()` returns the .cell text of the architecture α selects.
+position). A cell that outputs its unused states (NASNet's, ENAS's) ends in ENAS's projection: a
+1x1 convolution of each loose end, summed, so that its width is C whichever path runs. `derive()`
+returns the .cell text of the architecture α selects.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from nasc.compiler.liveness import SharedRelu
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.space_ir import Space, SpaceCell
 from nasc.compiler.space_printer import format_node
+from nasc.diagnostics import Diagnostic, NascError
 
 MODULE_NAMES = (
     *emit.MODULE_NAMES,
     *"FactorizedReduce SepConv DilConv AuxHeadCIFAR AuxHeadImageNet SPACE_CELLS ZERO_OP SearchBatchNorm "
-    "Zero PoolBN MixedOp ArchitectureWeights derive_cell_text Supernet".split(),
+    "Zero PoolBN MixedOp LooseEnds ArchitectureWeights derive_cell_text loose_ends Supernet".split(),
 )
 # The reference's cells pass `affine=False` to every op and preprocessing: their batch norms.
 SEARCH_BN = "SearchBatchNorm(eps=1e-05, momentum=0.1)"
@@ -58,6 +63,9 @@ class _NodeView:
 @dataclass
 class _CellView(CellHead):
     nodes: list[_NodeView] = field(default_factory=list)
+    # The attribute of the 1x1 projection where the cell outputs the states no edge of the path
+    # reads (NASNet's unused states), each projected to C and summed; "": it names its outputs.
+    loose_ends: str = ""
 
 
 @dataclass
@@ -67,12 +75,16 @@ class _SpaceCellData:
     kind: str
     inputs: tuple[str, ...]
     ops: tuple[str, ...]
-    nodes: list[tuple[str, tuple[str, ...], int]]
+    nodes: list[tuple[str, tuple[str, ...], tuple[int, ...], int | None]]
     output: tuple[str, ...]
 
     @staticmethod
     def of(cell: SpaceCell) -> _SpaceCellData:
-        nodes = [(n.target, tuple(e.inputs[0] for e in n.edges), n.kept) for n in cell.nodes]
+        nodes = []
+        for node in cell.nodes:
+            rows = [(slot, state) for slot, edge in enumerate(node.edges) for state in edge.inputs]
+            reads = tuple(state for _, state in rows)
+            nodes.append((node.target, reads, tuple(slot for slot, _ in rows), node.keep))
         return _SpaceCellData(cell.kind, cell.inputs, cell_ops(cell), nodes, cell.output.members)
 
 
@@ -138,38 +150,67 @@ def _cell_view(
         local[cell.inputs[0]],
         local[cell.inputs[1]],
     )
+    if cell.outputs_unused:
+        view.loose_ends, view.multiplier = attributes.name(("output",), "output_conv"), 1
     relu = SharedRelu(locals_)
     row = 0
     for node in cell.nodes:
         edges, activations = [], []
-        for edge in node.edges:
-            (state,) = edge.inputs
-            stride = 2 if reduction and state in cell.inputs else 1
-            construct = f"{factories[edge.ops].name}(c, stride={stride}, bn=bn)"
-            attr = attributes.name(("edge", node.target, state), f"{node.target}_{state}")
-            source = local[state]
-            reads_relu = any(
-                a == "True" or (a == "stride > 1" and stride > 1) for a in factories[edge.ops].activated
-            )
-            relu_local = relu.of(state, source, activations) if reads_relu else source
-            edges.append(_EdgeView(attr, construct, source, relu_local, row))
-            row += 1
+        picks = any(len(edge.inputs) > 1 for edge in node.edges)
+        for slot, edge in enumerate(node.edges):
+            for state in edge.inputs:
+                stride = 2 if reduction and state in cell.inputs else 1
+                construct = f"{factories[edge.ops].name}(c, stride={stride}, bn=bn)"
+                hint = f"{node.target}_{slot}_{state}" if picks else f"{node.target}_{state}"
+                attr = attributes.name(("edge", node.target, slot, state), hint)
+                source = local[state]
+                reads_relu = any(
+                    a == "True" or (a == "stride > 1" and stride > 1) for a in factories[edge.ops].activated
+                )
+                relu_local = relu.of(state, source, activations) if reads_relu else source
+                edges.append(_EdgeView(attr, construct, source, relu_local, row))
+                row += 1
         comment = line_comment(label, node.span, format_node(node))
         view.nodes.append(_NodeView(comment, locals_.name(node.target), edges, activations))
         local[node.target] = view.nodes[-1].local
-    view.outputs = [local[member] for member in cell.output.members]
+    if cell.outputs_unused:
+        view.outputs = [local[node.target] for node in cell.nodes]
+    else:
+        view.outputs = [local[member] for member in cell.output.members]
     return view
+
+
+def check_supernet_space(space: Space) -> None:
+    """Raises NascError at the first node a supernet cannot hold: a combine other than `add` (a
+    concatenation's width would change with the path), or an op the search network has no module for."""
+    for cell in space.cells:
+        for node in cell.nodes:
+            if node.combines != ("add",):
+                _refuse(
+                    space,
+                    node.span,
+                    f"a supernet sums each node's edges; {node.target} may `{', '.join(node.combines)}`",
+                    "give the node `add` alone (a concatenation's width would change with the path)",
+                )
+            for edge in node.edges:
+                unknown = [op for op in edge.ops if op not in CONSTRUCTORS and op != "none"]
+                if unknown:
+                    _refuse(
+                        space,
+                        edge.span or node.span,
+                        f"the search network has no candidate module for {', '.join(unknown)}",
+                        f"a supernet's candidates: none, {', '.join(CONSTRUCTORS)}",
+                    )
+
+
+def _refuse(space: Space, span, message: str, hint: str):
+    diagnostic = Diagnostic(message, span, space.filename or "<input>", hint=hint)
+    raise NascError([diagnostic], space.source)
 
 
 def emit_supernet(compilation: Compilation) -> str:
     space: Space = compilation.genotype
-    for cell in space.cells:
-        if cell.outputs_unused or any(len(e.inputs) != 1 for n in cell.nodes for e in n.edges):
-            raise ValueError(
-                "supernets are compiled for spaces whose edges each read one state and whose cells "
-                "name their outputs (DARTS's); NASNet-shaped spaces are searched by the multi-trial "
-                "strategies"
-            )
+    check_supernet_space(space)
     names = Namespace(MODULE_NAMES)
     label = source_label(compilation)
     class_names = cell_classes(compilation, names, "MixedCell")

@@ -256,10 +256,10 @@ def _space_hash(space: SearchSpace | Nb201Space) -> str:
 
 
 def sampler(space: Space) -> SearchSpace | Nb201Space:
-    """The decisions by which the multi-trial searches sample a space file: NASNet's (per block two
-    inputs among all earlier states, two ops and a combine, the same candidates everywhere; the
-    cell outputs its unused states) or NAS-Bench-201's (one op per edge of a dense cell). Raises
-    NascError at the first node of another shape."""
+    """The decisions by which the sampling searches (multi-trial, ENAS, SPOS) sample a space file:
+    NASNet's (per block two inputs among all earlier states, two ops and a combine, the same
+    candidates everywhere; the cell outputs its unused states) or NAS-Bench-201's (one op per edge
+    of a dense cell). Raises NascError at the first node of another shape."""
     if space.convention == "nb201":
         ops = space.cells[0].nodes[0].edges[0].ops
         for node in space.cells[0].nodes:
@@ -279,8 +279,8 @@ def sampler(space: Space) -> SearchSpace | Nb201Space:
             _refuse(
                 space,
                 cell.span,
-                f"the multi-trial searches sample cells of two inputs and {blocks} nodes that output "
-                f"their unused states (`return concat({UNUSED})`)",
+                f"the sampling searches (multi-trial, enas, spos) sample cells of two inputs and {blocks} "
+                f"nodes that output their unused states (`return concat({UNUSED})`)",
             )
         states = list(cell.inputs)
         for node in cell.nodes:
@@ -289,9 +289,9 @@ def sampler(space: Space) -> SearchSpace | Nb201Space:
                 _refuse(
                     space,
                     node.span,
-                    "the multi-trial searches sample NASNet's blocks: two edges, each reading any "
-                    "earlier state with the same candidate ops, and the same combines in every block "
-                    "(a `keep` space is searched by the one-shot strategies)",
+                    "the sampling searches (multi-trial, enas, spos) sample NASNet's blocks: two edges, "
+                    "each reading any earlier state with the same candidate ops, and the same combines "
+                    "in every block (a `keep` space is searched by darts and gdas)",
                 )
             states.append(node.target)
     kinds = tuple(cell.kind for cell in space.cells)

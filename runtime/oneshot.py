@@ -1,6 +1,10 @@
-"""One-shot search: a space's supernet trained once, its architecture read from it (DARTS, GDAS).
+"""One-shot search: a space's supernet trained once, its architecture read from it.
 
-The loop of quark0/darts cnn/train_search.py: the training set split in two halves, one for the
+`OneShotSearch` is what every strategy shares: the supernet, the two halves of the training set,
+the weights' optimizer, the files an epoch writes, the checkpoint. `DifferentiableSearch` is DARTS
+and GDAS; ENAS and SPOS, which train the weights on sampled paths, are runtime/sampled_paths.py.
+
+DARTS runs the loop of quark0/darts cnn/train_search.py: the training set split in two halves, one for the
 weights (SGD, cosine learning rate, gradient clipping) and one for the architecture weights α
 (Adam); per step an architecture step on a batch of the second half — first order, or DARTS's
 second-order unrolled step — then a weight step on a batch of the first. GDAS (Dong and Yang 2019)
@@ -14,6 +18,7 @@ finished epoch with the same random streams, so a killed search loses at most th
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import io
 import json
@@ -38,7 +43,8 @@ from nasc.runtime.data import DataSplits, load_dataset
 from nasc.runtime.tensorfile import TensorFileError, read_tensor_file
 from nasc.version import __version__
 
-STRATEGIES = ("darts", "gdas")
+STRATEGIES = ("darts", "gdas", "enas", "spos")
+DIFFERENTIABLE = ("darts", "gdas")
 PARAMETER_FREE = ("identity", "max_pool_3x3", "avg_pool_3x3", "none")
 BACKWARD_OVERHEAD = 1.15
 
@@ -74,11 +80,31 @@ class OneShotConfig:
     max_skip: int | None = None  # P-DARTS: at most this many identity edges per derived cell
     partial_channels: int = 1  # PC-DARTS: each edge's candidates see 1/K of the channels
     channels_last: bool = False  # the supernet in channels-last memory (about half the CPU step time)
+    # ENAS (Pham et al. 2018, micro search): the controller's REINFORCE on sampled paths' accuracy
+    controller_steps: int = 30  # controller updates per epoch...
+    controller_aggregate: int = 10  # ...each over this many sampled paths
+    controller_learning_rate: float = 0.0035
+    entropy_weight: float = 1e-4
+    baseline_decay: float = 0.99
+    # ENAS and SPOS: an epoch's derived cell is the best of this many sampled paths
+    derive_samples: int = 10
+    # SPOS (Guo et al. 2020): after the last epoch, aging evolution over paths scored with inherited
+    # weights, batch norms recomputed per path on a few batches
+    spos_population: int = 50
+    spos_sample: int = 10
+    spos_cycles: int = 500
+    bn_batches: int = 4
     seed: int = 0
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
             raise OneShotError(f"unknown one-shot strategy {self.strategy!r}; choose {', '.join(STRATEGIES)}")
+        counts = ("controller_steps", "controller_aggregate", "derive_samples", "bn_batches")
+        positive = all(getattr(self, name) >= 1 for name in (*counts, "spos_population", "spos_sample"))
+        if not positive or self.spos_cycles < 0:
+            raise OneShotError("the controller's and evolution's counts must be positive")
+        if self.spos_sample > self.spos_population:
+            raise OneShotError("--spos-sample must not exceed --spos-population")
         if self.order not in (1, 2) or (self.order == 2 and self.strategy != "darts"):
             raise OneShotError("--order 2 is DARTS's unrolled step: use it with --strategy darts")
         if not 0 < self.train_portion < 1:
@@ -137,7 +163,10 @@ def build_supernet(config: OneShotConfig, space: Space, num_classes: int) -> nn.
         num_classes=num_classes,
         partial_channels=config.partial_channels,
     )
-    compilation = compile_space(space, options)
+    try:
+        compilation = compile_space(space, options)
+    except ValueError as error:  # a convention without a supernet, an option it cannot honour
+        raise OneShotError(str(error)) from None
     module = import_source(compilation.emit())
     return module.create_model(compilation.preset_name)
 
@@ -191,7 +220,20 @@ def gumbel_hard(alpha: torch.Tensor, tau: float) -> tuple[torch.Tensor, list[int
 # -- the search ---------------------------------------------------------------------------------------
 
 
-class OneShotSearch:
+def create_search(config: OneShotConfig, data: DataSplits | None = None) -> OneShotSearch:
+    """The search `config.strategy` names."""
+    config.validate()
+    if config.strategy in DIFFERENTIABLE:
+        return DifferentiableSearch(config, data)
+    from nasc.runtime.sampled_paths import EnasSearch, SposSearch
+
+    return {"enas": EnasSearch, "spos": SposSearch}[config.strategy](config, data)
+
+
+class OneShotSearch(abc.ABC):
+    """What every one-shot strategy shares. A strategy gives `train_epoch`, `validation_accuracy`
+    (which also settles the epoch's architecture), `derived` and its own checkpoint state."""
+
     def __init__(self, config: OneShotConfig, data: DataSplits | None = None) -> None:
         config.validate()
         self.config = config
@@ -211,12 +253,6 @@ class OneShotSearch:
             config.learning_rate,
             momentum=config.momentum,
             weight_decay=config.weight_decay,
-        )
-        self.a_optimizer = torch.optim.Adam(
-            self.net.arch_parameters(),
-            lr=config.arch_learning_rate,
-            betas=(0.5, 0.999),
-            weight_decay=config.arch_weight_decay,
         )
         self.epoch = 0
         self.space_hash = space_hash(self.space)
@@ -249,10 +285,6 @@ class OneShotSearch:
             + (c.learning_rate - c.learning_rate_min) * (1 + math.cos(math.pi * epoch / c.epochs)) / 2
         )
 
-    def tau(self, epoch: int) -> float:
-        c = self.config
-        return c.tau_max - (c.tau_max - c.tau_min) * epoch / max(1, c.epochs - 1)
-
     def batches(self, epoch: int) -> tuple[list[list[int]], list[list[int]]]:
         """The epoch's batches of the two halves of the training set, in an order fixed by the seed."""
         size = len(self.data.train)
@@ -269,6 +301,147 @@ class OneShotSearch:
         samples = [self.data.train[i] for i in indices]
         return torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])
 
+    def start_epoch(self, epoch: int) -> float:
+        """The weights' learning rate this epoch, set."""
+        lr = self.learning_rate(epoch)
+        for group in self.w_optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def weight_step(self, y: torch.Tensor, logits: torch.Tensor) -> float:
+        """One step of the weights on a batch's logits; returns the loss."""
+        loss = nn.functional.cross_entropy(logits, y)
+        self.w_optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
+        self.w_optimizer.step()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def accuracy(self, path: dict[str, list[int]] | None = None) -> float:
+        """The supernet's accuracy on the held-out split, on `path` (None: the mixture), as it is."""
+        self.net.eval()
+        correct = 0
+        for start in range(0, len(self.data.val), 256):
+            samples = [self.data.val[i] for i in range(start, min(start + 256, len(self.data.val)))]
+            x, y = torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])
+            correct += int((self.net(x, path=path).argmax(-1) == y).sum())
+        return correct / len(self.data.val)
+
+    @abc.abstractmethod
+    def train_epoch(self, epoch: int) -> dict:
+        """One epoch of training: the row the log keeps (train_loss, train_accuracy, lr, …)."""
+
+    @abc.abstractmethod
+    def validation_accuracy(self) -> float:
+        """The supernet's held-out accuracy, on the architecture the epoch derives."""
+
+    @abc.abstractmethod
+    def derived(self) -> ir.Genotype:
+        """The architecture the search stands at."""
+
+    @abc.abstractmethod
+    def strategy_state(self) -> dict:
+        """What the strategy adds to the checkpoint: tensors, state dicts, or JSON text."""
+
+    @abc.abstractmethod
+    def load_strategy_state(self, state: dict) -> None:
+        """Restore `strategy_state()`'s dict, read back from an untrusted file."""
+
+    # -- what an epoch writes -----------------------------------------------------------------------
+
+    def write_epoch(self, row: dict) -> Path:
+        genotype = self.derived()
+        free = sum(o.op in PARAMETER_FREE for c in genotype.cells for b in c.blocks for o in b.operands)
+        row["parameter_free_ops"] = free
+        meta = [
+            ("strategy", self.config.strategy),
+            ("epoch", row["epoch"]),
+            ("search_space", self.space.name),
+            ("search_space_hash", self.space_hash[:16]),
+            ("supernet_val_accuracy", round(row["val_accuracy"], 6)),
+            ("parameter_free_ops", free),
+            ("nasc_version", __version__),
+        ]
+        named = dataclasses.replace(
+            genotype,
+            name=f"epoch_{row['epoch']:03d}",
+            metadata=tuple(ir.MetaEntry(k, v) for k, v in meta),
+        )
+        text = format(named)
+        digest = structural_hash(named)
+        path = self.out / "cells" / f"epoch-{row['epoch']:03d}-{digest[:8]}.cell"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        atomic_write_text(self.out / "best.cell", text)
+        row.update(file=str(path.relative_to(self.out)), hash=digest)
+        return path
+
+    def save_state(self) -> None:
+        state = {
+            "epoch": self.epoch,
+            "net": self.net.state_dict(),
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "log": json.dumps(self.log),
+            "strategy": self.strategy_state(),
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.out / "state.pt", buffer.getvalue())
+
+    def load_state(self) -> None:
+        try:
+            state = read_tensor_file(self.out / "state.pt")
+            self.net.load_state_dict(state["net"])
+            self.w_optimizer.load_state_dict(state["w_optimizer"])
+            self.load_strategy_state(state["strategy"])
+            torch.set_rng_state(state["torch_rng"])
+            self.epoch = int(state["epoch"])
+            self.log = json.loads(state["log"])
+        except (TensorFileError, KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise OneShotError(f"{self.out / 'state.pt'} cannot be resumed: {error}") from None
+
+    def run(self, resume: bool = False, on_epoch: Callable[[dict], None] | None = None) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume and (self.out / "state.pt").exists():
+            self.load_state()
+        else:
+            save_config(self.config)
+        while self.epoch < self.config.epochs:
+            row = {"epoch": self.epoch, **self.train_epoch(self.epoch)}
+            row["val_accuracy"] = self.validation_accuracy()
+            self.write_epoch(row)
+            self.log.append(row)
+            self.epoch += 1
+            self.save_state()
+            if on_epoch is not None:
+                on_epoch(row)
+        return self.log[-1] if self.log else {}
+
+
+class DifferentiableSearch(OneShotSearch):
+    """DARTS and GDAS: α trained by gradient on the second half, the architecture read from α."""
+
+    def __init__(self, config: OneShotConfig, data: DataSplits | None = None) -> None:
+        super().__init__(config, data)
+        self.a_optimizer = torch.optim.Adam(
+            self.net.arch_parameters(),
+            lr=config.arch_learning_rate,
+            betas=(0.5, 0.999),
+            weight_decay=config.arch_weight_decay,
+        )
+
+    def strategy_state(self) -> dict:
+        return {"a_optimizer": self.a_optimizer.state_dict()}
+
+    def load_strategy_state(self, state: dict) -> None:
+        self.a_optimizer.load_state_dict(state["a_optimizer"])
+
+    def tau(self, epoch: int) -> float:
+        c = self.config
+        return c.tau_max - (c.tau_max - c.tau_min) * epoch / max(1, c.epochs - 1)
+
     def forward(self, x: torch.Tensor, tau: float) -> torch.Tensor:
         if self.config.strategy == "gdas":
             weights, path = {}, {}
@@ -278,9 +451,7 @@ class OneShotSearch:
         return self.net(x)
 
     def train_epoch(self, epoch: int) -> dict:
-        lr = self.learning_rate(epoch)
-        for group in self.w_optimizer.param_groups:
-            group["lr"] = lr
+        lr = self.start_epoch(epoch)
         tau = self.tau(epoch)
         self.net.train()
         weight_batches, arch_batches = self.batches(epoch)
@@ -289,13 +460,8 @@ class OneShotSearch:
             x_val, y_val = self.batch(arch_batches[step % len(arch_batches)])
             x, y = self.batch(indices)
             self.arch_step(x, y, x_val, y_val, lr, tau)
-            self.w_optimizer.zero_grad()
             logits = self.forward(x, tau)
-            loss = nn.functional.cross_entropy(logits, y)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.weights, self.config.grad_clip)
-            self.w_optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(self.weight_step(y, logits))
             correct += int((logits.argmax(-1) == y).sum())
             seen += len(y)
         return {
@@ -349,23 +515,14 @@ class OneShotSearch:
         for alpha, d, p, n in zip(alphas, dalpha, grads_p, grads_n, strict=True):
             alpha.grad = d - lr * (p - n) / (2 * r)
 
-    @torch.no_grad()
     def validation_accuracy(self) -> float:
         """The supernet's accuracy on the held-out split: the mixture (DARTS) or α's argmax path (GDAS)."""
-        self.net.eval()
         path = None
         if self.config.strategy == "gdas":
             path = {
                 k: a.argmax(-1).tolist() for k, a in zip(self.kinds, self.net.arch_parameters(), strict=True)
             }
-        correct = 0
-        for start in range(0, len(self.data.val), 256):
-            samples = [self.data.val[i] for i in range(start, min(start + 256, len(self.data.val)))]
-            x, y = torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])
-            correct += int((self.net(x, path=path).argmax(-1) == y).sum())
-        return correct / len(self.data.val)
-
-    # -- what an epoch writes -----------------------------------------------------------------------
+        return self.accuracy(path)
 
     def derived(self) -> ir.Genotype:
         """The derived cell, with at most `max_skip` identity edges per cell (P-DARTS: the weakest
@@ -390,7 +547,7 @@ class OneShotSearch:
             column = ops.index("identity")
             kept = []
             row = 0
-            for target, reads, _ in cells[kind]["nodes"]:
+            for target, reads, _, _ in cells[kind]["nodes"]:
                 block = genotype.cell(kind).block(target)
                 for offset, state in enumerate(reads):
                     if any(o.op == "identity" and o.input == state for o in block.operands):
@@ -401,75 +558,6 @@ class OneShotSearch:
                 weakest = min(kept, key=lambda r: float(strengths[r, column]))
                 return kind, weakest, column
         return None
-
-    def write_epoch(self, row: dict) -> Path:
-        genotype = self.derived()
-        free = sum(o.op in PARAMETER_FREE for c in genotype.cells for b in c.blocks for o in b.operands)
-        row["parameter_free_ops"] = free
-        meta = [
-            ("strategy", self.config.strategy),
-            ("epoch", row["epoch"]),
-            ("search_space", self.space.name),
-            ("search_space_hash", self.space_hash[:16]),
-            ("supernet_val_accuracy", round(row["val_accuracy"], 6)),
-            ("parameter_free_ops", free),
-            ("nasc_version", __version__),
-        ]
-        named = dataclasses.replace(
-            genotype,
-            name=f"epoch_{row['epoch']:03d}",
-            metadata=tuple(ir.MetaEntry(k, v) for k, v in meta),
-        )
-        text = format(named)
-        digest = structural_hash(named)
-        path = self.out / "cells" / f"epoch-{row['epoch']:03d}-{digest[:8]}.cell"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, text)
-        atomic_write_text(self.out / "best.cell", text)
-        row.update(file=str(path.relative_to(self.out)), hash=digest)
-        return path
-
-    def save_state(self) -> None:
-        state = {
-            "epoch": self.epoch,
-            "net": self.net.state_dict(),
-            "w_optimizer": self.w_optimizer.state_dict(),
-            "a_optimizer": self.a_optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "log": json.dumps(self.log),
-        }
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write_bytes(self.out / "state.pt", buffer.getvalue())
-
-    def load_state(self) -> None:
-        try:
-            state = read_tensor_file(self.out / "state.pt")
-            self.net.load_state_dict(state["net"])
-            self.w_optimizer.load_state_dict(state["w_optimizer"])
-            self.a_optimizer.load_state_dict(state["a_optimizer"])
-            torch.set_rng_state(state["torch_rng"])
-            self.epoch = int(state["epoch"])
-            self.log = json.loads(state["log"])
-        except (TensorFileError, KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise OneShotError(f"{self.out / 'state.pt'} cannot be resumed: {error}") from None
-
-    def run(self, resume: bool = False, on_epoch: Callable[[dict], None] | None = None) -> dict:
-        self.out.mkdir(parents=True, exist_ok=True)
-        if resume and (self.out / "state.pt").exists():
-            self.load_state()
-        else:
-            save_config(self.config)
-        while self.epoch < self.config.epochs:
-            row = {"epoch": self.epoch, **self.train_epoch(self.epoch)}
-            row["val_accuracy"] = self.validation_accuracy()
-            self.write_epoch(row)
-            self.log.append(row)
-            self.epoch += 1
-            self.save_state()
-            if on_epoch is not None:
-                on_epoch(row)
-        return self.log[-1] if self.log else {}
 
 
 def _space_cells(net: nn.Module) -> dict:

@@ -1,5 +1,5 @@
-"""One-shot search (DARTS first and second order, GDAS) on a tiny supernet: each runs, writes a
-derived cell per epoch, and resumes after a kill exactly where an uninterrupted run goes."""
+"""One-shot search (DARTS first and second order, GDAS, ENAS, SPOS) on a tiny supernet: each runs,
+writes a derived cell per epoch, and resumes after a kill exactly where an uninterrupted run goes."""
 
 from __future__ import annotations
 
@@ -12,12 +12,23 @@ import torch
 import nasc
 from nasc.compiler.api import format, load_space
 from nasc.runtime.data import DataSplits, TensorImages, load_digits
-from nasc.runtime.oneshot import OneShotConfig, OneShotError, OneShotSearch, load_config
+from nasc.runtime.oneshot import OneShotConfig, OneShotError, create_search, load_config
 
 from .conftest import ROOT
 from .test_cli import run
 
 DARTS_SPACE = ROOT / "spaces" / "darts.space"
+ENAS_SPACE = ROOT / "spaces" / "enas.space"
+# ENAS's and SPOS's counts, cut to a few paths: a search of seconds
+FEW_PATHS = {
+    "controller_steps": 2,
+    "controller_aggregate": 2,
+    "derive_samples": 2,
+    "spos_population": 3,
+    "spos_sample": 2,
+    "spos_cycles": 3,
+    "bn_batches": 1,
+}
 
 
 def small_digits() -> DataSplits:
@@ -29,7 +40,10 @@ def small_digits() -> DataSplits:
 
 def tiny(out: Path, **changes) -> OneShotConfig:
     settings = {"epochs": 2, "batch_size": 32, "cells_per_stage": 1, "init_channels": 4, **changes}
-    return OneShotConfig(out=str(out), space_source=format(load_space(DARTS_SPACE)), **settings)
+    space = ENAS_SPACE if settings.get("strategy") in ("enas", "spos") else DARTS_SPACE
+    if space == ENAS_SPACE:
+        settings = {**FEW_PATHS, **settings}
+    return OneShotConfig(out=str(out), space_source=format(load_space(space)), **settings)
 
 
 class Killed(Exception):
@@ -41,37 +55,42 @@ def kill_after_first_epoch(row: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("strategy", "order"), [("darts", 1), ("gdas", 1)])
+@pytest.mark.parametrize(("strategy", "order"), [("darts", 1), ("gdas", 1), ("enas", 1), ("spos", 1)])
 def test_a_search_resumed_after_a_kill_ends_where_an_unbroken_one_does(
     tmp_path: Path, strategy: str, order: int
 ) -> None:
     data = small_digits()
-    whole = OneShotSearch(tiny(tmp_path / "whole", strategy=strategy, order=order), data)
+    whole = create_search(tiny(tmp_path / "whole", strategy=strategy, order=order), data)
     whole.run()
     broken_dir = tmp_path / "broken"
     with pytest.raises(Killed):
-        OneShotSearch(tiny(broken_dir, strategy=strategy, order=order), data).run(
+        create_search(tiny(broken_dir, strategy=strategy, order=order), data).run(
             on_epoch=kill_after_first_epoch
         )
     assert len(list((broken_dir / "cells").glob("*.cell"))) == 1
-    resumed = OneShotSearch(load_config(str(broken_dir)), data)
+    resumed = create_search(load_config(str(broken_dir)), data)
     resumed.run(resume=True)
-    for ours, theirs in zip(resumed.net.arch_parameters(), whole.net.arch_parameters(), strict=True):
-        assert torch.equal(ours, theirs)
+    ours, theirs = resumed.net.state_dict(), whole.net.state_dict()
+    assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
+    if strategy == "enas":
+        for a, b in zip(resumed.controller.parameters(), whole.controller.parameters(), strict=True):
+            assert torch.equal(a, b)
     assert (broken_dir / "best.cell").read_text() == (tmp_path / "whole" / "best.cell").read_text()
     cells = sorted((broken_dir / "cells").glob("*.cell"))
     assert [c.name[:9] for c in cells] == ["epoch-000", "epoch-001"]
     best = nasc.load(broken_dir / "best.cell")
-    assert best.convention == "darts" and best.meta("strategy") == strategy and best.meta("epoch") == 1
-    assert best.meta("search_space_hash") == nasc.compiler.hashing.space_hash(load_space(DARTS_SPACE))[:16]
+    space = load_space(ENAS_SPACE if strategy in ("enas", "spos") else DARTS_SPACE)
+    assert best.convention == space.convention
+    assert best.meta("strategy") == strategy and best.meta("epoch") == 1
+    assert best.meta("search_space_hash") == nasc.compiler.hashing.space_hash(space)[:16]
     assert 0 <= best.meta("supernet_val_accuracy") <= 1
     assert cells[-1].name.endswith(nasc.structural_hash(best)[:8] + ".cell")
 
 
 def test_the_second_order_step_moves_alpha_from_the_unrolled_weights(tmp_path: Path) -> None:
     data = small_digits()
-    first = OneShotSearch(tiny(tmp_path / "1", order=1), data)
-    search = OneShotSearch(tiny(tmp_path / "2", order=2), data)  # the same seed: the same start
+    first = create_search(tiny(tmp_path / "1", order=1), data)
+    search = create_search(tiny(tmp_path / "2", order=2), data)  # the same seed: the same start
     (x, y), (x_val, y_val) = search.batch(list(range(32))), search.batch(list(range(32, 64)))
     before = [a.detach().clone() for a in search.net.arch_parameters()]
     weights = [w.detach().clone() for w in search.net.weights()]
@@ -87,7 +106,7 @@ def test_the_second_order_step_moves_alpha_from_the_unrolled_weights(tmp_path: P
 
 
 def test_max_skip_keeps_at_most_k_identity_edges(tmp_path: Path) -> None:
-    search = OneShotSearch(tiny(tmp_path, max_skip=1), small_digits())
+    search = create_search(tiny(tmp_path, max_skip=1), small_digits())
     with torch.no_grad():  # every edge's identity strongest: an unchecked derivation is all skips
         for alpha in search.net.arch_parameters():
             alpha.zero_()
@@ -137,13 +156,13 @@ def test_the_command_line_runs_gdas_and_the_derived_cell_trains(tmp_path: Path) 
 def test_a_supernet_that_cannot_fit_is_refused_before_training(tmp_path: Path, monkeypatch) -> None:
     import nasc.runtime.oneshot as oneshot
 
-    search = OneShotSearch(tiny(tmp_path), small_digits())  # fits: the check passed
+    search = create_search(tiny(tmp_path), small_digits())  # fits: the check passed
     needed = oneshot.training_memory(search.net, 64, 8)
     assert needed > sum(p.numel() * 4 for p in search.net.parameters())
     assert oneshot.training_memory(search.net, 128, 8) > needed  # grows with the batch
     monkeypatch.setattr(oneshot, "available_memory", lambda: needed // 4)
     with pytest.raises(OneShotError, match=r"lower --batch-size \(about \d+ fits\)"):
-        OneShotSearch(tiny(tmp_path / "big"), small_digits())
+        create_search(tiny(tmp_path / "big"), small_digits())
     assert not (tmp_path / "big").exists()
 
 

@@ -181,7 +181,7 @@ def test_search_refuses_a_space_it_cannot_sample_at_its_line(tmp_path) -> None:
     code, _, err = run(
         "search", "--space", str(ROOT / "spaces" / "darts.space"), "--out", str(tmp_path / "s")
     )
-    assert code == 1 and "darts.space:12:1: error: the multi-trial searches sample" in err
+    assert code == 1 and "darts.space:12:1: error: the sampling searches" in err
     assert not (tmp_path / "s").exists()
     code, _, err = run("search", "--space", str(ROOT / "spaces" / "enas.space"), "--blocks", "3")
     assert code == 2 and "drop --blocks" in err

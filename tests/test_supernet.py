@@ -141,7 +141,10 @@ def test_nasc_compile_writes_the_supernet(tmp_path) -> None:
     assert module.SPACE == "darts" and module.SPACE_HASH == space_hash(load_space(DARTS_SPACE))
     assert "supernet" in stdout
     code, _, err = run("compile", str(ROOT / "spaces" / "nasnet.space"), "-o", str(tmp_path / "n.py"))
-    assert code == 2 and "supernets are compiled for darts spaces" in err
+    assert code == 1 and "nasnet.space:14:5: error: a supernet sums each node's edges" in err
+    assert "h2 may `add, concat`" in err and not (tmp_path / "n.py").exists()
+    code, _, err = run("compile", str(ROOT / "spaces" / "nb201.space"), "-o", str(tmp_path / "b.py"))
+    assert code == 2 and "supernets are compiled for darts, nasnet spaces" in err
 
 
 def test_a_space_whose_edges_differ_is_refused() -> None:

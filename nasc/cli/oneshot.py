@@ -1,5 +1,5 @@
-"""`nasc search --strategy darts|gdas`: the one-shot strategies' flags and their run
-(runtime/oneshot.py). The reference's hyperparameters are the defaults."""
+"""`nasc search --strategy darts|gdas|enas|spos`: the one-shot strategies' flags and their run
+(runtime/oneshot.py, runtime/sampled_paths.py). The references' hyperparameters are the defaults."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 
 from nasc.cli.common import say, shown
 
-ONESHOT = ("darts", "gdas")
+ONESHOT = ("darts", "gdas", "enas", "spos")
 
 # name, default (cnn/train_search.py; GDAS's temperature), type, help
 _FLAGS = (
@@ -53,6 +53,16 @@ _FLAGS = (
         bool,
         "One-shot: the supernet in channels-last memory (CPU: about half the step).",
     ),
+    ("controller_steps", 30, click.IntRange(min=1), "enas: controller updates per epoch..."),
+    ("controller_aggregate", 10, click.IntRange(min=1), "enas: ...each over this many sampled paths."),
+    ("controller_learning_rate", 0.0035, float, "enas: the controller's Adam learning rate."),
+    ("entropy_weight", 1e-4, float, "enas: the sample entropy's weight in the reward."),
+    ("baseline_decay", 0.99, float, "enas: the reward baseline's moving-average decay."),
+    ("derive_samples", 10, click.IntRange(min=1), "enas, spos: an epoch derives the best of N paths."),
+    ("spos_population", 50, click.IntRange(min=1), "spos: the final aging evolution's population..."),
+    ("spos_sample", 10, click.IntRange(min=1), "spos: ...its tournament sample..."),
+    ("spos_cycles", 500, click.IntRange(min=0), "spos: ...and its cycles (paths mutated and scored)."),
+    ("bn_batches", 4, click.IntRange(min=1), "enas, spos: batches that recompute a path's batch norms."),
 )
 NAMES = tuple(name for name, *_ in _FLAGS)
 
@@ -69,8 +79,19 @@ def oneshot_options(command):
     return command
 
 
-def run_oneshot(options: dict, given: dict, resume_dir: str | None) -> None:
-    from nasc.runtime.oneshot import OneShotError, OneShotSearch, load_config
+def check_space(strategy: str, space) -> None:
+    """Raises NascError, at the space file's line, where the strategy cannot search it: a node its
+    supernet cannot hold, or (enas, spos) one the path sampler cannot sample."""
+    from nasc.compiler.emit_supernet import check_supernet_space
+    from nasc.compiler.space import sampler
+
+    check_supernet_space(space)
+    if strategy in ("enas", "spos"):
+        sampler(space)
+
+
+def run_oneshot(options: dict, given: dict, resume_dir: str | None, space=None) -> None:
+    from nasc.runtime.oneshot import OneShotError, create_search, load_config
 
     try:
         if resume_dir:
@@ -81,8 +102,8 @@ def run_oneshot(options: dict, given: dict, resume_dir: str | None) -> None:
                 raise OneShotError(
                     f"{config.out} already holds a search; continue it with --resume {config.out}"
                 )
-        config.validate()
-        search = OneShotSearch(config)
+            check_space(config.strategy, space)
+        search = create_search(config)
     except OneShotError as error:
         raise click.ClickException(str(error)) from None
     started = time.monotonic()
@@ -118,8 +139,8 @@ def _config(options: dict, given: dict):
 
     if options["space_source"] is None:
         raise OneShotError(
-            f"--strategy {options['strategy']} trains a supernet of a space whose nodes keep their "
-            "strongest edges: give one with --space (e.g. spaces/darts.space)"
+            f"--strategy {options['strategy']} trains a supernet of a space: give one with --space "
+            "(darts, gdas: e.g. spaces/darts.space; enas, spos: spaces/enas.space)"
         )
     values = {name: default for name, default, *_ in _FLAGS}
     values.update({k: v for k, v in given.items() if v is not None})

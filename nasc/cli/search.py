@@ -48,7 +48,7 @@ def _count(name: str, default: int, text: str, minimum: int = 1, dest: str | Non
     default="ppo",
     show_default=True,
     help="ppo/reinforce: the paper's controller; evolution: aging evolution (Real et al. 2019); "
-    "darts, gdas: one-shot, a supernet of the --space trained once (its flags below).",
+    "darts, gdas, enas, spos: one-shot, a supernet of the --space trained once (its flags below).",
 )
 @_count("--budget", 40, "Architectures to sample (each becomes a .cell file).")
 @click.option("--dataset", type=click.Choice(["digits", "cifar10"]), default="digits", show_default=True)
@@ -176,11 +176,12 @@ def search(resume_dir: str | None, **options) -> None:
 
         options["space_source"] = format(space)
     if options["strategy"] in ONESHOT or (resume_dir and Path(resume_dir, "oneshot.json").exists()):
-        run_oneshot(options, given, resume_dir)
+        run_oneshot(options, given, resume_dir, space)
         return
     unused = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, False)]
     if unused:
-        raise click.UsageError(f"{', '.join(unused)}: flags of the one-shot strategies (darts, gdas)")
+        strategies = ", ".join(ONESHOT)
+        raise click.UsageError(f"{', '.join(unused)}: flags of the one-shot strategies ({strategies})")
     if space is not None:
         from nasc.compiler.space import sampler
 
