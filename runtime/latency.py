@@ -159,21 +159,9 @@ class LatencyTable:
             model(torch.zeros(1, 3, built.image_size, built.image_size))
         for hook in hooks:
             hook.remove()
-        total, added = 0.0, 0
-        for name, module in modules.items():
-            if name not in shapes:  # built but not on this network's path (none today)
-                continue
-            shape = shapes[name]
-            key = hashlib.sha256(f"{module!r}|{shape}".encode()).hexdigest()[:24]
-            if key not in self.entries:
-                example = torch.zeros(shape)
-                session, _ = _session(module, example, threads)
-                self.entries[key] = {"module": type(module).__name__, "input": list(shape)}
-                self.entries[key]["ms"] = _median_ms(session, example, runs)
-                added += 1
-            total += self.entries[key]["ms"]
-        if added:
-            self._save()
+        # built but not on this network's path (none today): not counted
+        timed = {name: module for name, module in modules.items() if name in shapes}
+        total = sum(self.module_ms(timed, shapes, runs, threads).values())
         params, macs = count(genotype, deployment)
         return Cost(
             params=params,
@@ -182,6 +170,28 @@ class LatencyTable:
             latency_method=f"lookup table: the sum over the cells' {len(shapes)} modules, each timed "
             f"alone in onnxruntime cpu, {threads} thread(s), median of {runs}",
         )
+
+    def module_ms(
+        self, modules: dict[str, object], shapes: dict[str, tuple[int, ...]], runs: int = 20, threads: int = 1
+    ) -> dict[str, float]:
+        """Each module's latency at its input shape: from the table, or timed alone in onnxruntime
+        and added to it (the file saved once, after the new entries)."""
+        import torch
+
+        latencies, added = {}, 0
+        for name, module in modules.items():
+            shape = shapes[name]
+            key = hashlib.sha256(f"{module!r}|{shape}".encode()).hexdigest()[:24]
+            if key not in self.entries:
+                example = torch.zeros(shape)
+                session, _ = _session(module, example, threads)
+                self.entries[key] = {"module": type(module).__name__, "input": list(shape)}
+                self.entries[key]["ms"] = _median_ms(session, example, runs)
+                added += 1
+            latencies[name] = self.entries[key]["ms"]
+        if added:
+            self._save()
+        return latencies
 
     def _read(self) -> dict[str, dict]:
         """The file's entries that have the shape this table writes (it lives in a search directory,

@@ -24,6 +24,7 @@ import io
 import json
 import math
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from nasc.compiler.space_ir import Space
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.build import import_source
 from nasc.runtime.data import DataSplits, load_dataset
+from nasc.runtime.latency import LatencyTable
 from nasc.runtime.tensorfile import TensorFileError, read_tensor_file
 from nasc.version import __version__
 
@@ -80,6 +82,10 @@ class OneShotConfig:
     max_skip: int | None = None  # P-DARTS: at most this many identity edges per derived cell
     partial_channels: int = 1  # PC-DARTS: each edge's candidates see 1/K of the channels
     channels_last: bool = False  # the supernet in channels-last memory (about half the CPU step time)
+    # darts, gdas with "mnas": α's loss adds MnasNet's soft constraint on FBNet's expected latency
+    objective: str = "accuracy"
+    latency_weight: float = -0.07
+    target_latency_ms: float | None = None
     # ENAS (Pham et al. 2018, micro search): the controller's REINFORCE on sampled paths' accuracy
     controller_steps: int = 30  # controller updates per epoch...
     controller_aggregate: int = 10  # ...each over this many sampled paths
@@ -105,6 +111,12 @@ class OneShotConfig:
             raise OneShotError("the controller's and evolution's counts must be positive")
         if self.spos_sample > self.spos_population:
             raise OneShotError("--spos-sample must not exceed --spos-population")
+        if self.objective not in ("accuracy", "mnas"):
+            raise OneShotError("a one-shot search's --objective is accuracy or mnas")
+        if self.objective == "mnas" and self.strategy not in DIFFERENTIABLE:
+            raise OneShotError("--objective mnas adds a latency term to α's loss: use it with darts or gdas")
+        if self.objective == "mnas" and not (self.target_latency_ms or 0) > 0:
+            raise OneShotError("--objective mnas needs --target-latency-ms T (the reward's latency target)")
         if self.order not in (1, 2) or (self.order == 2 and self.strategy != "darts"):
             raise OneShotError("--order 2 is DARTS's unrolled step: use it with --strategy darts")
         if not 0 < self.train_portion < 1:
@@ -115,7 +127,8 @@ class OneShotConfig:
             raise OneShotError(f"--partial-channels {self.partial_channels} must divide --init-channels")
 
 
-OPTIONAL = {"data_dir": str, "max_skip": int}  # settings that are None where unset, and their type
+# settings that are None where unset, and their type
+OPTIONAL = {"data_dir": str, "max_skip": int, "target_latency_ms": float}
 
 
 def _fits(value: object, default: object, optional: type | None) -> bool:
@@ -123,7 +136,7 @@ def _fits(value: object, default: object, optional: type | None) -> bool:
         return optional is not None
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
+    if isinstance(default, float) or optional is float:
         return isinstance(value, int | float) and math.isfinite(value)
     return isinstance(value, optional or type(default))
 
@@ -202,6 +215,42 @@ def available_memory() -> int | None:
     except OSError:
         return None
     return None
+
+
+def candidate_latencies(net: nn.Module, table: LatencyTable, image_size: int) -> dict[str, torch.Tensor]:
+    """FBNet's lookup table over the supernet: per cell kind, each edge's candidates' latency in ms
+    (rows × ops, as α), summed over the network's cells of that kind. Each candidate is timed alone
+    at its input shape (a batch of one); `none` and a stride-1 `identity` cost nothing."""
+    module = sys.modules[type(net).__module__]
+    timed: dict[str, tuple[str, int, int, nn.Module]] = {}
+    for cell_name, cell in net.named_children():
+        if not isinstance(cell, module.Cell):
+            continue
+        edges = [child for child in cell.children() if isinstance(child, module.MixedOp)]
+        for row, edge in enumerate(edges):
+            for column, candidate in enumerate(edge.candidates):
+                if not isinstance(candidate, module.Zero | nn.Identity):
+                    timed[f"{cell_name}.{row}.{column}"] = (cell.kind, row, column, candidate)
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def recorder(name: str):
+        def record(_module, args) -> None:
+            shapes.setdefault(name, tuple(args[0].shape))
+
+        return record
+
+    hooks = [candidate.register_forward_pre_hook(recorder(n)) for n, (*_, candidate) in timed.items()]
+    was_training = net.training
+    with torch.no_grad():
+        net.eval()(torch.zeros(1, 3, image_size, image_size))  # the mixture runs every candidate
+    net.train(was_training)
+    for hook in hooks:
+        hook.remove()
+    ms = table.module_ms({name: entry[3] for name, entry in timed.items()}, shapes)
+    tables = {kind: torch.zeros_like(getattr(net.architecture, kind)) for kind in _space_cells(net)}
+    for name, (kind, row, column, _) in timed.items():
+        tables[kind][row, column] += ms[name]
+    return {kind: t.detach() for kind, t in tables.items()}
 
 
 def gumbel_hard(alpha: torch.Tensor, tau: float) -> tuple[torch.Tensor, list[int]]:
@@ -361,8 +410,10 @@ class OneShotSearch(abc.ABC):
             ("search_space_hash", self.space_hash[:16]),
             ("supernet_val_accuracy", round(row["val_accuracy"], 6)),
             ("parameter_free_ops", free),
-            ("nasc_version", __version__),
         ]
+        if "expected_latency_ms" in row:
+            meta.append(("expected_latency_ms", round(row["expected_latency_ms"], 6)))
+        meta.append(("nasc_version", __version__))
         named = dataclasses.replace(
             genotype,
             name=f"epoch_{row['epoch']:03d}",
@@ -431,6 +482,25 @@ class DifferentiableSearch(OneShotSearch):
             betas=(0.5, 0.999),
             weight_decay=config.arch_weight_decay,
         )
+        self.latencies: dict[str, torch.Tensor] | None = None
+        if config.objective == "mnas":
+            self.out.mkdir(parents=True, exist_ok=True)
+            table = LatencyTable(self.out / "latency-table.json")
+            self.latencies = candidate_latencies(self.net, table, self.data.image_size)
+
+    def expected_latency(self) -> torch.Tensor:
+        """FBNet's LAT(α) (Wu et al. 2019, eq. 4): the table latencies weighted by softmax(α), the
+        distribution DARTS mixes and GDAS samples from."""
+        return sum(
+            (torch.softmax(alpha, dim=-1) * self.latencies[kind]).sum()
+            for kind, alpha in zip(self.kinds, self.net.arch_parameters(), strict=True)
+        )
+
+    def latency_loss(self) -> torch.Tensor:
+        """MnasNet's soft constraint, as the multi-trial mnas reward weighs it, in log form: that
+        reward is acc · (LAT / T)^w, so α's loss adds −w · log(LAT(α) / T)."""
+        c = self.config
+        return -c.latency_weight * torch.log(self.expected_latency() / c.target_latency_ms)
 
     def strategy_state(self) -> dict:
         return {"a_optimizer": self.a_optimizer.state_dict()}
@@ -464,12 +534,11 @@ class DifferentiableSearch(OneShotSearch):
             losses.append(self.weight_step(y, logits))
             correct += int((logits.argmax(-1) == y).sum())
             seen += len(y)
-        return {
-            "train_loss": sum(losses) / len(losses),
-            "train_accuracy": correct / seen,
-            "lr": lr,
-            "tau": tau,
-        }
+        row = {"train_loss": sum(losses) / len(losses), "train_accuracy": correct / seen}
+        row.update(lr=lr, tau=tau)
+        if self.latencies is not None:
+            row["expected_latency_ms"] = float(self.expected_latency().detach())
+        return row
 
     def arch_step(self, x, y, x_val, y_val, lr: float, tau: float) -> None:
         self.a_optimizer.zero_grad()
@@ -477,6 +546,8 @@ class DifferentiableSearch(OneShotSearch):
             self.unrolled_gradients(x, y, x_val, y_val, lr)
         else:
             nn.functional.cross_entropy(self.forward(x_val, tau), y_val).backward()
+        if self.latencies is not None:
+            self.latency_loss().backward()  # no weight in it: the same term for either order
         self.a_optimizer.step()
         self.w_optimizer.zero_grad()  # the weight step computes its own
 
@@ -562,6 +633,4 @@ class DifferentiableSearch(OneShotSearch):
 
 def _space_cells(net: nn.Module) -> dict:
     """The emitted module's SPACE_CELLS (the space as data), read from the network's module."""
-    import sys
-
     return sys.modules[type(net).__module__].SPACE_CELLS

@@ -105,6 +105,37 @@ def test_the_second_order_step_moves_alpha_from_the_unrolled_weights(tmp_path: P
         assert torch.allclose(w, w0, atol=1e-6)
 
 
+def test_the_mnas_objective_moves_alpha_toward_cheaper_candidates(tmp_path: Path) -> None:
+    data = small_digits()
+    priced = {"objective": "mnas", "target_latency_ms": 1.0, "latency_weight": -2.0}
+    mnas = create_search(tiny(tmp_path / "m", arch_learning_rate=0.05, **priced), data)
+    plain = create_search(tiny(tmp_path / "p", arch_learning_rate=0.05), data)  # the same start
+    table = json.loads((tmp_path / "m" / "latency-table.json").read_text())
+    assert table and all(entry["ms"] > 0 for entry in table.values())  # timed, kept for a resume
+    ops = _ops(mnas)
+    assert mnas.latencies["normal"][:, ops.index("none")].eq(0).all()
+    assert mnas.latencies["normal"][:, ops.index("sep_conv_3x3")].gt(0).all()
+
+    def latency(search) -> float:
+        alphas = {k: a.detach() for k, a in zip(search.kinds, search.net.arch_parameters(), strict=True)}
+        return float(sum((torch.softmax(alphas[k], -1) * t).sum() for k, t in mnas.latencies.items()))
+
+    assert latency(mnas) == pytest.approx(latency(plain))
+    (x, y), (x_val, y_val) = mnas.batch(list(range(32))), mnas.batch(list(range(32, 64)))
+    for _ in range(5):
+        for search in (mnas, plain):
+            search.arch_step(x, y, x_val, y_val, lr=0.025, tau=1.0)
+    assert latency(mnas) < 0.97 * latency(plain)
+    with pytest.raises(OneShotError, match="needs --target-latency-ms"):
+        create_search(tiny(tmp_path / "t", objective="mnas"), data)
+
+
+def _ops(search) -> list[str]:
+    from nasc.runtime.oneshot import _space_cells
+
+    return list(_space_cells(search.net)["normal"]["ops"])
+
+
 def test_max_skip_keeps_at_most_k_identity_edges(tmp_path: Path) -> None:
     search = create_search(tiny(tmp_path, max_skip=1), small_digits())
     with torch.no_grad():  # every edge's identity strongest: an unchecked derivation is all skips

@@ -144,6 +144,8 @@ def _config(options: dict, given: dict):
         )
     values = {name: default for name, default, *_ in _FLAGS}
     values.update({k: v for k, v in given.items() if v is not None})
+    if options["latency"] not in (None, "table"):
+        raise OneShotError("a one-shot search prices latency by FBNet's lookup table: --latency table")
     layers = values.pop("layers")
     if (layers - 2) % 3:
         raise OneShotError(f"--layers {layers} is not 3N + 2 (reduction cells at one and two thirds)")
@@ -155,5 +157,8 @@ def _config(options: dict, given: dict):
         data_dir=options["data_dir"],
         seed=options["seed"],
         cells_per_stage=(layers - 2) // 3,
+        objective=options["objective"],
+        latency_weight=options["latency_weight"],
+        target_latency_ms=options["target_latency_ms"],
         **values,
     )

@@ -94,7 +94,8 @@ def _count(name: str, default: int, text: str, minimum: int = 1, dest: str | Non
     default="accuracy",
     show_default=True,
     help="mnas: accuracy x (latency/T)^w (MnasNet); pareto: the same with w drawn per child, "
-    "keeping the accuracy-latency front.",
+    "keeping the accuracy-latency front. darts, gdas: mnas adds -w log(LAT(α)/T) to α's loss, "
+    "LAT FBNet's expected latency from the lookup table.",
 )
 @click.option(
     "--target-latency-ms",
