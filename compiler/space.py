@@ -298,6 +298,34 @@ def sampler(space: Space) -> SearchSpace | Nb201Space:
     return SearchSpace(space.name, blocks, ops, combines, kinds, space.convention)
 
 
+def random_cell(space: Space, rng: random.Random, name: str = "sampled") -> ir.Genotype:
+    """A cell of any space drawn uniformly per decision: per node its kept edges (a `keep` node: K
+    of them, in order), each an input and an op among the edge's candidates (never `none` where
+    edges are ranked, as a derived cell has none), and a combine; the output as the space says,
+    `unused` the states no node reads. The random baseline a one-shot search is measured against."""
+    cells = []
+    for cell in space.cells:
+        blocks, read = [], set()
+        for node in cell.nodes:
+            kept = (
+                node.edges
+                if node.keep is None
+                else sorted(rng.sample(node.edges, node.keep), key=node.edges.index)
+            )
+            operands = []
+            for edge in kept:
+                ops = [op for op in edge.ops if node.keep is None or op != "none"]
+                operands.append(ir.Operand(rng.choice(ops), rng.choice(edge.inputs)))
+            blocks.append(ir.Block(node.target, rng.choice(node.combines), tuple(operands)))
+            read.update(operand.input for operand in operands)
+        if cell.outputs_unused:
+            members = tuple(block.target for block in blocks if block.target not in read)
+        else:
+            members = cell.output.members
+        cells.append(ir.Cell(cell.kind, cell.inputs, tuple(blocks), ir.Output(members)))
+    return ir.Genotype(name, tuple(cells), convention=space.convention)
+
+
 def _refuse(space: Space, span, message: str):
     raise NascError([Diagnostic(message, span, space.filename or "<input>")], space.source)
 

@@ -4,13 +4,14 @@ the multi-trial searches exactly as the spaces they used to build in code."""
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
 import nasc
-from nasc.compiler.api import format, load_space, parse_space
+from nasc.compiler.api import format, load_space, parse, parse_space
 from nasc.compiler.hashing import space_hash
-from nasc.compiler.space import NASNET_SPACE, NB201_SPACE, sampler
+from nasc.compiler.space import NASNET_SPACE, NB201_SPACE, random_cell, sampler
 from nasc.compiler.space_ir import space_size
 from nasc.diagnostics import NascError
 
@@ -208,3 +209,21 @@ def test_nasc_diff_says_what_changed_between_two_spaces(tmp_path) -> None:
     assert code == 0 and "the same space" in out
     code, _, err = run("diff", str(a), str(ROOT / "genotypes" / "darts_v2.cell"))
     assert code == 2 and "compare a space with a space" in err
+
+
+@pytest.mark.parametrize("name", ["darts", "enas", "nasnet", "nb201"])
+def test_a_random_cell_of_a_space_is_a_cell_the_space_derives(name: str) -> None:
+    space = load_space(ROOT / "spaces" / f"{name}.space")
+    for seed in range(10):
+        genotype = random_cell(space, random.Random(seed))
+        assert parse(format(genotype)) == genotype  # a checked cell of the space's convention
+        assert genotype.convention == space.convention
+        for cell, kind in zip(genotype.cells, space.cells, strict=True):
+            for block, node in zip(cell.blocks, kind.nodes, strict=True):
+                assert len(block.operands) == node.kept and block.combine in node.combines
+                if node.keep is not None:  # ranked edges: distinct edges, never `none`
+                    assert len({o.input for o in block.operands}) == node.keep
+                    assert all(o.op != "none" for o in block.operands)
+        if name in ("enas", "nasnet"):  # the sampler's decisions read it back whole
+            choices, dropped = sampler(space).encode(genotype)
+            assert not dropped and sampler(space).decode(choices, genotype.name) == genotype
