@@ -5,7 +5,7 @@ architecture step on one batch, then a weight step on another). Each contender r
 process, alone (nothing else computes or spins beside it), in alternating rounds; the median step
 time and the peak resident memory the steps add over the built network (Linux's VmHWM, reset after
 setup) are reported with their ratios. `nasc-cl` is nasc's supernet in channels-last memory
-(`nasc search --channels-last`), `nasc-pc4` its edges on a quarter of the channels
+(what `nasc search` runs; `nasc` is `--no-channels-last`), `nasc-pc4` its edges on a quarter of the channels
 (`--partial-channels 4`, PC-DARTS).
 
     python bench/bench_oneshot.py [--steps 5] [--rounds 3]

@@ -28,8 +28,11 @@ from nasc.runtime.strategies import make_strategy
 from .conftest import ROOT
 
 # The smallest real search: children of F0 = 2, one epoch of digits in 11 steps of 128.
-TINY = {"budget": 3, "workers": 2, "proxy_cells": 1, "proxy_filters": 2, "proxy_batch_size": 128}
-TINY_ARGS = ["--workers", "2", "--proxy-filters", "2", "--proxy-batch-size", "128"]
+# One worker: a second would only add its start-up on a machine the test runner already fills; the
+# tests of concurrency and of stopping a process group ask for two.
+TINY = {"budget": 3, "workers": 1, "proxy_cells": 1, "proxy_filters": 2, "proxy_batch_size": 128}
+TINY_ARGS = ["--workers", "1", "--proxy-filters", "2", "--proxy-batch-size", "128"]
+TWO_WORKERS = ["--workers", "2", *TINY_ARGS[2:]]
 
 
 def tiny(out: Path, **changes) -> SearchConfig:
@@ -146,7 +149,7 @@ def test_a_killed_search_resumes_with_every_finished_result_exactly_once(tmp_pat
         *strategy,
         "--budget",
         "5",
-        *TINY_ARGS,
+        *TWO_WORKERS,
         "--out",
         str(out),
     ]
@@ -297,7 +300,7 @@ def test_sigterm_and_an_inherited_ignored_sigint_stop_a_search_cleanly(tmp_path)
     """SIGTERM goes to the whole process group, as `timeout` and batch schedulers send it: the
     workers leave it to the search, so the children they were training stay pending, not failed."""
     out = tmp_path / "stopped"
-    command = [sys.executable, "-m", "nasc", "search", "--budget", "5", *TINY_ARGS, "--out", str(out)]
+    command = [sys.executable, "-m", "nasc", "search", "--budget", "5", *TWO_WORKERS, "--out", str(out)]
     stops = [
         (command, signal.SIGTERM, "SIGTERM", None),
         (

@@ -102,7 +102,7 @@ def test_drop_path_progress_reaches_the_model_and_its_final_value(
         return original(self, progress)
 
     monkeypatch.setattr(train_module.Trainer, "train_epoch", recording)
-    result = train(genotype, tiny_config(tmp_path, drop_path_keep_prob=0.6), digits)
+    result = train(genotype, tiny_config(tmp_path, drop_path_keep_prob=0.6, epochs=1), digits)
     fractions = [f for f, _ in seen]
     assert len(seen) == result.steps and fractions == sorted(fractions)
     assert fractions[0] == pytest.approx(1 / result.steps) and fractions[-1] == 1.0

@@ -49,9 +49,9 @@ _FLAGS = (
     ),
     (
         "channels_last",
-        False,
+        True,
         bool,
-        "One-shot: the supernet in channels-last memory (CPU: about half the step).",
+        "One-shot: the supernet in channels-last memory (on a CPU 0.6x the step time).",
     ),
     ("controller_steps", 30, click.IntRange(min=1), "enas: controller updates per epoch..."),
     ("controller_aggregate", 10, click.IntRange(min=1), "enas: ...each over this many sampled paths."),
@@ -72,7 +72,10 @@ def oneshot_options(command):
     for name, default, kind, text in reversed(_FLAGS):
         flag = "--" + name.replace("_", "-")
         if kind is bool:
-            command = click.option(flag, is_flag=True, default=None, help=text)(command)
+            pair = f"{flag}/--no-{flag[2:]}"
+            command = click.option(
+                pair, default=None, help=f"{text} [default: {'on' if default else 'off'}]"
+            )(command)
             continue
         shown_default = f" [default: {default}]" if default is not None else ""
         command = click.option(flag, type=kind, help=text + shown_default)(command)

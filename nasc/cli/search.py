@@ -179,7 +179,7 @@ def search(resume_dir: str | None, **options) -> None:
     if options["strategy"] in ONESHOT or (resume_dir and Path(resume_dir, "oneshot.json").exists()):
         run_oneshot(options, given, resume_dir, space)
         return
-    unused = [f"--{name.replace('_', '-')}" for name, value in given.items() if value not in (None, False)]
+    unused = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
     if unused:
         strategies = ", ".join(ONESHOT)
         raise click.UsageError(f"{', '.join(unused)}: flags of the one-shot strategies ({strategies})")
