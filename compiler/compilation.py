@@ -68,10 +68,11 @@ def compile_space(space, options: EmitOptions | None = None) -> Compilation:
     """A search space's supernet. Raises ValueError for a convention without one, or an option it
     cannot honour."""
     from nasc.compiler.conventions.darts import DARTS_SUPERNET
+    from nasc.compiler.conventions.nb201 import NB201_SUPERNET
 
     # A NASNet space (ENAS's) is searched on DARTS's skeleton, as ENAS searched it on its own
     # NASNet-like one; its derived cells are NASNet cells.
-    supernets = {DARTS_SUPERNET.name: DARTS_SUPERNET, "nasnet": DARTS_SUPERNET}
+    supernets = {DARTS_SUPERNET.name: DARTS_SUPERNET, "nasnet": DARTS_SUPERNET, "nb201": NB201_SUPERNET}
     if space.convention not in supernets:
         raise ValueError(
             f"supernets are compiled for {', '.join(supernets)} spaces; `{space.name}` is a "

@@ -103,10 +103,19 @@ def _cell_view(cell: ir.Cell, class_name: str, label: str) -> _CellView:
     return view
 
 
-def _network_view(
-    name: str, preset: Nb201Preset, skeleton: Nb201Skeleton, cell_class: str, class_name: str, title: str
+def network_view(
+    name: str,
+    preset: Nb201Preset,
+    skeleton: Nb201Skeleton,
+    cell_class: str,
+    class_name: str,
+    title: str,
+    supernet: str | None = None,
 ) -> NetworkView:
-    """One preset's TinyNetwork, every cell and residual block a named attribute."""
+    """One preset's TinyNetwork, every cell and residual block a named attribute. `supernet`: the
+    batch-norm config of a search network's cells (xautodl's TinyNetworkDarts), whose cells also
+    take the mixing weights and path."""
+    cell_bn, mixing = ("search_bn", ', *self._cell_mixing("normal")') if supernet else ("bn", "")
     calls, lines, value = [], [], "x_stem"
     stages: list[tuple[int, int, str]] = []
     for index, layer in enumerate(skeleton.layers):
@@ -114,9 +123,10 @@ def _network_view(
             construct = f"ResidualReduction({layer.in_channels}, {layer.channels}, bn)"
             stages.append((layer.in_channels, layer.reduction // 2, skeleton.layers[index - 1].name))
         else:
-            construct = f"{cell_class}(c={layer.channels}, bn=bn)"
+            construct = f"{cell_class}(c={layer.channels}, bn={cell_bn})"
         calls.append(CellCall(layer.name, construct))
-        lines.append((f"x_{layer.name} = self.{layer.name}({value})", (value,)))
+        arguments = value if layer.residual else value + mixing
+        lines.append((f"x_{layer.name} = self.{layer.name}({arguments})", (value,)))
         value = f"x_{layer.name}"
     features = skeleton.layers[-1].channels
     calls.append(CellCall("lastact", f"bn({features})"))  # built before the classifier, as the reference's
@@ -129,7 +139,8 @@ def _network_view(
             f"The {title}, preset `{name}`: C = {preset.channels}, N = {preset.cells_per_stage} cells per "
             f"stage; {preset.image_size} px images, {preset.num_classes} classes.",
             "TinyNetwork: a 3x3 conv → BN stem, three stages of N cells (C, 2C, 4C) joined by residual "
-            "reduction blocks, BN → ReLU → global average pool → linear. No aux head.",
+            "reduction blocks, BN → ReLU → global average pool → linear. No aux head."
+            + (" The cells are mixed (their batch norms without affine weights)." if supernet else ""),
         ),
         num_classes=preset.num_classes,
         image_size=preset.image_size,
@@ -138,7 +149,8 @@ def _network_view(
         bn="BatchNormConfig(eps=1e-05, momentum=0.1)",  # PyTorch's defaults: the reference's
         stem_init=[
             f"self.stem = nn.Sequential(nn.Conv2d(in_chans, {skeleton.channels}, 3, padding=1, bias=False), "
-            f"bn({skeleton.channels}))"
+            f"bn({skeleton.channels}))",
+            *([f"search_bn = {supernet}"] if supernet else []),
         ],
         stem_forward=["x_stem = self.stem(x)"],
         cells=calls,
@@ -152,6 +164,7 @@ def _network_view(
         output="x_features",
         first_conv="stem.0",
         relu_before_pool=True,
+        bases="Supernet, Network" if supernet else "Network",
     )
 
 
@@ -165,7 +178,7 @@ def emit_nb201(compilation: Compilation) -> str:
     networks = network_views(
         compilation,
         names,
-        lambda name, preset, plan, class_name, title: _network_view(
+        lambda name, preset, plan, class_name, title: network_view(
             name, preset, plan, cell_class, class_name, title
         ),
     )

@@ -14,6 +14,7 @@ returns the .cell text of the architecture α selects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nasc.compiler import emit
@@ -28,6 +29,9 @@ from nasc.compiler.emit_darts import (
     cell_classes,
     network_view,
 )
+from nasc.compiler.emit_nb201 import CELL_ATTRIBUTES as NB201_CELL_ATTRIBUTES
+from nasc.compiler.emit_nb201 import CONSTRUCTORS as NB201_CONSTRUCTORS
+from nasc.compiler.emit_nb201 import network_view as nb201_network_view
 from nasc.compiler.liveness import SharedRelu
 from nasc.compiler.namespace import Namespace
 from nasc.compiler.space_ir import Space, SpaceCell
@@ -37,7 +41,8 @@ from nasc.diagnostics import Diagnostic, NascError
 MODULE_NAMES = (
     *emit.MODULE_NAMES,
     *"FactorizedReduce SepConv DilConv AuxHeadCIFAR AuxHeadImageNet SPACE_CELLS ZERO_OP SearchBatchNorm "
-    "Zero PoolBN MixedOp LooseEnds ArchitectureWeights derive_cell_text loose_ends Supernet".split(),
+    "Zero PoolBN MixedOp LooseEnds ArchitectureWeights derive_cell_text loose_ends Supernet "
+    "ResidualReduction SearchConvBN".split(),
 )
 # The reference's cells pass `affine=False` to every op and preprocessing: their batch norms.
 SEARCH_BN = "SearchBatchNorm(eps=1e-05, momentum=0.1)"
@@ -109,16 +114,16 @@ class _MixedOpFactory:
     activated: list[str] = field(default_factory=list)  # per candidate: reads relu(x), as code
 
     @staticmethod
-    def of(name: str, ops: tuple[str, ...]) -> _MixedOpFactory:
+    def of(name: str, ops: tuple[str, ...], candidate: Callable[[str], tuple[str, str]]) -> _MixedOpFactory:
         factory = _MixedOpFactory(name, ops)
         for op in ops:
-            construct, activated = _candidate(op)
+            construct, activated = candidate(op)
             factory.constructs.append(construct)
             factory.activated.append(activated)
         return factory
 
 
-def _candidate(op: str) -> tuple[str, str]:
+def _darts_candidate(op: str) -> tuple[str, str]:
     """One candidate's construction on `c` channels at `stride`, and whether it reads relu(x)."""
     if op == "none":
         return "Zero(stride)", "False"
@@ -128,6 +133,53 @@ def _candidate(op: str) -> tuple[str, str]:
     if op in RAW_INPUT:
         return f"PoolBN({construct}, c, bn)", "False"
     return construct, "True"
+
+
+def _nb201_candidate(op: str) -> tuple[str, str]:
+    """NAS-Bench-201's candidates (xautodl cell_operations.OPS), C to C at stride 1: its pool has no
+    batch norm after it, unlike DARTS's mixed op."""
+    if op == "none":
+        return "Zero(stride)", "False"
+    if op == "identity":
+        return "nn.Identity()", "False"
+    if op == "avg_pool_3x3":
+        return NB201_CONSTRUCTORS[op], "False"
+    return NB201_CONSTRUCTORS[op].replace("ConvBN(", "SearchConvBN("), "True"
+
+
+def _node_views(
+    cell: SpaceCell,
+    local: dict[str, str],
+    locals_: Namespace,
+    attributes: Namespace,
+    factories: dict[tuple, _MixedOpFactory],
+    label: str,
+    strided: bool,
+) -> list[_NodeView]:
+    """Each node's edges, one per state an edge may read, in the order of α's rows; `strided`:
+    what reads the cell's inputs runs at stride 2 (a reduction cell)."""
+    relu = SharedRelu(locals_)
+    views, row = [], 0
+    for node in cell.nodes:
+        edges, activations = [], []
+        picks = any(len(edge.inputs) > 1 for edge in node.edges)
+        for slot, edge in enumerate(node.edges):
+            for state in edge.inputs:
+                stride = 2 if strided and state in cell.inputs else 1
+                construct = f"{factories[edge.ops].name}(c, stride={stride}, bn=bn)"
+                hint = f"{node.target}_{slot}_{state}" if picks else f"{node.target}_{state}"
+                attr = attributes.name(("edge", node.target, slot, state), hint)
+                source = local[state]
+                reads_relu = any(
+                    a == "True" or (a == "stride > 1" and stride > 1) for a in factories[edge.ops].activated
+                )
+                relu_local = relu.of(state, source, activations) if reads_relu else source
+                edges.append(_EdgeView(attr, construct, source, relu_local, row))
+                row += 1
+        comment = line_comment(label, node.span, format_node(node))
+        views.append(_NodeView(comment, locals_.name(node.target), edges, activations))
+        local[node.target] = views[-1].local
+    return views
 
 
 def _cell_view(
@@ -152,27 +204,7 @@ def _cell_view(
     )
     if cell.outputs_unused:
         view.loose_ends, view.multiplier = attributes.name(("output",), "output_conv"), 1
-    relu = SharedRelu(locals_)
-    row = 0
-    for node in cell.nodes:
-        edges, activations = [], []
-        picks = any(len(edge.inputs) > 1 for edge in node.edges)
-        for slot, edge in enumerate(node.edges):
-            for state in edge.inputs:
-                stride = 2 if reduction and state in cell.inputs else 1
-                construct = f"{factories[edge.ops].name}(c, stride={stride}, bn=bn)"
-                hint = f"{node.target}_{slot}_{state}" if picks else f"{node.target}_{state}"
-                attr = attributes.name(("edge", node.target, slot, state), hint)
-                source = local[state]
-                reads_relu = any(
-                    a == "True" or (a == "stride > 1" and stride > 1) for a in factories[edge.ops].activated
-                )
-                relu_local = relu.of(state, source, activations) if reads_relu else source
-                edges.append(_EdgeView(attr, construct, source, relu_local, row))
-                row += 1
-        comment = line_comment(label, node.span, format_node(node))
-        view.nodes.append(_NodeView(comment, locals_.name(node.target), edges, activations))
-        local[node.target] = view.nodes[-1].local
+    view.nodes = _node_views(cell, local, locals_, attributes, factories, label, reduction)
     if cell.outputs_unused:
         view.outputs = [local[node.target] for node in cell.nodes]
     else:
@@ -180,9 +212,31 @@ def _cell_view(
     return view
 
 
+@dataclass
+class _Nb201CellView:
+    kind: str
+    class_name: str
+    location: str
+    input: str
+    nodes: list[_NodeView]
+    output: str
+
+
+def _nb201_cell_view(
+    cell: SpaceCell, class_name: str, label: str, factories: dict[tuple, _MixedOpFactory]
+) -> _Nb201CellView:
+    attributes = Namespace(NB201_CELL_ATTRIBUTES)
+    locals_ = Namespace((*MODULE_NAMES, "self", "weights", "path"))
+    local = {cell.inputs[0]: locals_.name(cell.inputs[0])}
+    nodes = _node_views(cell, local, locals_, attributes, factories, label, strided=False)
+    where, output = location(label, cell.span), local[cell.output.members[0]]
+    return _Nb201CellView(cell.kind, class_name, where, local[cell.inputs[0]], nodes, output)
+
+
 def check_supernet_space(space: Space) -> None:
     """Raises NascError at the first node a supernet cannot hold: a combine other than `add` (a
     concatenation's width would change with the path), or an op the search network has no module for."""
+    candidates = ("none", "identity", *(NB201_CONSTRUCTORS if space.convention == "nb201" else CONSTRUCTORS))
     for cell in space.cells:
         for node in cell.nodes:
             if node.combines != ("add",):
@@ -193,13 +247,13 @@ def check_supernet_space(space: Space) -> None:
                     "give the node `add` alone (a concatenation's width would change with the path)",
                 )
             for edge in node.edges:
-                unknown = [op for op in edge.ops if op not in CONSTRUCTORS and op != "none"]
+                unknown = [op for op in edge.ops if op not in candidates]
                 if unknown:
                     _refuse(
                         space,
                         edge.span or node.span,
                         f"the search network has no candidate module for {', '.join(unknown)}",
-                        f"a supernet's candidates: none, {', '.join(CONSTRUCTORS)}",
+                        f"a {space.convention} supernet's candidates: {', '.join(dict.fromkeys(candidates))}",
                     )
 
 
@@ -212,14 +266,27 @@ def emit_supernet(compilation: Compilation) -> str:
     space: Space = compilation.genotype
     check_supernet_space(space)
     names = Namespace(MODULE_NAMES)
-    label = source_label(compilation)
-    class_names = cell_classes(compilation, names, "MixedCell")
+    nb201 = space.convention == "nb201"
     factories: dict[tuple, _MixedOpFactory] = {}
     for cell in space.cells:
         ops = cell_ops(cell)
         if ops not in factories:
             name = names.name(("mixed_op", ops), "mixed_op" if not factories else f"mixed_op_{cell.kind}")
-            factories[ops] = _MixedOpFactory.of(name, ops)
+            factories[ops] = _MixedOpFactory.of(name, ops, _nb201_candidate if nb201 else _darts_candidate)
+    view = (_nb201_view if nb201 else _darts_view)(compilation, names, factories)
+    view.extra = {
+        "space_cells": [_SpaceCellData.of(cell) for cell in space.cells],
+        "mixed_ops": list(factories.values()),
+        "partial_channels": compilation.options.partial_channels,
+        "family_blocks": "nb201/blocks.py.jinja" if nb201 else "darts/blocks.py.jinja",
+        "nb201": nb201,
+    }
+    return render_module(compilation, view)
+
+
+def _darts_view(compilation: Compilation, names: Namespace, factories: dict) -> ModuleView:
+    space, label = compilation.genotype, source_label(compilation)
+    class_names = cell_classes(compilation, names, "MixedCell")
     cells = [
         _cell_view(space.cell(kind), after, class_names[(kind, after)], label, factories)
         for kind, after in class_names
@@ -231,7 +298,7 @@ def emit_supernet(compilation: Compilation) -> str:
             name, preset, plan, class_names, class_name, title, supernet=SEARCH_BN
         ),
     )
-    view = ModuleView(
+    return ModuleView(
         description="The weight-sharing search network of quark0/darts cnn/model_search.py (Liu et al. "
         "2019) over this space:\n`search` is its Network(C = 16, num_classes = 10, layers = 8). "
         f"Presets: {', '.join(compilation.networks)}.",
@@ -239,10 +306,25 @@ def emit_supernet(compilation: Compilation) -> str:
         cell_template="supernet/cell.py.jinja",
         cells=cells,
         networks=networks,
-        extra={
-            "space_cells": [_SpaceCellData.of(cell) for cell in space.cells],
-            "mixed_ops": list(factories.values()),
-            "partial_channels": compilation.options.partial_channels,
-        },
     )
-    return render_module(compilation, view)
+
+
+def _nb201_view(compilation: Compilation, names: Namespace, factories: dict) -> ModuleView:
+    cell = compilation.genotype.cell("normal")
+    class_name = names.name(("cell", cell.kind), "NormalMixedCell")
+    networks = network_views(
+        compilation,
+        names,
+        lambda name, preset, plan, network_class, title: nb201_network_view(
+            name, preset, plan, class_name, network_class, title, supernet=SEARCH_BN
+        ),
+    )
+    return ModuleView(
+        description="The weight-sharing search network of NAS-Bench-201 (Dong & Yang 2020; xautodl "
+        "models/cell_searchs\nTinyNetworkDarts) over this space: `search` is TinyNetworkDarts(C = 16, "
+        f"N = 5, max_nodes = 4, 10 classes). Presets: {', '.join(compilation.networks)}.",
+        blocks_template="supernet/blocks.py.jinja",
+        cell_template="supernet/nb201_cell.py.jinja",
+        cells=[_nb201_cell_view(cell, class_name, source_label(compilation), factories)],
+        networks=networks,
+    )

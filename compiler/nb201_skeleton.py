@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from nasc.compiler import ir
-from nasc.compiler.conventions.nb201 import PRESETS, Nb201Preset
+from nasc.compiler.conventions.nb201 import PRESETS, SEARCH_PRESETS, Nb201Preset
 from nasc.compiler.options import EmitOptions
 
 
@@ -73,4 +73,24 @@ def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Nb
     if options.num_classes:
         preset = replace(preset, num_classes=options.num_classes)
         name += f"-{options.num_classes}"
+    return name, preset
+
+
+def resolve_search_preset(options: EmitOptions) -> tuple[str, Nb201Preset]:
+    """A supernet's preset: `search`, its classes as asked; N cells per stage and C where asked."""
+    if options.penultimate_filters:
+        raise ValueError("a supernet is sized by its cells per stage and its first width C, not by P")
+    name = options.preset or next(iter(SEARCH_PRESETS))
+    if name not in SEARCH_PRESETS:
+        raise ValueError(f"unknown supernet preset {name!r}; choose from {', '.join(SEARCH_PRESETS)}")
+    preset = SEARCH_PRESETS[name]
+    if options.cells_per_stage or options.first_filters:
+        cells = options.cells_per_stage or preset.cells_per_stage
+        preset = replace(preset, cells_per_stage=cells, channels=options.first_filters or preset.channels)
+        name += f"-{preset.cells_per_stage}x{preset.channels}"
+    if options.num_classes:
+        preset = replace(preset, num_classes=options.num_classes)
+        name += f"-{options.num_classes}"
+    if options.partial_channels != 1:
+        raise ValueError("--partial-channels is PC-DARTS's, for DARTS-skeleton supernets")
     return name, preset

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from nasc.compiler import ir
-from nasc.compiler.space import SearchSpace, sampler
+from nasc.compiler.space import Nb201Space, SearchSpace, sampler
 from nasc.runtime.controller import LSTMController
 from nasc.runtime.data import DataSplits
 from nasc.runtime.oneshot import OneShotConfig, OneShotError, OneShotSearch, _space_cells
@@ -39,9 +39,12 @@ OFF = -1  # the supernet's index for an edge a path does not run
 SCORE_BATCHES = 8  # batches of the second half that score a path
 
 
-def supernet_path(cells: dict, space: SearchSpace, choices: list[int]) -> dict[str, list[int]]:
+def supernet_path(cells: dict, space: SearchSpace | Nb201Space, choices: list[int]) -> dict[str, list[int]]:
     """The supernet path of a sampler's choices: per cell kind, per row of the architecture weights
-    (an edge and a state it may read), the op it runs, or OFF."""
+    (an edge and a state it may read), the op it runs, or OFF. NAS-Bench-201's choices are already
+    one op per edge, in the rows' order."""
+    if isinstance(space, Nb201Space):
+        return {"normal": list(choices)}
     path, per_cell = {}, 5 * space.num_blocks
     for k, kind in enumerate(space.cell_kinds):
         chunk = choices[k * per_cell : (k + 1) * per_cell]
@@ -235,7 +238,7 @@ class SposSearch(PathSearch):
         self.choices = _checked(json.loads(state["progress"])["choices"], self.sampler)
 
 
-def _checked(choices: object, space: SearchSpace) -> list[int]:
+def _checked(choices: object, space: SearchSpace | Nb201Space) -> list[int]:
     """Choices read back from a checkpoint: a list the space decodes (ValueError otherwise)."""
     if not isinstance(choices, list) or not all(isinstance(c, int) for c in choices):
         raise ValueError("the derived path is not a list of choices")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import nasc
 from nasc.compiler.api import format, load_space, parse
 from nasc.compiler.compilation import compile_space
 from nasc.compiler.options import EmitOptions
@@ -164,3 +165,26 @@ def test_a_space_the_path_searches_cannot_sample_is_refused_at_its_line(tmp_path
     code, _, err = run("search", "--strategy", "enas", "--space", str(nasnet), "--out", str(tmp_path / "n"))
     assert code == 1 and "nasnet.space:14:5: error: a supernet sums each node's edges" in err
     assert not (tmp_path / "s").exists() and not (tmp_path / "n").exists()
+
+
+def test_spos_searches_the_nas_bench_201_space_and_derives_a_benchmark_cell(tmp_path: Path) -> None:
+    from nasc.compiler.nb201_format import read_nb201, write_nb201
+
+    space = load_space(ROOT / "spaces" / "nb201.space")
+    config = OneShotConfig(
+        out=str(tmp_path),
+        space_source=format(space),
+        strategy="spos",
+        epochs=1,
+        batch_size=32,
+        cells_per_stage=1,
+        init_channels=4,
+        **FEW_PATHS,
+    )
+    search = create_search(config, small_digits())
+    choices = search.sampler.random_choices(random.Random(5))
+    assert search.path(choices) == {"normal": choices}  # one op per edge, in α's row order
+    search.run()
+    derived = nasc.load(tmp_path / "best.cell")
+    assert derived.convention == "nb201" and derived.meta("strategy") == "spos"
+    assert read_nb201(write_nb201(derived)).cells == derived.cells  # a NAS-Bench-201 string: look it up

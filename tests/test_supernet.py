@@ -143,8 +143,11 @@ def test_nasc_compile_writes_the_supernet(tmp_path) -> None:
     code, _, err = run("compile", str(ROOT / "spaces" / "nasnet.space"), "-o", str(tmp_path / "n.py"))
     assert code == 1 and "nasnet.space:14:5: error: a supernet sums each node's edges" in err
     assert "h2 may `add, concat`" in err and not (tmp_path / "n.py").exists()
-    code, _, err = run("compile", str(ROOT / "spaces" / "nb201.space"), "-o", str(tmp_path / "b.py"))
-    assert code == 2 and "supernets are compiled for darts, nasnet spaces" in err
+    enas = (ROOT / "spaces" / "enas.space").read_text()
+    pnasnet = enas.replace("space enas\n", "space p : pnasnet\n").replace("normal(h0, h1)", "cell(h0, h1)")
+    (tmp_path / "p.space").write_text(pnasnet[: pnasnet.index("reduction(h0, h1)")])
+    code, _, err = run("compile", str(tmp_path / "p.space"), "-o", str(tmp_path / "p.py"))
+    assert code == 2 and "supernets are compiled for darts, nasnet, nb201 spaces" in err
 
 
 def test_a_space_whose_edges_differ_is_refused() -> None:

@@ -141,7 +141,31 @@ class DartsSupernet:
         return emit_supernet(compilation)
 
 
-Backend = NasnetFamily | DartsFamily | Nb201Family | DartsSupernet
+class Nb201Supernet:
+    """A NAS-Bench-201 space's weight-sharing search network (xautodl models/cell_searchs
+    TinyNetworkDarts): the benchmark's TinyNetwork of mixed cells, emitted by
+    compiler/emit_supernet.py."""
+
+    def lower(self, space) -> dict[str, Any]:
+        return {}
+
+    def resolve_preset(self, space, options, lowered=None) -> tuple[str, Any]:
+        from nasc.compiler.nb201_skeleton import resolve_search_preset
+
+        return resolve_search_preset(options)
+
+    def plan(self, compilation, preset) -> Any:
+        from nasc.compiler.nb201_skeleton import nb201_skeleton
+
+        return nb201_skeleton(preset)
+
+    def emit(self, compilation) -> str:
+        from nasc.compiler.emit_supernet import emit_supernet
+
+        return emit_supernet(compilation)
+
+
+Backend = NasnetFamily | DartsFamily | Nb201Family | DartsSupernet | Nb201Supernet
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ by residual reduction blocks (ResNet basic blocks at stride 2, C → 2C → 4C),
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from nasc.compiler.conventions.base import Convention, Nb201Family
+from nasc.compiler.conventions.base import Convention, Nb201Family, Nb201Supernet
 from nasc.compiler.presets import DataConfig
 
 
@@ -97,4 +97,18 @@ NB201 = Convention(
     dense_nodes=True,
     blocks_per_cell=3,  # the benchmark's cell: the input and three nodes
     identity_is_state=True,
+)
+
+# An nb201 space compiles into its search network: xautodl's TinyNetworkDarts(C = 16, N = 5,
+# max_nodes = 4, 10 classes), NAS-Bench-201's DARTS, GDAS and ENAS search setting (§5).
+SEARCH_PRESETS = MappingProxyType(
+    {"search": Nb201Preset(channels=16, cells_per_stage=5, image_size=32, num_classes=10)}
+)
+NB201_SUPERNET = replace(
+    NB201,
+    summary="the weight-sharing search network of a NAS-Bench-201 space",
+    reference="D-X-Y/AutoDL-Projects xautodl models/cell_searchs (TinyNetworkDarts, NAS201SearchCell)",
+    presets=SEARCH_PRESETS,
+    data={"search": DATA["cifar"]},
+    backend=Nb201Supernet(),
 )

@@ -103,9 +103,11 @@ def _compile_supernet(space, options, target: str, output: str | None, file: str
     prepare_output(destination, inputs=(file,), force=force)
     written = write(destination, source.encode("utf-8"))
     preset = compilation.preset
+    # DARTS's search network counts its cells; NAS-Bench-201's, N per stage
+    cells = getattr(preset, "layers", None) or f"3 x {getattr(preset, 'cells_per_stage', '?')}"
     click.echo(f"wrote {written}: supernet of space {space.name}", err=destination == STDIN)
     click.echo(
-        f"  preset {compilation.preset_name}: C = {preset.channels}, {preset.layers} cells, "
+        f"  preset {compilation.preset_name}: C = {preset.channels}, {cells} cells, "
         f"{preset.num_classes} classes at {preset.image_size}x{preset.image_size}",
         err=destination == STDIN,
     )
