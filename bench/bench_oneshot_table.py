@@ -10,6 +10,9 @@ rerun skips what OUT holds.
 2. retrain: each found cell and 20 random cells of each space (compiler/space.random_cell),
    3 seeds each, trained alike as the multi-trial searches train their children
    (runtime/search/child.py: N = 1, F = 4, 8 epochs, batch 32); the test accuracy kept.
+3. nb201: the four strategies on spaces/nb201.space, their derived cells looked up in the
+   NAS-Bench-201 table nasc built on digits (benchmarks/nb201-digits.jsonl), as the NAS-Bench-201
+   paper scores DARTS, GDAS and ENAS: the test accuracy, and the share of the table below it.
 
     python bench/bench_oneshot_table.py run [--out benchmarks/oneshot-digits.jsonl] [--workers 2]
     python bench/bench_oneshot_table.py report [--out ...]   # the README's table
@@ -148,8 +151,36 @@ def retrain_jobs(rows: list[dict]) -> list[dict]:
     ]
 
 
+def nb201_search(strategy: str, runs: Path, epochs: int, threads: int, table_path: Path) -> dict:
+    """A search of NAS-Bench-201's space, its derived cell answered by the table."""
+    from nasc.compiler.api import load
+    from nasc.compiler.nb201_format import write_nb201
+    from nasc.runtime.tabular import Table, TableError
+
+    out = runs / f"{strategy}-nb201"
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [sys.executable, "-m", "nasc", "search", "--strategy", strategy, "--epochs", str(epochs)]
+    argv += ["--space", str(ROOT / "spaces" / "nb201.space"), "--layers", "5", "--init-channels", "8"]
+    wall, cpu = timed([*argv, "--batch-size", "64", "--out", str(out)], None, threads)
+    architecture = write_nb201(load(out / "best.cell"))
+    table = Table.load(table_path)
+    row = {"kind": "nb201", "strategy": strategy, "wall_s": wall, "cpu_s": cpu, "arch": architecture}
+    try:
+        accuracy = table.query(architecture)
+    except TableError:  # the table is still being built: the row says so
+        return {**row, "test_accuracy": None, "below": None}
+    below = float((table.metric("test_accuracy") < accuracy).mean())
+    return {**row, "test_accuracy": accuracy, "below": below, "table_rows": len(table)}
+
+
 def run(out: Path, runs: Path, epochs: int, workers: int, threads: int) -> None:
     rows = read_rows(out)
+    looked_up = {row["strategy"] for row in rows if row["kind"] == "nb201"}
+    table = ROOT / "benchmarks" / "nb201-digits.jsonl"
+    for strategy in ONESHOT:
+        if strategy not in looked_up:
+            print(f"search {strategy} on nb201 ...", flush=True)
+            append(out, {**nb201_search(strategy, runs, epochs, threads, table), "epochs": epochs})
     searched = {row["strategy"] for row in rows if row["kind"] == "search"}
     for strategy in ONESHOT:
         if strategy not in searched:
@@ -173,6 +204,22 @@ def run(out: Path, runs: Path, epochs: int, workers: int, threads: int) -> None:
 
 def report(out: Path) -> None:
     rows = read_rows(out)
+    report_nb201([row for row in rows if row["kind"] == "nb201"])
+    report_retrained(rows)
+
+
+def report_nb201(rows: list[dict]) -> None:
+    print("| strategy on nb201.space | search (min) | derived cell | table test accuracy | share below |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        found = row["test_accuracy"]
+        accuracy = "not in the table yet" if found is None else f"{found:.4f}"
+        below = "—" if row["below"] is None else f"{100 * row['below']:.1f} %"
+        arch = row["arch"].replace("|", "\\|")  # a Markdown cell
+        print(f"| {row['strategy']} | {row['wall_s'] / 60:.1f} | `{arch}` | {accuracy} | {below} |")
+
+
+def report_retrained(rows: list[dict]) -> None:
     trained: dict[tuple[str, str], list[float]] = {}
     for row in rows:
         if row["kind"] == "retrain" and row["status"] == "ok":
@@ -180,7 +227,9 @@ def report(out: Path) -> None:
     medians = {}
     for space in ("darts", "enas"):
         means = [
-            statistics.mean(v) for (s, sp), v in trained.items() if sp == space and s.startswith("random")
+            statistics.mean(scores)
+            for (source, of), scores in trained.items()
+            if of == space and source.startswith("random")
         ]
         if means:
             medians[space] = statistics.median(means)
