@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from nasc.compiler import ir
 from nasc.compiler.conventions.darts import PRESETS, SEARCH_PRESETS, DartsPreset
 from nasc.compiler.options import EmitOptions
+from nasc.compiler.presets import pick_search_preset
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,7 @@ def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Da
 def resolve_search_preset(options: EmitOptions) -> tuple[str, DartsPreset]:
     """A supernet's preset: `search` (the reference's search network), its classes as asked; N
     cells per stage (3N + 2 cells) and its first width C where asked."""
-    if options.penultimate_filters:
-        raise ValueError("a supernet is sized by its cells per stage and its first width C, not by P")
-    name = options.preset or next(iter(SEARCH_PRESETS))
-    if name not in SEARCH_PRESETS:
-        raise ValueError(f"unknown supernet preset {name!r}; choose from {', '.join(SEARCH_PRESETS)}")
-    preset = SEARCH_PRESETS[name]
+    name, preset = pick_search_preset(options.preset, options.penultimate_filters, SEARCH_PRESETS)
     if options.cells_per_stage or options.first_filters:  # a smaller search network (a proxy)
         layers = 3 * options.cells_per_stage + 2 if options.cells_per_stage else preset.layers
         preset = replace(preset, layers=layers, channels=options.first_filters or preset.channels)

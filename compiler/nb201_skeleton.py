@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from nasc.compiler import ir
 from nasc.compiler.conventions.nb201 import PRESETS, SEARCH_PRESETS, Nb201Preset
 from nasc.compiler.options import EmitOptions
+from nasc.compiler.presets import pick_search_preset
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,7 @@ def resolve_preset(genotype: ir.Genotype, options: EmitOptions) -> tuple[str, Nb
 
 def resolve_search_preset(options: EmitOptions) -> tuple[str, Nb201Preset]:
     """A supernet's preset: `search`, its classes as asked; N cells per stage and C where asked."""
-    if options.penultimate_filters:
-        raise ValueError("a supernet is sized by its cells per stage and its first width C, not by P")
-    name = options.preset or next(iter(SEARCH_PRESETS))
-    if name not in SEARCH_PRESETS:
-        raise ValueError(f"unknown supernet preset {name!r}; choose from {', '.join(SEARCH_PRESETS)}")
-    preset = SEARCH_PRESETS[name]
+    name, preset = pick_search_preset(options.preset, options.penultimate_filters, SEARCH_PRESETS)
     if options.cells_per_stage or options.first_filters:
         cells = options.cells_per_stage or preset.cells_per_stage
         preset = replace(preset, cells_per_stage=cells, channels=options.first_filters or preset.channels)

@@ -135,3 +135,14 @@ def scale_preset(
             raise ValueError("the number of classes must be at least 1")
         changes["num_classes"] = num_classes
     return replace(base, **changes)
+
+
+def pick_search_preset(preset: str | None, penultimate_filters: int | None, presets: Mapping):
+    """A supernet's preset by name (the first where none is asked) and its name. A supernet is
+    sized by its cells per stage and first width C, never by the penultimate filters P."""
+    if penultimate_filters:
+        raise ValueError("a supernet is sized by its cells per stage and its first width C, not by P")
+    name = preset or next(iter(presets))
+    if name not in presets:
+        raise ValueError(f"unknown supernet preset {name!r}; choose from {', '.join(presets)}")
+    return name, presets[name]
