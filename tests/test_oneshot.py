@@ -55,7 +55,7 @@ def kill_after_first_epoch(row: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("strategy", "order"), [("darts", 1), ("enas", 1), ("spos", 1)])
+@pytest.mark.parametrize(("strategy", "order"), [("darts", 1), ("gdas", 1), ("enas", 1), ("spos", 1)])
 def test_a_search_resumed_after_a_kill_ends_where_an_unbroken_one_does(
     tmp_path: Path, strategy: str, order: int
 ) -> None:
