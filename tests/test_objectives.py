@@ -172,15 +172,15 @@ def _run(executor: LocalExecutor, job: ChildJob) -> dict:
 
 @pytest.mark.slow
 def test_warm_workers_keep_their_process_and_are_replaced_after_a_failure_or_m_children(tmp_path) -> None:
-    executor = LocalExecutor(workers=1, recycle_every=3)
+    executor = LocalExecutor(workers=1, recycle_every=2)
     try:
-        first, second, third, fourth = (_run(executor, _job(step)) for step in range(4))
-        assert all(r["status"] == "ok" for r in (first, second, third, fourth))
-        assert first["worker"] == second["worker"] == third["worker"] != fourth["worker"]  # M = 3
+        first, second, third = (_run(executor, _job(step)) for step in range(3))
+        assert all(r["status"] == "ok" for r in (first, second, third))
+        assert first["worker"] == second["worker"] != third["worker"]  # M = 2
         assert second["timings"]["data"] < first["timings"]["data"]  # the dataset stayed loaded
-        failed = _run(executor, _job(4, "cifar10", str(tmp_path / "missing")))
-        assert failed["status"] == "failed" and failed["worker"] == fourth["worker"]
-        after = _run(executor, _job(5))
+        failed = _run(executor, _job(3, "cifar10", str(tmp_path / "missing")))
+        assert failed["status"] == "failed" and failed["worker"] == third["worker"]
+        after = _run(executor, _job(4))
         assert after["status"] == "ok" and after["worker"] != failed["worker"]  # a fresh process
     finally:
         executor.shutdown()

@@ -211,7 +211,7 @@ def test_nan_through_the_command_line_is_one_message_and_exit_1(tmp_path) -> Non
 @pytest.mark.slow
 def test_the_command_line_prints_plain_epoch_lines_and_names_every_file_it_wrote(tmp_path) -> None:
     out = tmp_path / "run"
-    args = ["train", str(NASNET_A), "--scale", "1@96", "--epochs", "2", "--out", str(out)]
+    args = ["train", str(NASNET_A), "--scale", "1@24", "--epochs", "2", "--out", str(out)]
     result = CliRunner().invoke(main, args)  # output is not a terminal here
     assert result.exit_code == 0, result.stderr
     epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
