@@ -5,6 +5,9 @@ every parameter gets a gradient, feature channels as feature_info says."""
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -16,7 +19,7 @@ from nasc.compiler.options import EmitOptions
 from nasc.runtime.build import build_network
 from nasc.runtime.contract import CompiledModule, CompiledNetwork
 
-from .conftest import GENOTYPES
+from .conftest import GENOTYPES, ROOT
 
 # Small instances of every zoo file: one cell per stage, narrow, at a size each stem accepts.
 SMALL = {
@@ -173,6 +176,31 @@ def test_channels_last_computes_the_same_function_and_gradients(name: str) -> No
         assert torch.allclose(a, b, rtol=1e-8, atol=1e-12)
     model.set_channels_last(False)
     assert all(p.is_contiguous() for p in model.parameters())
+
+
+ODD_BATCH_TRAINING = """
+import sys, torch
+import nasc
+from nasc.runtime.build import build_network
+from tests.test_contract import SMALL
+for name, (options, size) in SMALL.items():
+    model = build_network(nasc.load(f"genotypes/{name}.cell"), options, image_size=size).model
+    model.set_channels_last()
+    for batch in (5, 7):
+        model(torch.randn(batch, 3, size, size)).square().sum().backward()
+    print(name, file=sys.stderr)
+"""
+
+
+def test_channels_last_training_on_two_threads_survives_an_odd_batch() -> None:
+    """A last batch of odd size, in the layout `nasc train` uses on a CPU, with the two threads this
+    machine has: the strided 1x1 convolutions must keep clear of the oneDNN weight gradient that
+    corrupts the heap there (StridedPointwiseConv). A subprocess, since a corrupted heap aborts."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    command = [sys.executable, "-c", ODD_BATCH_TRAINING]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.split() == list(SMALL)
 
 
 def test_one_input_channel_trains_on_digits() -> None:

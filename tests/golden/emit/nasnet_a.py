@@ -54,6 +54,20 @@ def halved(size: int, times: int) -> int:
     return size
 
 
+class StridedPointwiseConv(nn.Conv2d):
+    """A bias-free 1x1 convolution at a stride, as nn.Conv2d(..., 1, stride) computes it and with its
+    tensors: the stride picks the pixels, then the convolution runs unstrided. Written apart because
+    oneDNN's weight gradient of a strided 1x1 convolution in channels-last memory (how nasc trains on
+    a CPU) corrupts the heap when the batch is odd and two or more threads run it (oneDNN 3.12)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__(in_channels, out_channels, 1, bias=False)
+        self.step = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x[:, :, :: self.step, :: self.step])
+
+
 class ConvBN(nn.Module):
     """Convolution (1x1 unless told) → batch norm: brings a cell's input to its channels (NASNet's
     squeeze of x1 and adapter of x2, DARTS's preprocessing; their ReLU the network computes once per
@@ -65,8 +79,12 @@ class ConvBN(nn.Module):
         self, in_channels: int, out_channels: int, bn: BatchNormConfig, stride: int = 1, kernel_size: int = 1
     ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
+        self.conv = (
+            StridedPointwiseConv(in_channels, out_channels, stride)
+            if kernel_size == 1 and stride > 1
+            else nn.Conv2d(
+                in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
+            )
         )
         self.bn = bn(out_channels)
 
@@ -221,6 +239,9 @@ class SameConv2d(nn.Conv2d):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.kernel_size == (1, 1) and self.stride != (1, 1):  # as StridedPointwiseConv, and why
+            x = x[:, :, :: self.stride[0], :: self.stride[1]]
+            return F.conv2d(x, self.weight, self.bias, groups=self.groups)
         if self.stride != (1, 1):
             (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
             top, bottom = same_padding(x.shape[-2], kh, sh, dh)
@@ -274,13 +295,12 @@ class FactorizedReduction(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, bn: BatchNormConfig) -> None:
         super().__init__()
-        self.conv_even = nn.Conv2d(in_channels, out_channels // 2, 1, stride=2, bias=False)
-        self.conv_odd = nn.Conv2d(in_channels, out_channels - out_channels // 2, 1, stride=2, bias=False)
+        self.conv_even = StridedPointwiseConv(in_channels, out_channels // 2, 2)
+        self.conv_odd = StridedPointwiseConv(in_channels, out_channels - out_channels // 2, 2)
         self.bn = bn(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        # As the reference: pad bottom/right by one, crop top/left by one. The strided convolutions
-        # read the grids in place (no strided copies), and a zero pixel convolves to zero.
+        # As the reference: pad bottom/right by one, crop top/left by one.
         shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
         return self.bn(torch.cat([self.conv_even(x), self.conv_odd(shifted)], dim=1))
 
