@@ -383,11 +383,11 @@ def test_two_process_torchrun_on_cpu(tmp_path) -> None:
         "train",
         str(NASNET_A),
         "--scale",
-        "1@48",
+        "1@24",
         "--epochs",
         "1",
         "--batch-size",
-        "16",
+        "32",
         "--device",
         "cpu",
         "--out",
@@ -399,4 +399,4 @@ def test_two_process_torchrun_on_cpu(tmp_path) -> None:
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1  # written once, by rank 0
     summary = json.loads((out / "result.json").read_text())
-    assert summary["steps"] == len(load_dataset("digits").train) // 2 // 16
+    assert summary["steps"] == len(load_dataset("digits").train) // 2 // 32

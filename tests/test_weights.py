@@ -80,7 +80,7 @@ def test_pretrainedmodels_nasnetalarge_gives_nasnet_a_large_its_function(tmp_pat
     torch.manual_seed(0)
     peer = randomized(pretrainedmodels.nasnetalarge(num_classes=1000, pretrained=None))
     ours, _ = imported(tmp_path, "nasnet_a.cell", peer, "pretrainedmodels", "large")
-    assert relative_difference(peer, ours, 331) < TOLERANCE
+    assert relative_difference(peer, ours, 331) < TOLERANCE  # its head is a fixed 11x11 average pool
 
 
 @pytest.mark.slow
@@ -89,7 +89,9 @@ def test_timm_pnasnet5large_gives_pnasnet_5_large_its_function(tmp_path: Path) -
     torch.manual_seed(0)
     peer = randomized(timm.create_model("pnasnet5large", pretrained=False))
     ours, _ = imported(tmp_path, "pnasnet_5.cell", peer, "timm", "large")
-    assert relative_difference(peer, ours, 331) < TOLERANCE  # the size the published weights run at
+    # its stem and four strided stages see maps of 69, 35, 18, 9 and 5: the odd and even sizes they
+    # see at 331, the size the published weights run at (165, 83, 42, 21, 11), at a fifth of the cost
+    assert relative_difference(peer, ours, 139) < TOLERANCE
     assert relative_difference(peer, ours, 160, seed=2) < TOLERANCE  # another size, other odd maps
 
 
@@ -104,7 +106,7 @@ def test_timm_nasnetalarge_differs_only_in_its_strided_average_pools(tmp_path: P
     torch.manual_seed(0)
     peer = randomized(timm.create_model("nasnetalarge", pretrained=False))
     ours, _ = imported(tmp_path, "nasnet_a.cell", peer, "timm", "large")
-    size = 128  # a quarter of the cost of 331; every cell still sees odd and even maps
+    size = 128  # every cell still sees odd and even maps
     assert relative_difference(peer, ours, size) > TOLERANCE  # timm's pools, as shipped
     tf_pool = type(ours.reduction_cell_0.h4_left)  # nasc's SAME pool: averages real pixels only
     replaced = 0
