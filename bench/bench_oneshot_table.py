@@ -3,7 +3,8 @@ README's one-shot table). A long job, resumable: every finished piece is a line 
 rerun skips what OUT holds.
 
 1. search: darts and gdas on spaces/darts.space, enas and spos on spaces/enas.space, each a
-   `nasc search` of EPOCHS epochs on a 5-cell supernet of C = 8 (its wall and CPU seconds kept);
+   `nasc search` on a 5-cell supernet of C = 8 given about five minutes of this machine (SETTINGS:
+   the epochs that fill them; their wall and CPU seconds kept);
    then evolution (population 20, tournaments of 5), PPO and random search on spaces/enas.space,
    each stopped (SIGTERM, finished children kept) after the median wall time of the one-shot
    searches, its best child by the search's own reward the cell it found.
@@ -36,6 +37,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ONESHOT = {"darts": "darts", "gdas": "darts", "enas": "enas", "spos": "enas"}
+# An epoch of digits is 11 weight steps at batch 64 (half the training set); a DARTS epoch takes
+# ~29 s here, one of GDAS ~5 s (one path per step). ENAS's 30 controller updates of 10 paths match
+# its ~350 weight steps of a CIFAR epoch; against 11 they would be ~90 % of the search, so the
+# controller takes 5 (its ratio to the weight steps still 5x ENAS's). SPOS's evolution after
+# training costs ~0.6 s a cycle here, so 200 cycles (population 50) instead of 500.
+SETTINGS = {
+    "darts": ["--epochs", "10"],
+    "gdas": ["--epochs", "60"],
+    "enas": ["--epochs", "50", "--controller-steps", "5"],
+    "spos": ["--epochs", "30", "--spos-cycles", "200"],
+}
 MULTI_TRIAL = {"evolution": ["--population", "20", "--sample", "5"], "ppo": [], "random": []}
 RANDOM_CELLS = 20
 SEEDS = (0, 1, 2)
@@ -79,11 +91,11 @@ def timed(argv: list[str], seconds: float | None, threads: int) -> tuple[float, 
     return time.monotonic() - started, cpu
 
 
-def oneshot_search(strategy: str, runs: Path, epochs: int, threads: int) -> dict:
+def oneshot_search(strategy: str, runs: Path, threads: int) -> dict:
     out = runs / strategy
     shutil.rmtree(out, ignore_errors=True)
     argv = [sys.executable, "-m", "nasc", "search", "--strategy", strategy]
-    argv += ["--space", str(ROOT / "spaces" / f"{ONESHOT[strategy]}.space"), "--epochs", str(epochs)]
+    argv += ["--space", str(ROOT / "spaces" / f"{ONESHOT[strategy]}.space"), *SETTINGS[strategy]]
     argv += ["--layers", "5", "--init-channels", "8", "--batch-size", "64", "--out", str(out)]
     wall, cpu = timed(argv, None, threads)
     row = {"kind": "search", "strategy": strategy, "space": ONESHOT[strategy], "wall_s": wall, "cpu_s": cpu}
@@ -151,7 +163,7 @@ def retrain_jobs(rows: list[dict]) -> list[dict]:
     ]
 
 
-def nb201_search(strategy: str, runs: Path, epochs: int, threads: int, table_path: Path) -> dict:
+def nb201_search(strategy: str, runs: Path, threads: int, table_path: Path) -> dict:
     """A search of NAS-Bench-201's space, its derived cell answered by the table."""
     from nasc.compiler.api import load
     from nasc.compiler.nb201_format import write_nb201
@@ -159,7 +171,7 @@ def nb201_search(strategy: str, runs: Path, epochs: int, threads: int, table_pat
 
     out = runs / f"{strategy}-nb201"
     shutil.rmtree(out, ignore_errors=True)
-    argv = [sys.executable, "-m", "nasc", "search", "--strategy", strategy, "--epochs", str(epochs)]
+    argv = [sys.executable, "-m", "nasc", "search", "--strategy", strategy, *SETTINGS[strategy]]
     argv += ["--space", str(ROOT / "spaces" / "nb201.space"), "--layers", "5", "--init-channels", "8"]
     wall, cpu = timed([*argv, "--batch-size", "64", "--out", str(out)], None, threads)
     architecture = write_nb201(load(out / "best.cell"))
@@ -173,13 +185,13 @@ def nb201_search(strategy: str, runs: Path, epochs: int, threads: int, table_pat
     return {**row, "test_accuracy": accuracy, "below": below, "table_rows": len(table)}
 
 
-def run(out: Path, runs: Path, epochs: int, workers: int, threads: int) -> None:
+def run(out: Path, runs: Path, workers: int, threads: int) -> None:
     rows = read_rows(out)
     searched = {row["strategy"] for row in rows if row["kind"] == "search"}
     for strategy in ONESHOT:
         if strategy not in searched:
             print(f"search {strategy} ...", flush=True)
-            append(out, {**oneshot_search(strategy, runs, epochs, threads), "epochs": epochs})
+            append(out, {**oneshot_search(strategy, runs, threads), "settings": SETTINGS[strategy]})
     rows = read_rows(out)
     seconds = statistics.median(
         r["wall_s"] for r in rows if r["kind"] == "search" and r["strategy"] in ONESHOT
@@ -200,7 +212,7 @@ def run(out: Path, runs: Path, epochs: int, workers: int, threads: int) -> None:
     for strategy in ONESHOT:
         if strategy not in looked_up:
             print(f"search {strategy} on nb201 ...", flush=True)
-            append(out, {**nb201_search(strategy, runs, epochs, threads, table), "epochs": epochs})
+            append(out, {**nb201_search(strategy, runs, threads, table), "settings": SETTINGS[strategy]})
 
 
 def report(out: Path) -> None:
@@ -211,14 +223,17 @@ def report(out: Path) -> None:
 
 
 def report_nb201(rows: list[dict]) -> None:
-    print("| strategy on nb201.space | search (min) | derived cell | table test accuracy | share below |")
-    print("|---|---|---|---|---|")
+    print("| strategy on nb201.space | settings | search (min) | derived cell | table test accuracy ", end="")
+    print("| share below |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         found = row["test_accuracy"]
         accuracy = "not in the table yet" if found is None else f"{found:.4f}"
         below = "—" if row["below"] is None else f"{100 * row['below']:.1f} %"
         arch = row["arch"].replace("|", "\\|")  # a Markdown cell
-        print(f"| {row['strategy']} | {row['wall_s'] / 60:.1f} | `{arch}` | {accuracy} | {below} |")
+        settings = " ".join(row["settings"])
+        minutes = row["wall_s"] / 60
+        print(f"| {row['strategy']} | `{settings}` | {minutes:.1f} | `{arch}` | {accuracy} | {below} |")
 
 
 def report_retrained(rows: list[dict]) -> None:
@@ -237,19 +252,20 @@ def report_retrained(rows: list[dict]) -> None:
             medians[space] = statistics.median(means)
             print(f"random cells of {space}.space: {len(means)}, median of 3-seed means {medians[space]:.4f}")
     print(
-        "| strategy | space | search wall (min) | search CPU-min | retrained test accuracy (3 seeds) "
-        "| ≥ random median |"
+        "| strategy | settings | space | search wall (min) | search CPU-min "
+        "| retrained test accuracy (3 seeds) | ≥ random median |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         if row["kind"] != "search":
             continue
         scores = trained.get((row["strategy"], row["space"]), [])
         shown = f"{statistics.mean(scores):.4f} ± {statistics.pstdev(scores):.4f}" if scores else "—"
         above = "yes" if scores and statistics.mean(scores) >= medians.get(row["space"], 2) else "no"
+        settings = " ".join(row.get("settings", MULTI_TRIAL.get(row["strategy"], [])))
         print(
-            f"| {row['strategy']} | {row['space']} | {row['wall_s'] / 60:.1f} | {row['cpu_s'] / 60:.1f} | "
-            f"{shown} | {above if scores else '—'} |"
+            f"| {row['strategy']} | `{settings}` | {row['space']} | {row['wall_s'] / 60:.1f} | "
+            f"{row['cpu_s'] / 60:.1f} | {shown} | {above if scores else '—'} |"
         )
 
 
@@ -258,12 +274,11 @@ def main() -> None:
     parser.add_argument("command", choices=["run", "report"])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "oneshot-digits.jsonl")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-oneshot")
-    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="retraining processes")
     parser.add_argument("--threads", type=int, default=2, help="each search's threads")
     args = parser.parse_args()
     if args.command == "run":
-        run(args.out, args.runs, args.epochs, args.workers, args.threads)
+        run(args.out, args.runs, args.workers, args.threads)
     report(args.out)
 
 
