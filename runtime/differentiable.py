@@ -191,12 +191,12 @@ class DifferentiableSearch(OneShotSearch):
             alpha.grad = d - lr * (p - n) / (2 * r)
 
     def validation_accuracy(self) -> float:
-        """The supernet's accuracy on the held-out split: the mixture (DARTS) or α's argmax path (GDAS)."""
-        path = None
-        if self.config.strategy == "gdas":
-            path = {
-                k: a.argmax(-1).tolist() for k, a in zip(self.kinds, self.net.arch_parameters(), strict=True)
-            }
+        """The supernet's accuracy on the held-out split: the mixture (DARTS), or α's argmax path
+        (GDAS) with its own batch-norm statistics, since the running ones mix every sampled path."""
+        if self.config.strategy != "gdas":
+            return self.accuracy()
+        path = {k: a.argmax(-1).tolist() for k, a in zip(self.kinds, self.net.arch_parameters(), strict=True)}
+        self.recalibrate(path)
         return self.accuracy(path)
 
     def derived(self) -> ir.Genotype:

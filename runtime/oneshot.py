@@ -314,6 +314,23 @@ class OneShotSearch(abc.ABC):
         return float(loss.detach())
 
     @torch.no_grad()
+    def recalibrate(self, path: dict[str, list[int]]) -> None:
+        """Batch-norm statistics of `path` alone: reset, then averaged over `bn_batches` batches of
+        the first half (SPOS), and the network left in eval mode."""
+        norms = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average
+        self.net.train()
+        weight_batches, _ = self.batches(self.epoch)
+        for indices in weight_batches[: self.config.bn_batches]:
+            self.net(self.batch(indices)[0], path=path)
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        self.net.eval()
+
+    @torch.no_grad()
     def accuracy(self, path: dict[str, list[int]] | None = None) -> float:
         """The supernet's accuracy on the held-out split, on `path` (None: the mixture), as it is."""
         self.net.eval()

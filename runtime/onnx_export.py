@@ -166,7 +166,8 @@ def _exported(model, example, opset: int | None, dynamic: bool):
     import torch
 
     dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=4096)}} if dynamic else None
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    # no_grad: an inference graph (a strided 1x1 convolution takes its training form under autograd)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(

@@ -27,7 +27,6 @@ from collections import deque
 from collections.abc import Iterable
 
 import torch
-from torch import nn
 
 from nasc.compiler import ir
 from nasc.compiler.space import Nb201Space, SearchSpace, sampler
@@ -88,23 +87,6 @@ class PathSearch(OneShotSearch):
             correct += int((logits.argmax(-1) == y).sum())
             seen += len(y)
         return {"train_loss": sum(losses) / len(losses), "train_accuracy": correct / seen, "lr": lr}
-
-    @torch.no_grad()
-    def recalibrate(self, path: dict[str, list[int]]) -> None:
-        """Batch-norm statistics of `path` alone: reset, then averaged over `bn_batches` batches of
-        the first half (SPOS), and the network left in eval mode."""
-        norms = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        momenta = [m.momentum for m in norms]
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # a cumulative average
-        self.net.train()
-        weight_batches, _ = self.batches(self.epoch)
-        for indices in weight_batches[: self.config.bn_batches]:
-            self.net(self.batch(indices)[0], path=path)
-        for norm, momentum in zip(norms, momenta, strict=True):
-            norm.momentum = momentum
-        self.net.eval()
 
     @torch.no_grad()
     def score(self, choices: list[int]) -> float:

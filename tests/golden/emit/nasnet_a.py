@@ -54,18 +54,26 @@ def halved(size: int, times: int) -> int:
     return size
 
 
+def strided_pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A 1x1 convolution at a stride. When its weight gradient is wanted the stride picks the pixels
+    first and the convolution runs unstrided, the same function: oneDNN's weight gradient of a
+    strided 1x1 convolution in channels-last memory (how nasc trains on a CPU) corrupts the heap
+    when the batch is odd and two or more threads run it (oneDNN 3.12). Inference and export keep
+    the strided convolution, which reads the grid in place."""
+    if torch.is_grad_enabled() and conv.weight.requires_grad:
+        (sh, sw) = conv.stride
+        return nn.functional.conv2d(x[:, :, ::sh, ::sw], conv.weight, conv.bias, groups=conv.groups)
+    return nn.functional.conv2d(x, conv.weight, conv.bias, conv.stride, groups=conv.groups)
+
+
 class StridedPointwiseConv(nn.Conv2d):
-    """A bias-free 1x1 convolution at a stride, as nn.Conv2d(..., 1, stride) computes it and with its
-    tensors: the stride picks the pixels, then the convolution runs unstrided. Written apart because
-    oneDNN's weight gradient of a strided 1x1 convolution in channels-last memory (how nasc trains on
-    a CPU) corrupts the heap when the batch is odd and two or more threads run it (oneDNN 3.12)."""
+    """nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), computed by strided_pointwise."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__(in_channels, out_channels, 1, bias=False)
-        self.step = stride
+        super().__init__(in_channels, out_channels, 1, stride=stride, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x[:, :, :: self.step, :: self.step])
+        return strided_pointwise(self, x)
 
 
 class ConvBN(nn.Module):
@@ -239,9 +247,8 @@ class SameConv2d(nn.Conv2d):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.kernel_size == (1, 1) and self.stride != (1, 1):  # as StridedPointwiseConv, and why
-            x = x[:, :, :: self.stride[0], :: self.stride[1]]
-            return F.conv2d(x, self.weight, self.bias, groups=self.groups)
+        if self.kernel_size == (1, 1) and self.stride != (1, 1):  # "SAME" pads nothing here
+            return strided_pointwise(self, x)
         if self.stride != (1, 1):
             (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
             top, bottom = same_padding(x.shape[-2], kh, sh, dh)
