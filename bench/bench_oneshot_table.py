@@ -250,7 +250,10 @@ def report_retrained(rows: list[dict]) -> None:
         ]
         if means:
             medians[space] = statistics.median(means)
-            print(f"random cells of {space}.space: {len(means)}, median of 3-seed means {medians[space]:.4f}")
+            print(
+                f"random cells of {space}.space: {len(means)}; their 3-seed means {min(means):.4f} "
+                f"(worst), {medians[space]:.4f} (median), {max(means):.4f} (best)"
+            )
     print(
         "| strategy | settings | space | search wall (min) | search CPU-min "
         "| retrained test accuracy (3 seeds) | ≥ random median |"
