@@ -246,7 +246,7 @@ def report_retrained(rows: list[dict]) -> None:
         means = [
             statistics.mean(scores)
             for (source, of), scores in trained.items()
-            if of == space and source.startswith("random")
+            if of == space and source.startswith("random-")
         ]
         if means:
             medians[space] = statistics.median(means)
@@ -266,8 +266,9 @@ def report_retrained(rows: list[dict]) -> None:
         shown = f"{statistics.mean(scores):.4f} ± {statistics.pstdev(scores):.4f}" if scores else "—"
         above = "yes" if scores and statistics.mean(scores) >= medians.get(row["space"], 2) else "no"
         settings = " ".join(row.get("settings", MULTI_TRIAL.get(row["strategy"], [])))
+        settings = f"`{settings}`" if settings else "defaults"
         print(
-            f"| {row['strategy']} | `{settings}` | {row['space']} | {row['wall_s'] / 60:.1f} | "
+            f"| {row['strategy']} | {settings} | {row['space']} | {row['wall_s'] / 60:.1f} | "
             f"{row['cpu_s'] / 60:.1f} | {shown} | {above if scores else '—'} |"
         )
 
