@@ -183,13 +183,16 @@ import sys, torch
 import nasc
 from nasc.runtime.build import build_network
 from tests.test_contract import SMALL
-for name, (options, size) in SMALL.items():
+for name in sys.argv[1:]:
+    options, size = SMALL[name]
     model = build_network(nasc.load(f"genotypes/{name}.cell"), options, image_size=size).model
     model.set_channels_last()
     for batch in (5, 7):
         model(torch.randn(batch, 3, size, size)).square().sum().backward()
     print(name, file=sys.stderr)
 """
+# the two whose training aborted so (heap corruption, a segmentation fault) at these sizes
+ODD_BATCH_NETWORKS = ["pnasnet_5", "amoebanet_a"]
 
 
 def test_channels_last_training_on_two_threads_survives_an_odd_batch() -> None:
@@ -197,10 +200,10 @@ def test_channels_last_training_on_two_threads_survives_an_odd_batch() -> None:
     machine has: the strided 1x1 convolutions must keep clear of the oneDNN weight gradient that
     corrupts the heap there (StridedPointwiseConv). A subprocess, since a corrupted heap aborts."""
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    command = [sys.executable, "-c", ODD_BATCH_TRAINING]
+    command = [sys.executable, "-c", ODD_BATCH_TRAINING, *ODD_BATCH_NETWORKS]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stderr.split() == list(SMALL)
+    assert done.stderr.split() == ODD_BATCH_NETWORKS
 
 
 def test_one_input_channel_trains_on_digits() -> None:
