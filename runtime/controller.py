@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,11 +43,30 @@ class Sample:
 
 
 class LSTMController(nn.Module):
-    def __init__(self, space: SearchSpace, hidden: int = 100, init_range: float = 0.1) -> None:
+    """`temperature`, `tanh_constant`, `op_tanh_reduce` and `favoured_ops` shape the logits as ENAS's
+    micro controller does (melodyguan/enas, src/cifar10/micro_controller.py; off by default, as in
+    the NASNet paper): logits are divided by the temperature, then bounded by c·tanh, with
+    c = tanh_constant for inputs and tanh_constant / op_tanh_reduce for ops and combines, so no
+    choice's probability runs away while the shared weights are young. `favoured_ops` (one flag per
+    op; ENAS's are its two convolutions) start the op heads' bias at 10 for those ops, and the
+    normal cell's op logits add a fixed +0.25 for them and -0.25 for the others."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        hidden: int = 100,
+        init_range: float = 0.1,
+        *,
+        temperature: float | None = None,
+        tanh_constant: float | None = None,
+        op_tanh_reduce: float = 1.0,
+        favoured_ops: Sequence[bool] | None = None,
+    ) -> None:
         super().__init__()
         self.space = space
         self.decisions = space.decisions()
         self.hidden = hidden
+        self.temperature, self.tanh_constant, self.op_tanh_reduce = temperature, tanh_constant, op_tanh_reduce
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
         # One softmax head per kind of decision in each cell; inputs by block (their range grows).
         heads: dict[str, nn.Linear] = {}
@@ -63,6 +83,32 @@ class LSTMController(nn.Module):
         self.groups = {key: [i for i, k in enumerate(self.keys) if k == key] for key in heads}
         for parameter in self.parameters():
             nn.init.uniform_(parameter, -init_range, init_range)
+        self.fixed_bias: dict[str, torch.Tensor] = {}
+        if favoured_ops is not None:
+            self._favour(torch.tensor([float(f) for f in favoured_ops]))
+
+    def _favour(self, favoured: torch.Tensor) -> None:
+        for key in self.heads:
+            decision = self.decisions[self.keys.index(key)]
+            if decision.role != "op":
+                continue
+            with torch.no_grad():
+                self.heads[key].bias.copy_(10.0 * favoured)
+            if decision.cell == "normal":
+                self.fixed_bias[key] = 0.5 * favoured - 0.25
+
+    def logits(self, key: str, hidden: torch.Tensor) -> torch.Tensor:
+        """The head's logits for the LSTM outputs `hidden`, shaped as the class docstring says."""
+        logits = self.heads[key](hidden)
+        if self.temperature is not None:
+            logits = logits / self.temperature
+        if self.tanh_constant is not None:
+            role = self.decisions[self.keys.index(key)].role
+            bound = self.tanh_constant if role == "input" else self.tanh_constant / self.op_tanh_reduce
+            logits = bound * torch.tanh(logits)
+        if key in self.fixed_bias:
+            logits = logits + self.fixed_bias[key]
+        return logits
 
     @staticmethod
     def _key(decision) -> str:
@@ -82,7 +128,7 @@ class LSTMController(nn.Module):
         taken, log_probs = [], []
         for key in self.keys:
             output, state = self.lstm(step_input, state)
-            log_softmax = torch.log_softmax(self.heads[key](output[:, 0]), dim=-1)
+            log_softmax = torch.log_softmax(self.logits(key, output[:, 0]), dim=-1)
             choice = torch.multinomial(log_softmax.exp(), 1, generator=generator)
             taken.append(choice[:, 0])
             log_probs.append(log_softmax.gather(1, choice)[:, 0])
@@ -103,7 +149,7 @@ class LSTMController(nn.Module):
         log_prob = torch.zeros(batch)
         entropy = torch.zeros(batch)
         for key, positions in self.groups.items():
-            log_softmax = torch.log_softmax(self.heads[key](outputs[:, positions]), dim=-1)
+            log_softmax = torch.log_softmax(self.logits(key, outputs[:, positions]), dim=-1)
             log_prob = log_prob + log_softmax.gather(2, choices[:, positions].unsqueeze(2)).sum((1, 2))
             entropy = entropy - (log_softmax.exp() * log_softmax).sum((1, 2))
         return log_prob, entropy

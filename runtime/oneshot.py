@@ -89,6 +89,11 @@ class OneShotConfig:
     controller_learning_rate: float = 0.0035
     entropy_weight: float = 1e-4
     baseline_decay: float = 0.99
+    # ...its logits as the micro controller shapes them (see LSTMController; tanh constant 0: unbounded)
+    controller_temperature: float = 5.0
+    controller_tanh_constant: float = 1.1
+    controller_op_tanh_reduce: float = 2.5
+    controller_favour_convs: bool = True
     # ENAS and SPOS: an epoch's derived cell is the best of this many sampled paths
     derive_samples: int = 10
     # SPOS (Guo et al. 2020): after the last epoch, aging evolution over paths scored with inherited
@@ -106,6 +111,10 @@ class OneShotConfig:
         positive = all(getattr(self, name) >= 1 for name in (*counts, "spos_population", "spos_sample"))
         if not positive or self.spos_cycles < 0:
             raise OneShotError("the controller's and evolution's counts must be positive")
+        if self.controller_temperature <= 0 or self.controller_op_tanh_reduce <= 0:
+            raise OneShotError("--controller-temperature and --controller-op-tanh-reduce must be positive")
+        if self.controller_tanh_constant < 0:
+            raise OneShotError("--controller-tanh-constant must be positive (0: unbounded logits)")
         if self.spos_sample > self.spos_population:
             raise OneShotError("--spos-sample must not exceed --spos-population")
         if self.objective not in ("accuracy", "mnas"):

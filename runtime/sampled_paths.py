@@ -32,7 +32,7 @@ from nasc.compiler import ir
 from nasc.compiler.space import Nb201Space, SearchSpace, sampler
 from nasc.runtime.controller import LSTMController
 from nasc.runtime.data import DataSplits
-from nasc.runtime.oneshot import OneShotConfig, OneShotError, OneShotSearch, _space_cells
+from nasc.runtime.oneshot import PARAMETER_FREE, OneShotConfig, OneShotError, OneShotSearch, _space_cells
 
 OFF = -1  # the supernet's index for an edge a path does not run
 SCORE_BATCHES = 8  # batches of the second half that score a path
@@ -121,7 +121,15 @@ def _best(scored: list[tuple[float, int]]) -> int:
 class EnasSearch(PathSearch):
     def __init__(self, config: OneShotConfig, data: DataSplits | None = None) -> None:
         super().__init__(config, data)
-        self.controller = LSTMController(self.sampler)
+        self.controller = LSTMController(
+            self.sampler,
+            temperature=config.controller_temperature,
+            tanh_constant=config.controller_tanh_constant or None,
+            op_tanh_reduce=config.controller_op_tanh_reduce,
+            favoured_ops=[op not in PARAMETER_FREE for op in self.sampler.ops]
+            if config.controller_favour_convs
+            else None,
+        )
         self.c_optimizer = torch.optim.Adam(self.controller.parameters(), lr=config.controller_learning_rate)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.baseline: float | None = None

@@ -155,6 +155,27 @@ def test_the_enas_controller_learns_toward_rewarded_paths(tmp_path: Path, monkey
     assert share(search.sample(200)) > before + 0.1
 
 
+def test_the_enas_controller_keeps_every_op_in_play_however_hard_it_is_pushed(tmp_path: Path) -> None:
+    """ENAS's temperature and tanh bound: a controller whose heads all push one op still samples the
+    others (the shared weights go on training them); without them, it collapses onto that op."""
+    unbounded = {"controller_temperature": 1.0, "controller_tanh_constant": 0.0}
+    shares = {}
+    for name, changes in (("enas", {}), ("unbounded", {**unbounded, "controller_favour_convs": False})):
+        search = _search(tmp_path / name, "enas", **changes)
+        pushed = search.sampler.ops.index("max_pool_3x3")
+        with torch.no_grad():
+            for key, head in search.controller.heads.items():
+                if key.endswith("_op"):
+                    head.weight.zero_()
+                    head.bias.fill_(-100.0)
+                    head.bias[pushed] = 100.0
+        ops = [i for i, d in enumerate(search.sampler.decisions()) if d.role == "op"]
+        rows = torch.tensor(search.sample(500))[:, ops]
+        shares[name] = [float((rows == op).float().mean()) for op in range(len(search.sampler.ops))]
+    assert max(shares["enas"]) < 0.5 and min(shares["enas"]) > 0.05, shares["enas"]
+    assert shares["unbounded"][pushed] > 0.99
+
+
 def test_a_space_the_path_searches_cannot_sample_is_refused_at_its_line(tmp_path: Path) -> None:
     from .test_cli import run
 
