@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parent.parent
 GENOTYPES = ROOT / "genotypes"
@@ -55,3 +58,19 @@ def cell_text(normal_body: str, *, reduction_body: str | None = None, header: st
     """A complete genotype around one normal-cell body (lines indented by the caller or not)."""
     reduction_body = reduction_body or "h2 = add(identity(h0), identity(h1))\nreturn concat(h2)"
     return f"{header}\nnormal(h0, h1) {{\n{normal_body}\n}}\nreduction(h0, h1) {{\n{reduction_body}\n}}\n"
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder that `build` fills once per test run, by whichever pytest-xdist worker asks first
+    (under a lock; the others wait, then read it): a module or session fixture is otherwise set up
+    again on every worker that runs one of its tests, and work stealing splits modules."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not a worker's
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder

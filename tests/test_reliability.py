@@ -7,7 +7,6 @@ import io
 import json
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -103,39 +102,6 @@ def test_a_search_directory_with_odd_settings_or_rows_is_refused_or_skipped(tmp_
     rows = [good, {**good, "step": 1, "file": "../../../etc/passwd"}, {**good, "reward": "high"}, [1, 2]]
     (out / "ledger.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 2, "ha')
     assert read_ledger(out) == [good]
-
-
-@pytest.mark.slow
-def test_a_search_leaves_no_process_behind_and_resumes_wherever_it_is_moved(tmp_path: Path) -> None:
-    first = tmp_path / "first"
-    budget = ["--budget", "2", "--workers", "1", "--proxy-filters", "2", "--proxy-batch-size", "128"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nasc", "search", "--strategy", "random", *budget, "--out", str(first)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr
-    with pytest.raises(ProcessLookupError):
-        os.killpg(process.pid, 0)  # no process of its group outlives it (fork server, trackers)
-    assert "out" not in json.loads((first / "search.json").read_text())
-    # A copy with one more child to train: it is trained into the copy; the original is untouched.
-    copy = tmp_path / "copy"
-    shutil.copytree(first, copy)
-    settings = json.loads((copy / "search.json").read_text())
-    (copy / "search.json").write_text(json.dumps({**settings, "budget": 3}))
-    before = {p.name: p.read_bytes() for p in first.rglob("*") if p.is_file()}
-    code, _, stderr = run("search", "--resume", copy)
-    assert code == 0, stderr
-    assert len((copy / "ledger.jsonl").read_text().splitlines()) == 3
-    assert {p.name: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
-    # A moved one resumes too (nothing absolute was stored to go looking for).
-    moved = tmp_path / "moved"
-    first.rename(moved)
-    code, _, stderr = run("search", "--resume", moved)
-    assert code == 0 and not first.exists(), stderr
 
 
 # -- 2. checkpoints: every edge is one line, exit 1, nothing written ---------------------------------------

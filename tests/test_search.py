@@ -5,8 +5,10 @@ failures are recorded."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -134,16 +136,6 @@ def test_duplicates_are_trained_once_and_counted(tmp_path) -> None:
             )
 
 
-def test_resuming_a_finished_search_changes_nothing(tmp_path) -> None:
-    out = tmp_path / "done"
-    Search(tiny(out, budget=2)).run(progress=False)
-    ledger = (out / "ledger.jsonl").read_text()
-    result = CliRunner().invoke(main, ["search", "--resume", str(out)])
-    assert result.exit_code == 0 and (out / "ledger.jsonl").read_text() == ledger
-    again = CliRunner().invoke(main, ["search", "--out", str(out), "--budget", "2"])
-    assert again.exit_code == 1 and "already holds a search" in again.stderr
-
-
 @pytest.mark.slow
 def test_ray_executor_runs_the_same_search(tmp_path) -> None:
     pytest.importorskip("ray")
@@ -254,7 +246,7 @@ def _ignore_sigint() -> None:
 
 
 @pytest.mark.slow
-def test_a_stopped_or_killed_search_resumes_with_every_finished_result_exactly_once(tmp_path) -> None:
+def test_a_stopped_or_killed_search_resumes_wherever_it_is_with_every_finished_result_once(tmp_path) -> None:
     """Evolution, whose state (population, ages, seeds, RNG) is the most to lose, stopped three ways:
     SIGTERM to the whole process group, as `timeout` and batch schedulers send it (the workers leave
     it to the search, so the children they were training stay pending, not failed); Ctrl-C under an
@@ -296,9 +288,42 @@ def test_a_stopped_or_killed_search_resumes_with_every_finished_result_exactly_o
         assert all(rows[step] == row for step, row in kept.items())  # nothing finished lost or redone
         kept = rows
     assert len(kept) < budget
-    result = CliRunner().invoke(main, ["search", "--resume", str(out)])
-    assert result.exit_code == 0, result.stderr
+    _finish_then_copy_and_move(out, budget, kept)
+
+
+def _finish_then_copy_and_move(out: Path, budget: int, kept: dict[int, dict]) -> None:
+    """The stopped search resumed to its end in a process of its own, which leaves no process of its
+    group behind (fork server, trackers); then a copy with one more child trains it into the copy,
+    leaving the original untouched, and a moved one resumes (nothing absolute was stored)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nasc", "search", "--resume", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0 and f"{budget} finished" in stdout, stderr
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)
     after = {row["step"]: row for row in check_search_directory(out, budget)}
     assert all(after[step] == row for step, row in kept.items())
     assert all(row["status"] == "ok" for row in after.values())
-    assert f"{budget} finished" in result.stdout
+    assert "out" not in json.loads((out / "search.json").read_text())
+    copy = out.parent / "copy"
+    shutil.copytree(out, copy)
+    settings = json.loads((copy / "search.json").read_text())
+    (copy / "search.json").write_text(json.dumps({**settings, "budget": budget + 1}))
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(main, ["search", "--resume", str(copy)])
+    assert result.exit_code == 0, result.stderr
+    assert len((copy / "ledger.jsonl").read_text().splitlines()) == budget + 1
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    moved = out.parent / "moved"
+    out.rename(moved)
+    ledger = (moved / "ledger.jsonl").read_text()
+    result = CliRunner().invoke(main, ["search", "--resume", str(moved)])  # finished: nothing to do
+    assert result.exit_code == 0 and (moved / "ledger.jsonl").read_text() == ledger, result.stderr
+    again = CliRunner().invoke(main, ["search", "--out", str(moved), "--budget", "2"])
+    assert again.exit_code == 1 and "already holds a search" in again.stderr

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from filelock import FileLock
 
 import nasc
 from nasc.compiler.nb201_format import read_nb201
@@ -24,6 +23,7 @@ from nasc.runtime.tabular import (
     distinct_architectures,
 )
 
+from .conftest import built_once
 from .test_cli import run
 
 SETTINGS = TableSettings(epochs=2, channels=2)
@@ -31,19 +31,15 @@ SETTINGS = TableSettings(epochs=2, channels=2)
 
 @pytest.fixture(scope="session")
 def table(tmp_path_factory) -> Path:
-    """Three architectures of the nb201 space, each trained for two epochs on digits: built once
-    for the whole run (the first xdist worker to ask builds it, under a lock; the others read it)."""
-    shared = tmp_path_factory.getbasetemp().parent
-    path = shared / "nb201-table.jsonl"
-    with FileLock(str(shared / "nb201-table.lock")):
-        if not path.exists():
-            lines: list[str] = []
-            building = shared / "building" / "nb201.jsonl"
-            summary = build_table(SETTINGS, building, workers=2, limit=3, report=lines.append)
-            assert summary == {"trained": 3, "failed": 0, "in_table": 3, "distinct": 4930}
-            assert lines[-1].startswith("[3/3] ") and "ETA" in lines[-1]
-            building.rename(path)
-    return path
+    """Three architectures of the nb201 space, each trained for two epochs on digits, once a run."""
+
+    def build(folder: Path) -> None:
+        lines: list[str] = []
+        summary = build_table(SETTINGS, folder / "nb201.jsonl", workers=2, limit=3, report=lines.append)
+        assert summary == {"trained": 3, "failed": 0, "in_table": 3, "distinct": 4930}
+        assert lines[-1].startswith("[3/3] ") and "ETA" in lines[-1]
+
+    return built_once(tmp_path_factory, "nb201-table", build) / "nb201.jsonl"
 
 
 def test_a_table_holds_each_epochs_metrics_and_the_networks_size(table: Path) -> None:
