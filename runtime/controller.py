@@ -83,13 +83,13 @@ class LSTMController(nn.Module):
         self.groups = {key: [i for i, k in enumerate(self.keys) if k == key] for key in heads}
         for parameter in self.parameters():
             nn.init.uniform_(parameter, -init_range, init_range)
+        self.head_decision = {key: self.decisions[self.keys.index(key)] for key in heads}
         self.fixed_bias: dict[str, torch.Tensor] = {}
         if favoured_ops is not None:
             self._favour(torch.tensor([float(f) for f in favoured_ops]))
 
     def _favour(self, favoured: torch.Tensor) -> None:
-        for key in self.heads:
-            decision = self.decisions[self.keys.index(key)]
+        for key, decision in self.head_decision.items():
             if decision.role != "op":
                 continue
             with torch.no_grad():
@@ -103,8 +103,8 @@ class LSTMController(nn.Module):
         if self.temperature is not None:
             logits = logits / self.temperature
         if self.tanh_constant is not None:
-            role = self.decisions[self.keys.index(key)].role
-            bound = self.tanh_constant if role == "input" else self.tanh_constant / self.op_tanh_reduce
+            is_input = self.head_decision[key].role == "input"
+            bound = self.tanh_constant if is_input else self.tanh_constant / self.op_tanh_reduce
             logits = bound * torch.tanh(logits)
         if key in self.fixed_bias:
             logits = logits + self.fixed_bias[key]
