@@ -89,6 +89,7 @@ class MultiFidelityRun:
     epochs: np.ndarray  # epochs trained so far, after each architecture
     seconds: np.ndarray  # and seconds
     best_test: np.ndarray  # the incumbent's test accuracy then (nan before the first is complete)
+    best_val: np.ndarray  # and its validation accuracy, the value it was chosen by
     completed: int  # architectures trained to the last epoch
     stopped: int  # architectures stopped early
 
@@ -161,12 +162,14 @@ def search(fidelity: Fidelity, scheduler: str, seed: int, budget_epochs: int) ->
         stopped, completed = stopped + pruned, completed + (not pruned)
         if not pruned and value > best_val:
             best_val, best_test = value, fidelity.test_accuracy(run)
-        trace.append((spent, seconds, best_test))
-    epochs, clock, bests = (np.array(column) for column in zip(*trace, strict=True))
-    return MultiFidelityRun(scheduler, seed, epochs, clock, bests, completed, stopped)
+        trace.append((spent, seconds, best_test, best_val))
+    epochs, clock, bests, vals = (np.array(column) for column in zip(*trace, strict=True))
+    return MultiFidelityRun(scheduler, seed, epochs, clock, bests, vals, completed, stopped)
 
 
-def epochs_to_reach(run: MultiFidelityRun, threshold: float) -> float:
-    """The epochs spent when the incumbent's test accuracy first reached `threshold` (inf: never)."""
-    reached = np.nonzero(np.nan_to_num(run.best_test, nan=-np.inf) >= threshold)[0]
+def epochs_to_reach(run: MultiFidelityRun, threshold: float, by: str = "test") -> float:
+    """The epochs spent when the incumbent's test (or, `by="val"`, validation) accuracy first
+    reached `threshold` (inf: never)."""
+    accuracy = run.best_test if by == "test" else run.best_val
+    reached = np.nonzero(np.nan_to_num(accuracy, nan=-np.inf) >= threshold)[0]
     return float(run.epochs[reached[0]]) if len(reached) else float("inf")
