@@ -253,6 +253,21 @@ def test_each_preset_has_a_pretrained_cfg_naming_real_parameters(name: str) -> N
     assert cfg["top1"] is None and cfg["checkpoint"] == ""  # a rescaled network was never published
 
 
+@pytest.mark.parametrize(("name", "peer"), [("nasnet_a", "nasnetalarge"), ("pnasnet_5", "pnasnet5large")])
+def test_timm_resolves_a_large_networks_transform_as_for_its_own_port(name: str, peer: str) -> None:
+    """timm's own helper reads the instance's pretrained_cfg: 331 px, mean and std 0.5, crop 0.911,
+    bicubic, as for timm's port (without it, timm silently falls back to ImageNet's 224 px)."""
+    timm = pytest.importorskip("timm")
+    from timm.data import resolve_data_config
+
+    module = build_network(nasc.load(GENOTYPES / f"{name}.cell"), EmitOptions(), image_size=None).module
+    theirs = resolve_data_config(pretrained_cfg=timm.models.get_pretrained_cfg(peer).to_dict())
+    assert resolve_data_config({}, model=module.create_model("large")) == theirs
+    gray = module.create_model("large", in_chans=1, image_size=299, num_classes=10)
+    assert resolve_data_config({}, model=gray)["input_size"] == (1, 299, 299)
+    assert gray.pretrained_cfg["num_classes"] == 10 and gray.default_cfg is gray.pretrained_cfg
+
+
 @pytest.mark.parametrize(
     ("name", "mode"), [("nasnet_a", "train"), ("nasnet_a", "eval"), ("darts_v2", "train")]
 )

@@ -1373,15 +1373,26 @@ def create_model(
     if drop_path_keep_prob is None:
         drop_path_keep_prob = preset.drop_path_keep_prob
     options = {} if drop_rate is None else {"drop_rate": drop_rate}  # None: the network's own
+    num_classes = preset.num_classes if num_classes is None else num_classes
+    image_size = preset.image_size if image_size is None else image_size
     model = preset.network(
-        num_classes=preset.num_classes if num_classes is None else num_classes,
+        num_classes=num_classes,
         in_chans=in_chans,
         global_pool=global_pool,
         aux_head=aux_head,
         drop_path_keep_prob=drop_path_keep_prob,
-        image_size=preset.image_size if image_size is None else image_size,
+        image_size=image_size,
         **options,
     )
     if weights is not None:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.fuse() if fused else model
+    if fused:
+        model = model.fuse()
+    # On the instance, as timm's models carry theirs: timm.data.resolve_data_config(model=...) reads it.
+    model.pretrained_cfg = {
+        **preset.pretrained_cfg,
+        "input_size": (in_chans, image_size, image_size),
+        "num_classes": num_classes,
+    }
+    model.default_cfg = model.pretrained_cfg
+    return model
