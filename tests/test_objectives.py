@@ -146,17 +146,6 @@ def test_an_mnas_search_measures_latency_and_rewards_it(tmp_path) -> None:
     assert "nasnet_a.cell" in listed.stdout.splitlines()[-1]
 
 
-@pytest.mark.slow
-def test_an_accuracy_search_counts_parameters_and_mult_adds_without_timing(tmp_path) -> None:
-    out = tmp_path / "acc"
-    Search(tiny(out, budget=2, strategy="random")).run(progress=False)
-    for row in check_search_directory(out, 2):
-        assert row["params"] > 0 and row["macs"] > 0 and row["latency_ms"] is None
-        assert {"train", "evaluate", "build", "data", "write"} <= set(row["timings"])
-    result = CliRunner().invoke(main, ["top", str(out), "--pareto"])
-    assert result.exit_code == 1 and "measured no latency" in result.stderr
-
-
 def _job(step: int, dataset: str = "digits", data_dir: str | None = None) -> ChildJob:
     text = nasc.format(NASNET_SPACE.sample(random.Random(step), f"c{step}"))
     return ChildJob(step, text, "h", dataset, data_dir, 1, 2, 1, 128, 0, 1)

@@ -105,12 +105,18 @@ def check_search_directory(out: Path, budget: int) -> list[dict]:
 
 @pytest.mark.slow
 def test_a_real_search_on_digits_writes_checked_cells_matching_the_ledger(tmp_path) -> None:
-    """PPO's; random search's runs end to end in the tests of duplicates, objectives and reliability."""
+    """PPO's (random search's runs end to end in the tests of duplicates and of the mnas objective),
+    with the accuracy objective: each child's parameters and mult-adds are counted, nothing timed."""
     out = tmp_path / "ppo"
     summary = Search(tiny(out, strategy="ppo")).run(progress=False)
     ledger = check_search_directory(out, 3)
     assert summary["finished"] == 3 and summary["failed"] == 0
     assert all(0 <= row["reward"] <= 1 for row in ledger)
+    for row in ledger:
+        assert row["params"] > 0 and row["macs"] > 0 and row["latency_ms"] is None
+        assert {"train", "evaluate", "build", "data", "write"} <= set(row["timings"])
+    refused = CliRunner().invoke(main, ["top", str(out), "--pareto"])
+    assert refused.exit_code == 1 and "measured no latency" in refused.stderr
     assert (out / "rewards.png").read_bytes()[:4] == b"\x89PNG"
     best = max(ledger, key=lambda r: r["reward"])
     assert (out / "best.cell").read_text() == (out / best["file"]).read_text()
