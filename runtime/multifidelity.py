@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -89,7 +89,7 @@ class MultiFidelityRun:
     epochs: np.ndarray  # epochs trained so far, after each architecture
     seconds: np.ndarray  # and seconds
     best_test: np.ndarray  # the incumbent's test accuracy then (nan before the first is complete)
-    best_val: np.ndarray  # and its validation accuracy, the value it was chosen by
+    best_val: np.ndarray  # and its validation accuracy, the value it was chosen by (-inf before)
     completed: int  # architectures trained to the last epoch
     stopped: int  # architectures stopped early
 
@@ -167,7 +167,7 @@ def search(fidelity: Fidelity, scheduler: str, seed: int, budget_epochs: int) ->
     return MultiFidelityRun(scheduler, seed, epochs, clock, bests, vals, completed, stopped)
 
 
-def epochs_to_reach(run: MultiFidelityRun, threshold: float, by: str = "test") -> float:
+def epochs_to_reach(run: MultiFidelityRun, threshold: float, by: Literal["test", "val"] = "test") -> float:
     """The epochs spent when the incumbent's test (or, `by="val"`, validation) accuracy first
     reached `threshold` (inf: never)."""
     accuracy = run.best_test if by == "test" else run.best_val

@@ -307,8 +307,8 @@ class FactorizedReduction(nn.Module):
         self.bn = bn(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        # As the reference: pad bottom/right by one, crop top/left by one. The strided convolutions
-        # read the grids in place (no strided copies), and a zero pixel convolves to zero.
+        # As the reference: pad bottom/right by one, crop top/left by one (a zero pixel convolves to
+        # zero); each half is a strided 1x1 convolution (StridedPointwiseConv).
         shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
         return self.bn(torch.cat([self.conv_even(x), self.conv_odd(shifted)], dim=1))
 
