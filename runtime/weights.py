@@ -196,11 +196,12 @@ CELL_PREFIX = {
     "timm": re.compile(r"^((cell_stem|reduction_cell|cell)_(\d+))\."),
     "pretrainedmodels": re.compile(r"^((cell_stem|reduction_cell|cell)_(\d+))\."),
     "darts": re.compile(r"^((cells)\.(\d+))\."),
+    "tf": re.compile(r"^((cell_stem|reduction_cell|cell)_(\d+))/"),
 }
 OUR_CELL = re.compile(r"^(cell_stem|reduction_cell|cell)_(\d+)$")
 
 
-def _cell_correspondence(
+def cell_correspondence(
     checkpoint: Mapping[str, torch.Tensor], source: str, our_names: tuple[str, ...]
 ) -> dict[str, str]:
     """Our cell → the reference's. Within each family (stem cells, reduction cells, the rest) the
@@ -267,7 +268,7 @@ def import_weights(
             f"checkpoints; genotype {genotype.name} is a {genotype.convention} network"
         )
     ours = model.state_dict()
-    reference_of = _cell_correspondence(checkpoint, source, tuple(model.cell_names))
+    reference_of = cell_correspondence(checkpoint, source, tuple(model.cell_names))
     cell_of = {
         name: (reference_of[name], cell.kind)
         for name, cell in zip(model.cell_names, model.cells, strict=True)

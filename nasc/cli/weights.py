@@ -14,9 +14,11 @@ from nasc.compiler.api import load
 @click.option(
     "--from",
     "source",
-    type=click.Choice(["timm", "pretrainedmodels", "darts"]),
+    type=click.Choice(["timm", "pretrainedmodels", "darts", "tf"]),
     required=True,
-    help="The implementation that wrote CHECKPOINT (its module names).",
+    help="The implementation that wrote CHECKPOINT (its module names); tf: a TensorFlow checkpoint of "
+    "TF-slim's NASNet-A or PNASNet-5 or the TPU AmoebaNet, given by its prefix (model.ckpt for "
+    "model.ckpt.index and model.ckpt.data-*).",
 )
 @click.option("--preset", help=f"Preset (default: the convention's first): {PRESET_HELP}.")
 @click.option(
@@ -32,6 +34,12 @@ from nasc.compiler.api import load
     help="Classes of the classifier (default: as many as the checkpoint's).",
 )
 @click.option("--aux-head", is_flag=True, help="Keep the checkpoint's aux head (load with aux_head=True).")
+@click.option(
+    "--ema",
+    is_flag=True,
+    help="--from tf: take the ExponentialMovingAverage of each variable where the checkpoint has one "
+    "(TF-slim and the TPU models evaluate with them).",
+)
 @click.option("-o", "--output", type=OUTPUT_PATH, help="Output file (default: GENOTYPE_PRESET.pt).")
 @force_option
 def weights_command(
@@ -42,14 +50,16 @@ def weights_command(
     scale: tuple[int, int] | None,
     num_classes: int | None,
     aux_head: bool,
+    ema: bool,
     output: str | None,
     force: bool,
 ) -> None:
-    """Import a reference network's checkpoint (timm, pretrainedmodels, the DARTS repository) as the
-    state_dict of the network FILE compiles to.
+    """Import a reference network's checkpoint (timm, pretrainedmodels, the DARTS repository, or the
+    authors' TensorFlow) as the state_dict of the network FILE compiles to.
 
     CHECKPOINT is a torch.save'd state_dict (.pth/.pt; wrapped as {"state_dict": …} or {"model": …},
-    or with DataParallel's module. prefix) or a .safetensors file; it is read without running code.
+    or with DataParallel's module. prefix), a .safetensors file, or with --from tf a TensorFlow
+    checkpoint's prefix; it is read without running code.
     Every tensor's place is derived from the cells; the first tensor that does not fit is named on
     both sides and nothing is written. The result loads with create_model(PRESET, num_classes=K,
     weights=OUT) (and aux_head=True where --aux-head kept the aux head).
@@ -60,10 +70,13 @@ def weights_command(
     Examples:
       nasc weights genotypes/nasnet_a.cell nasnetalarge.pth --from timm --preset large -o w.pt
       nasc weights genotypes/darts_v2.cell cifar10_model.pt --from darts --preset cifar
+      nasc weights genotypes/pnasnet_5.cell pnasnet-5_large_2017_12_13/model.ckpt --from tf --preset large
     """
     from nasc.compiler.conventions import convention_of
     from nasc.compiler.options import EmitOptions
     from nasc.runtime.build import BuildError, build_network
+    from nasc.runtime.tf_checkpoint import checkpoint_prefix
+    from nasc.runtime.tf_weights import import_tf_weights, left_out_of_tf, read_bundle, tf_classes
     from nasc.runtime.weights import (
         WeightsError,
         classes_in,
@@ -72,20 +85,32 @@ def weights_command(
         save_state_dict,
     )
 
+    if source == "tf" and aux_head:
+        raise click.UsageError("--aux-head reads PyTorch ports; a TensorFlow checkpoint's aux head stays out")
+    if ema and source != "tf":
+        raise click.UsageError("--ema is for --from tf (a PyTorch port's file holds one set of weights)")
     genotype = load(file)
     preset = preset or next(iter(convention_of(genotype).presets))
     destination = output or f"{genotype.name}_{preset}.pt"
-    prepare_output(destination, inputs=(file, checkpoint), force=force, text=False)
+    inputs = (file, f"{checkpoint_prefix(checkpoint)}.index") if source == "tf" else (file, checkpoint)
+    prepare_output(destination, inputs=inputs, force=force, text=False)
     try:
-        tensors = read_checkpoint(checkpoint)
-        classes = num_classes or classes_in(tensors, source)
+        if source == "tf":
+            bundle = read_bundle(checkpoint)
+            classes = num_classes or tf_classes(bundle)
+        else:
+            tensors = read_checkpoint(checkpoint)
+            classes = num_classes or classes_in(tensors, source)
         cells, filters = scale or (None, None)
         options = EmitOptions(preset=preset, cells_per_stage=cells, penultimate_filters=filters)
         try:
             built = build_network(genotype, options, aux_head=aux_head, num_classes=classes)
         except BuildError as error:
             raise click.UsageError(str(error)) from None
-        imported = import_weights(genotype, tensors, source, built.model, aux_head=aux_head)
+        if source == "tf":
+            imported = import_tf_weights(genotype, bundle, built.model, ema=ema)
+        else:
+            imported = import_weights(genotype, tensors, source, built.model, aux_head=aux_head)
         built.model.load_state_dict(imported.state_dict)  # the proof that it loads strictly
     except WeightsError as error:
         raise click.ClickException(f"{shown(checkpoint)}: {error}") from None
@@ -94,8 +119,11 @@ def weights_command(
         f"wrote {written}: {imported.mapped} tensors from {shown(checkpoint)} ({source}) for genotype "
         f"{genotype.name}, preset {built.preset}, {imported.num_classes} classes"
         + (", with the aux head" if imported.aux_head else "")
+        + (", the moving averages" if ema else "")
     )
-    if imported.left_out:
+    if imported.left_out and source == "tf":
+        click.echo(f"  left out: {left_out_of_tf(imported.left_out)}")
+    elif imported.left_out:
         click.echo(
             f"  left out: {len(imported.left_out)} aux head tensor(s) of the checkpoint (keep them with "
             "--aux-head)"
