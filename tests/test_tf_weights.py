@@ -142,6 +142,11 @@ def damaged(tmp_path: Path, name: str, case: str) -> Path:
         ("damaged tensor", "fails its checksum: the data file is damaged"),
         ("another network", "the checkpoint has no variable cell_stem_0/comb_iter_0/left/separable_3x3_1"),
         ("--ema without averages", "the checkpoint has no ExponentialMovingAverage variables"),
+        (
+            "another width",
+            "shape mismatch: cell_stem_0.squeeze_x1.conv.weight is (4, 32, 1, 1) here, "
+            "cell_stem_0/1x1/weights is (2, 32, 1, 1) in the checkpoint ((1, 1, 32, 2) in TF's layout)",
+        ),
     ],
 )
 def test_bad_checkpoints_are_one_line_errors_and_nothing_is_written(
@@ -151,6 +156,8 @@ def test_bad_checkpoints_are_one_line_errors_and_nothing_is_written(
         code, _, stderr, out = convert(tmp_path, "amoebanet_a", prefix=FIXTURES / "nasnet_a" / "model.ckpt")
     elif case == "--ema without averages":
         code, _, stderr, out = convert(tmp_path, "nasnet_a", "--ema")
+    elif case == "another width":  # F = 16 where the checkpoint's network has F = 8
+        code, _, stderr, out = convert(tmp_path, "nasnet_a", "--scale", "1@384")
     else:
         code, _, stderr, out = convert(tmp_path, "nasnet_a", prefix=damaged(tmp_path, "nasnet_a", case))
     assert code == 1
