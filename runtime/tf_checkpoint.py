@@ -212,8 +212,17 @@ def _entry(name: str, message: bytes) -> Entry:
 
 
 def checkpoint_prefix(path: str | os.PathLike[str]) -> Path:
-    """The prefix TF names a checkpoint by, also from its `.index` or one of its data files."""
+    """The prefix TF names a checkpoint by, also from its `.index`, one of its data files, or the
+    directory that holds it alone (as the published archives unpack)."""
     text = os.fspath(path)
+    if os.path.isdir(text):
+        indexes = sorted(Path(text).glob("*.index"))
+        if len(indexes) != 1:
+            found = f"{len(indexes)} checkpoints" if indexes else "no checkpoint"
+            raise BundleError(
+                f"is a directory with {found} (*.index): give the checkpoint's prefix, DIR/model.ckpt"
+            )
+        return indexes[0].with_suffix("")
     for suffix in (".index",):
         if text.endswith(suffix):
             return Path(text[: -len(suffix)])

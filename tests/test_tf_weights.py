@@ -104,7 +104,10 @@ def test_converted_networks_compute_the_tensorflow_references_logits(
 
 def test_the_background_class_is_dropped_where_one_class_fewer_is_asked_for(tmp_path: Path) -> None:
     classes = MADE["pnasnet_5"]["classes"]
-    code, stdout, stderr, out = convert(tmp_path, "pnasnet_5", "--num-classes", str(classes - 1))
+    prefix = FIXTURES / "pnasnet_5"  # the directory that holds the checkpoint alone, as archives unpack
+    code, stdout, stderr, out = convert(
+        tmp_path, "pnasnet_5", "--num-classes", str(classes - 1), prefix=prefix
+    )
     assert code == 0, stderr
     assert f"{classes - 1} classes" in stdout
     got = logits("pnasnet_5", out, torch.float64, num_classes=classes - 1)
@@ -143,6 +146,10 @@ def damaged(tmp_path: Path, name: str, case: str) -> Path:
         ("another network", "the checkpoint has no variable cell_stem_0/comb_iter_0/left/separable_3x3_1"),
         ("--ema without averages", "the checkpoint has no ExponentialMovingAverage variables"),
         (
+            "a directory of checkpoints",
+            "is a directory with no checkpoint (*.index): give the checkpoint's prefix",
+        ),
+        (
             "another width",
             "shape mismatch: cell_stem_0.squeeze_x1.conv.weight is (4, 32, 1, 1) here, "
             "cell_stem_0/1x1/weights is (2, 32, 1, 1) in the checkpoint ((1, 1, 32, 2) in TF's layout)",
@@ -156,6 +163,8 @@ def test_bad_checkpoints_are_one_line_errors_and_nothing_is_written(
         code, _, stderr, out = convert(tmp_path, "amoebanet_a", prefix=FIXTURES / "nasnet_a" / "model.ckpt")
     elif case == "--ema without averages":
         code, _, stderr, out = convert(tmp_path, "nasnet_a", "--ema")
+    elif case == "a directory of checkpoints":  # each checkpoint is in a directory of its own
+        code, _, stderr, out = convert(tmp_path, "nasnet_a", prefix=FIXTURES)
     elif case == "another width":  # F = 16 where the checkpoint's network has F = 8
         code, _, stderr, out = convert(tmp_path, "nasnet_a", "--scale", "1@384")
     else:

@@ -75,7 +75,6 @@ def weights_command(
     from nasc.compiler.conventions import convention_of
     from nasc.compiler.options import EmitOptions
     from nasc.runtime.build import BuildError, build_network
-    from nasc.runtime.tf_checkpoint import checkpoint_prefix
     from nasc.runtime.tf_weights import import_tf_weights, left_out_of_tf, read_bundle, tf_classes
     from nasc.runtime.weights import (
         WeightsError,
@@ -92,8 +91,7 @@ def weights_command(
     genotype = load(file)
     preset = preset or next(iter(convention_of(genotype).presets))
     destination = output or f"{genotype.name}_{preset}.pt"
-    inputs = (file, f"{checkpoint_prefix(checkpoint)}.index") if source == "tf" else (file, checkpoint)
-    prepare_output(destination, inputs=inputs, force=force, text=False)
+    prepare_output(destination, inputs=(file, checkpoint, f"{checkpoint}.index"), force=force, text=False)
     try:
         if source == "tf":
             bundle = read_bundle(checkpoint)
