@@ -80,7 +80,10 @@ def test_pretrainedmodels_nasnetalarge_gives_nasnet_a_large_its_function(tmp_pat
     torch.manual_seed(0)
     peer = randomized(pretrainedmodels.nasnetalarge(num_classes=1000, pretrained=None))
     ours, _ = imported(tmp_path, "nasnet_a.cell", peer, "pretrainedmodels", "large")
-    assert relative_difference(peer, ours, 331) < TOLERANCE  # its head is a fixed 11x11 average pool
+    # its head's fixed 11x11 average pool is the global average at 331 px only; made global, the
+    # network runs at 139 px, where its stages see odd and even maps as at 331, at a fifth of the cost
+    peer.avg_pool = torch.nn.AdaptiveAvgPool2d(1)
+    assert relative_difference(peer, ours, 139) < TOLERANCE
 
 
 @pytest.mark.slow
