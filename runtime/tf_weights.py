@@ -85,21 +85,25 @@ def _op_layers(spec: OpSpec, leaves: int) -> list[tuple[str, str]]:
     raise WeightsError(f"op {spec.name} has no counterpart in TensorFlow's NASNet-family cells")
 
 
-def _name_layers(names: dict[str, tuple[str, str]], prefix: str, module: nn.Module, layers) -> None:
-    """Pair the module's layers, in order, with TF names; record each tensor's TF variable."""
-    leaves = [
+Layers = list[tuple[str, str]]  # (kind: "conv" or "bn", TF name), in the order of the module's layers
+
+
+def _leaves(prefix: str, module: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [
         (f"{prefix}.{name}" if name else prefix, m)
         for name, m in module.named_modules()
         if isinstance(m, LAYERS)
     ]
-    if not leaves:  # a pool, or an identity, that keeps its input's width and stride
-        return
-    layers = layers(len(leaves)) if callable(layers) else layers
+
+
+def _name_layers(
+    names: dict[str, tuple[str, str]], leaves: list[tuple[str, nn.Module]], layers: Layers
+) -> None:
+    """Pair the module's layers, in order, with TF names; record each tensor's TF variable."""
     kinds = ["bn" if isinstance(m, nn.BatchNorm2d) else "conv" for _, m in leaves]
     if kinds != [kind for kind, _ in layers]:
-        raise WeightsError(
-            f"{prefix} has layers {kinds}, its TensorFlow counterpart {[k for k, _ in layers]}"
-        )
+        where = leaves[0][0].rsplit(".", 1)[0] if leaves else "a module"
+        raise WeightsError(f"{where} has layers {kinds}, its TensorFlow counterpart {[k for k, _ in layers]}")
     for (path, leaf), (kind, name) in zip(leaves, layers, strict=True):
         if kind == "bn":
             for ours, theirs in BATCH_NORM.items():
@@ -110,11 +114,26 @@ def _name_layers(names: dict[str, tuple[str, str]], prefix: str, module: nn.Modu
                 raise WeightsError(f"{path} has a bias; TensorFlow's convolutions here have none")
 
 
+def _cell_layers(attr: str, module: nn.Module, count: int, op: tuple[int, int, OpSpec] | None) -> Layers:
+    """A cell's module → its layers' TF names, relative to the cell's scope."""
+    if attr == "squeeze_x1":
+        return [("conv", "1x1/weights"), ("bn", "beginning_bn")]
+    if attr == "adjust_x2" and hasattr(module, "conv_even"):  # the factorized reduction
+        return [("conv", "path1_conv/weights"), ("conv", "path2_conv/weights"), ("bn", "final_path_bn")]
+    if attr == "adjust_x2":
+        return [("conv", "prev_1x1/weights"), ("bn", "prev_bn")]
+    if op is None:
+        raise WeightsError(f"{attr} has no counterpart in the TensorFlow cell")
+    index, side, spec = op
+    where = f"comb_iter_{index}/{('left', 'right')[side]}"
+    return [(kind, f"{where}/{name}") for kind, name in _op_layers(spec, count)]
+
+
 def tf_names(
     genotype: ir.Genotype, model: nn.Module, cells: Mapping[str, str], stem: str
 ) -> dict[str, tuple[str, str]]:
     """Our tensor → (TF variable, layout) for every tensor of the compiled model but the aux head's."""
-    specs = {
+    ops = {
         (role, op.attr): (index, side, op.spec)
         for role, graph in lower(genotype).items()
         for index, block in enumerate(graph.blocks)
@@ -122,35 +141,14 @@ def tf_names(
         if op.attr
     }
     names: dict[str, tuple[str, str]] = {}
-    _name_layers(names, "stem.0", model.stem[0], [("conv", f"{stem}conv0/weights")])
-    _name_layers(names, "stem.1", model.stem[1], [("bn", f"{stem}conv0_bn")])
+    _name_layers(names, _leaves("stem.0", model.stem[0]), [("conv", f"{stem}conv0/weights")])
+    _name_layers(names, _leaves("stem.1", model.stem[1]), [("bn", f"{stem}conv0_bn")])
     for cell_name, cell in zip(model.cell_names, model.cells, strict=True):
-        scope = cells[cell_name]
         for attr, module in cell.named_children():
-            if attr == "squeeze_x1":
-                layers = [("conv", "1x1/weights"), ("bn", "beginning_bn")]
-            elif attr == "adjust_x2":
-                factorized = hasattr(module, "conv_even")
-                layers = (
-                    [("conv", "path1_conv/weights"), ("conv", "path2_conv/weights"), ("bn", "final_path_bn")]
-                    if factorized
-                    else [("conv", "prev_1x1/weights"), ("bn", "prev_bn")]
-                )
-            elif (cell.kind, attr) in specs:
-                index, side, spec = specs[(cell.kind, attr)]
-                op_scope = f"{scope}/comb_iter_{index}/{('left', 'right')[side]}/"
-                _name_layers(
-                    names,
-                    f"{cell_name}.{attr}",
-                    module,
-                    lambda count, s=spec, p=op_scope: [(k, p + n) for k, n in _op_layers(s, count)],
-                )
-                continue
-            elif not any(isinstance(m, LAYERS) for m in module.modules()):
-                continue
-            else:
-                raise WeightsError(f"{cell_name}.{attr} has no counterpart in the TensorFlow cell")
-            _name_layers(names, f"{cell_name}.{attr}", module, [(k, f"{scope}/{n}") for k, n in layers])
+            leaves = _leaves(f"{cell_name}.{attr}", module)
+            if leaves:  # (a pool or identity that keeps width and stride has none)
+                layers = _cell_layers(attr, module, len(leaves), ops.get((cell.kind, attr)))
+                _name_layers(names, leaves, [(kind, f"{cells[cell_name]}/{name}") for kind, name in layers])
     names["classifier.weight"] = (f"{CLASSIFIER}/weights", "fc")
     names["classifier.bias"] = (f"{CLASSIFIER}/biases", "same")
     return names
