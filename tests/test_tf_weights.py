@@ -13,16 +13,19 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nasc
 from nasc.compiler.options import EmitOptions
 from nasc.runtime.build import build_network
-from nasc.runtime.tf_checkpoint import Bundle
+from nasc.runtime.tf_checkpoint import Bundle, BundleError
 from nasc.runtime.tf_weights import import_tf_weights
 from nasc.runtime.weights import WeightsError
 
@@ -196,3 +199,22 @@ def test_the_aux_head_and_ema_flags_are_checked_before_any_work(tmp_path: Path) 
         "weights", GENOTYPES / "nasnet_a.cell", tmp_path / "x.pth", "--from", "timm", "--ema"
     )
     assert code == 2 and "--ema is for --from tf" in stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=1 << 16), flip=st.integers(min_value=0, max_value=1 << 16))
+def test_a_damaged_index_is_a_reader_error_or_reads_as_the_intact_one(cut: int, flip: int) -> None:
+    """A checksum guards every block the reader uses; a flip it does not use (the metaindex, the
+    footer's padding) changes nothing. Never another exception, never other variables."""
+    intact = FIXTURES / "nasnet_a" / "model.ckpt.index"
+    raw = bytearray(intact.read_bytes())
+    raw[flip % len(raw)] ^= 0x5A
+    expected = Bundle(intact.with_suffix("")).entries
+    with tempfile.TemporaryDirectory() as folder:
+        for damaged_bytes in (bytes(raw), bytes(raw[: cut % len(raw)])):
+            (Path(folder) / "model.ckpt.index").write_bytes(damaged_bytes)
+            try:
+                entries = Bundle(Path(folder) / "model.ckpt").entries
+            except BundleError:
+                continue
+            assert entries == expected
