@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import google_crc32c  # Google's CRC-32C, in C where the platform has a wheel
 import numpy as np
 import torch
 
@@ -45,6 +46,7 @@ DTYPES = {
     17: ("uint16", np.dtype("<u2")),
     19: ("float16", np.dtype("<f2")),
 }
+NUMPY_DTYPE = dict(DTYPES.values())  # TF's name → how its bytes read
 NAMES_OF_OTHER_DTYPES = {7: "string", 8: "complex64", 18: "complex128", 20: "resource", 21: "variant"}
 
 
@@ -85,8 +87,6 @@ def _masked(crc: int) -> int:
 
 
 def _crc32c(data: bytes) -> int:
-    import google_crc32c  # Google's CRC-32C, in C where the platform has a wheel
-
     return google_crc32c.value(data)
 
 
@@ -223,16 +223,16 @@ def checkpoint_prefix(path: str | os.PathLike[str]) -> Path:
                 f"is a directory with {found} (*.index): give the checkpoint's prefix, DIR/model.ckpt"
             )
         return indexes[0].with_suffix("")
-    for suffix in (".index",):
-        if text.endswith(suffix):
-            return Path(text[: -len(suffix)])
+    if text.endswith(".index"):
+        return Path(text.removesuffix(".index"))
     head, dot, tail = text.rpartition(".data-")
     if dot and len(tail) == 14 and tail[5:9] == "-of-" and (tail[:5] + tail[9:]).isdigit():
         return Path(head)
     return Path(text)
 
 
-def _read_regular(path: Path, what: str, limit: int | None = None) -> bytes:
+def _regular_size(path: Path, what: str) -> int:
+    """The size of the index or a data shard, which must be a regular file."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -243,9 +243,7 @@ def _read_regular(path: Path, what: str, limit: int | None = None) -> bytes:
         ) from None
     if not stat.S_ISREG(info.st_mode):
         raise BundleError(f"{what} {path.name} is not a regular file")
-    if limit is not None and info.st_size > limit:
-        raise BundleError(f"{what} {path.name} is {info.st_size:,} bytes, more than an index can be")
-    return path.read_bytes()
+    return info.st_size
 
 
 class Bundle:
@@ -253,7 +251,11 @@ class Bundle:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.prefix = checkpoint_prefix(path)
-        index = _read_regular(Path(f"{self.prefix}.index"), "the index", MAX_INDEX_BYTES)
+        index_path = Path(f"{self.prefix}.index")
+        size = _regular_size(index_path, "the index")
+        if size > MAX_INDEX_BYTES:
+            raise BundleError(f"the index {index_path.name} is {size:,} bytes, more than an index can be")
+        index = index_path.read_bytes()
         self.entries: dict[str, Entry] = {}
         header = None
         for key, value in _table(index):
@@ -282,29 +284,23 @@ class Bundle:
         entry = self.entries[name]
         if entry.partitioned:
             raise BundleError(f"variable {name} is saved in slices (partitioned); nasc reads whole variables")
-        if entry.dtype not in {text for text, _ in DTYPES.values()}:
+        if entry.dtype not in NUMPY_DTYPE:
             raise BundleError(f"variable {name} is of dtype {entry.dtype}, not a numeric tensor")
-        dtype = next(numpy for text, numpy in DTYPES.values() if text == entry.dtype)
+        dtype = NUMPY_DTYPE[entry.dtype]
         count = int(np.prod(entry.shape, dtype=np.int64))
         if entry.size != count * dtype.itemsize:
             raise BundleError(f"variable {name} has {entry.size:,} bytes for {count:,} {entry.dtype} values")
         data = self._bytes(entry)
         if entry.crc32c is not None and _masked(_crc32c(data)) != entry.crc32c:
             raise BundleError(f"variable {name} fails its checksum: the data file is damaged")
-        array = np.frombuffer(data, dtype=dtype, count=count).reshape(entry.shape).copy()
-        tensor = torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=False))
+        array = np.frombuffer(data, dtype=dtype, count=count).astype(dtype.newbyteorder("="))  # one copy
+        tensor = torch.from_numpy(array.reshape(entry.shape))
         return tensor.view(torch.bfloat16) if entry.dtype == "bfloat16" else tensor
 
     def _bytes(self, entry: Entry) -> bytes:
         path = self.data_file(entry.shard)
         if entry.shard not in self._sizes:
-            try:
-                info = os.stat(path)
-            except FileNotFoundError:
-                raise BundleError(f"data shard {path.name} is missing") from None
-            if not stat.S_ISREG(info.st_mode):
-                raise BundleError(f"data shard {path.name} is not a regular file")
-            self._sizes[entry.shard] = info.st_size
+            self._sizes[entry.shard] = _regular_size(path, "data shard")
         if entry.offset + entry.size > self._sizes[entry.shard]:
             raise BundleError(f"data shard {path.name} is truncated: variable {entry.name} lies past its end")
         with open(path, "rb") as handle:
