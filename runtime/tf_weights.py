@@ -47,7 +47,8 @@ BATCH_NORM = {
     "running_mean": "moving_mean",
     "running_var": "moving_variance",
 }
-TRAINING_STATE = re.compile(r"^(global_step$|aux_\d+/)|/(Momentum|RMSProp(_1)?|Adam(_1)?)$")
+AUX_HEAD = re.compile(r"^aux_\d+/")
+TRAINING_STATE = re.compile(r"^global_step$|/(Momentum|RMSProp(_1)?|Adam(_1)?)$")  # and the aux head
 LAYERS = (nn.Conv2d, nn.BatchNorm2d, nn.Linear)
 
 
@@ -217,15 +218,20 @@ def import_tf_weights(
             raise WeightsError(str(error)) from None
         used |= {name, source}
     left = [name for name in entries if name not in used]
-    unplaced = [
-        name for name in left if not (TRAINING_STATE.search(name) or name.endswith(EMA) or name in shadows)
-    ]
+    # A moving average stays out with what it averages: placed weights, the aux head, training state.
+    unplaced = [name for name in left if not _stays_out(name.removesuffix(EMA), used)]
     if unplaced:
         raise WeightsError(
             f"the checkpoint has {len(unplaced)} variable(s) this network has no place for, the first "
             f"{unplaced[0]}: is it a checkpoint of this network and preset?"
         )
-    return Imported(state, model.num_classes, len(state), tuple(left), aux_head=False)
+    return Imported(
+        state, model.num_classes, len(state), tuple(left), aux_head=False, left_out_said=_said(left)
+    )
+
+
+def _stays_out(name: str, used: set[str]) -> bool:
+    return name in used or bool(AUX_HEAD.match(name) or TRAINING_STATE.search(name))
 
 
 def read_bundle(path: str) -> Bundle:
@@ -236,15 +242,14 @@ def read_bundle(path: str) -> Bundle:
         raise WeightsError(str(error)) from None
 
 
-def left_out_of_tf(names: tuple[str, ...]) -> str:
+def _said(names: list[str]) -> str:
     """What of a TensorFlow checkpoint stayed out, in words."""
     shadows = sum(name.endswith(EMA) for name in names)
-    aux = sum(bool(re.match(r"aux_\d+/", name)) for name in names)
+    aux = sum(bool(AUX_HEAD.match(name)) and not name.endswith(EMA) for name in names)
+    rest = len(names) - shadows - aux
     parts = [
         f"{shadows} ExponentialMovingAverage variable(s) (take them with --ema)" if shadows else "",
         f"{aux} aux head variable(s)" if aux else "",
-        f"{len(names) - shadows - aux} of training state (global step, optimizer slots)"
-        if len(names) > shadows + aux
-        else "",
+        f"{rest} of training state (global step, optimizer slots)" if rest else "",
     ]
     return "; ".join(part for part in parts if part)

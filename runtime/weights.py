@@ -49,6 +49,7 @@ class Imported:
     mapped: int  # tensors taken from the checkpoint
     left_out: tuple[str, ...]  # checkpoint tensors not taken (the aux head when not asked for)
     aux_head: bool
+    left_out_said: str = ""  # what `left_out` is, in words for the user
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -309,7 +310,8 @@ def import_weights(
         )
     if aux_head and not any(key.startswith("aux_head.") for key in state):
         raise WeightsError("the checkpoint has no aux head weights")
-    return Imported(state, model.num_classes, len(state), tuple(left), aux_head)
+    said = f"{len(left)} aux head tensor(s) of the checkpoint (keep them with --aux-head)"
+    return Imported(state, model.num_classes, len(state), tuple(left), aux_head, said if left else "")
 
 
 def classes_in(checkpoint: Mapping[str, torch.Tensor], source: str) -> int | None:

@@ -192,6 +192,20 @@ def test_a_variable_with_no_place_is_named(tmp_path: Path) -> None:
         import_tf_weights(nasc.load(GENOTYPES / "nasnet_a.cell"), bundle, model)
 
 
+def test_a_variable_with_no_place_is_named_even_beside_its_moving_average() -> None:
+    meta = MADE["amoebanet_a"]
+    bundle = Bundle(FIXTURES / "amoebanet_a" / "model.ckpt")
+    stray = "cell_1/comb_iter_2/left/3x3/weights"
+    for suffix in ("", "/ExponentialMovingAverage"):
+        twin = bundle.entries[f"cell_1/1x1/weights{suffix}"]
+        bundle.entries[stray + suffix] = dataclasses.replace(twin, name=stray + suffix)
+    genotype = nasc.load(GENOTYPES / "amoebanet_a.cell")
+    for ema in (False, True):
+        model = build_network(genotype, options(meta), num_classes=meta["classes"]).model
+        with pytest.raises(WeightsError, match=f"this network has no place for, the first {stray}"):
+            import_tf_weights(genotype, bundle, model, ema=ema)
+
+
 def test_the_aux_head_and_ema_flags_are_checked_before_any_work(tmp_path: Path) -> None:
     code, _, stderr, _ = convert(tmp_path, "nasnet_a", "--aux-head")
     assert code == 2 and "a TensorFlow checkpoint's aux head stays out" in stderr

@@ -75,7 +75,7 @@ def weights_command(
     from nasc.compiler.conventions import convention_of
     from nasc.compiler.options import EmitOptions
     from nasc.runtime.build import BuildError, build_network
-    from nasc.runtime.tf_weights import import_tf_weights, left_out_of_tf, read_bundle, tf_classes
+    from nasc.runtime.tf_weights import import_tf_weights, read_bundle, tf_classes
     from nasc.runtime.weights import (
         WeightsError,
         classes_in,
@@ -119,13 +119,8 @@ def weights_command(
         + (", with the aux head" if imported.aux_head else "")
         + (", the moving averages" if ema else "")
     )
-    if imported.left_out and source == "tf":
-        click.echo(f"  left out: {left_out_of_tf(imported.left_out)}")
-    elif imported.left_out:
-        click.echo(
-            f"  left out: {len(imported.left_out)} aux head tensor(s) of the checkpoint (keep them with "
-            "--aux-head)"
-        )
+    if imported.left_out:
+        click.echo(f"  left out: {imported.left_out_said}")
     compiled = f" from `nasc compile {shown(file)} --scale {scale[0]}@{scale[1]}`" if scale else ""
     click.echo(
         f"  load it: create_model({built.preset!r}, num_classes={imported.num_classes}"
