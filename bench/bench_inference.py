@@ -1,13 +1,16 @@
 """The inference build against the hand-written peers' best eager, side by side in one process.
 
-    python bench/bench_inference.py [--repeats 15] [--skip-large] [--threads 2]
+    python bench/bench_inference.py [--repeats 15] [--skip-large] [--threads 2] [--compile]
 
 - mobile @224, batch 1: pretrainedmodels nasnetamobile (NCHW, and channels-last: its best eager)
   vs nasc NASNet-A mobile (eager, and `fuse()`: batch norms folded, channels-last)
 - large @331, batch 1: timm nasnetalarge (channels-last) vs nasc NASNet-A large `fuse()`
+- `--compile`: also `torch.compile` of the fused network (inductor), its cold start (the first
+  call: tracing and C++ code generation) printed apart from its steady state
 
-Rounds alternate between the models so drift hits all alike; each figure is the median of the
-rounds; ratios are against the peer's best.
+The machine's peak (torch's best rate on a 2048³ matmul) is printed first. Rounds alternate between
+the models so drift hits all alike; each figure is the median of the rounds; ratios are against the
+peer's best.
 """
 
 from __future__ import annotations
@@ -40,6 +43,23 @@ def race(models: dict[str, tuple[torch.nn.Module, torch.Tensor]], repeats: int) 
     return {name: statistics.median(times) for name, times in rounds.items()}
 
 
+def peak(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    """torch's best mult-adds per second on one large matmul: the machine's ceiling for eager."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return n**3 / best
+
+
+def compiled(model: torch.nn.Module, images: torch.Tensor) -> tuple[torch.nn.Module, float]:
+    """torch.compile of the model, and its cold start: the first call's seconds."""
+    compiled_model = torch.compile(model)
+    return compiled_model, timed(compiled_model, images)
+
+
 def report(title: str, medians: dict[str, float], peer_best: str) -> None:
     print(title)
     for name, seconds in medians.items():
@@ -60,9 +80,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="also torch.compile of the fused network")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
+    print(f"machine peak: {peak(args.threads) / 1e9:.1f} G mult-adds/s (torch, one 2048³ matmul)")
     import pretrainedmodels
 
     images = torch.randn(1, 3, 224, 224)
@@ -71,15 +93,17 @@ def main() -> None:
     peer_last = pretrainedmodels.nasnetamobile(num_classes=1000, pretrained=None).eval()
     peer_last.to(memory_format=torch.channels_last)
     ours = nasc_network("mobile")
-    medians = race(
-        {
-            "pretrainedmodels nasnetamobile": (peer, images),
-            "pretrainedmodels nasnetamobile, channels-last": (peer_last, last),
-            "nasc NASNet-A mobile, eager": (ours, images),
-            "nasc NASNet-A mobile, fuse()": (ours.fuse(), images),
-        },
-        args.repeats,
-    )
+    contenders = {
+        "pretrainedmodels nasnetamobile": (peer, images),
+        "pretrainedmodels nasnetamobile, channels-last": (peer_last, last),
+        "nasc NASNet-A mobile, eager": (ours, images),
+        "nasc NASNet-A mobile, fuse()": (ours.fuse(), images),
+    }
+    if args.compile:
+        model, cold = compiled(ours.fuse(), images)
+        print(f"torch.compile(fuse()) mobile: cold start {cold:.1f} s")
+        contenders["nasc NASNet-A mobile, torch.compile(fuse())"] = (model, images)
+    medians = race(contenders, args.repeats)
     report("mobile @224, batch 1", medians, "pretrainedmodels nasnetamobile, channels-last")
     if args.skip_large:
         return
@@ -88,13 +112,15 @@ def main() -> None:
     images = torch.randn(1, 3, 331, 331)
     peer = timm.create_model("nasnetalarge", pretrained=False).eval()
     peer.to(memory_format=torch.channels_last)
-    medians = race(
-        {
-            "timm nasnetalarge, channels-last": (peer, images.contiguous(memory_format=torch.channels_last)),
-            "nasc NASNet-A large, fuse()": (nasc_network("large").fuse(), images),
-        },
-        max(3, args.repeats // 3),
-    )
+    contenders = {
+        "timm nasnetalarge, channels-last": (peer, images.contiguous(memory_format=torch.channels_last)),
+        "nasc NASNet-A large, fuse()": (nasc_network("large").fuse(), images),
+    }
+    if args.compile:
+        model, cold = compiled(contenders["nasc NASNet-A large, fuse()"][0], images)
+        print(f"torch.compile(fuse()) large: cold start {cold:.1f} s")
+        contenders["nasc NASNet-A large, torch.compile(fuse())"] = (model, images)
+    medians = race(contenders, max(3, args.repeats // 3))
     report("large @331, batch 1", medians, "timm nasnetalarge, channels-last")
 
 

@@ -3,7 +3,10 @@ PyTorch of the same model — batch 1, ratios, each contender timed alone.
 
     python bench/bench_onnx.py [--repeats 30] [--rounds 3] [--skip-large] [--profile]
 
-mobile @224: nasc vs pretrainedmodels nasnetamobile; large @331: nasc vs timm nasnetalarge.
+mobile @224: nasc vs pretrainedmodels nasnetamobile; large @331: nasc vs timm nasnetalarge; and
+nasc's int8 export (`--int8 --calibrate digits`) against its float one. The peer
+is exported twice: at torch.onnx's default opset (what a user exporting it gets) and at nasc's (18),
+so that nasc is compared with the peer's best and not with an opset.
 
 Each contender runs in a process of its own, one after another, so nothing else runs or spins beside
 it: an onnxruntime session timed in the process that has just run eager PyTorch loses cores to
@@ -12,7 +15,7 @@ times every contender once (warm-up, then the median of `--repeats` runs); the f
 over `--rounds` rounds. The machine's peak — onnxruntime's best rate on a 2048³ MatMul, in a process
 of its own — is printed first, and each network's mult-adds per second as a share of it, so a
 figure from one machine is not read as another's. `--profile` adds onnxruntime's per-op profile of
-both exports: the time by op type after onnxruntime's graph optimizations.
+nasc's export and the peer's at opset 18: the time by op type after onnxruntime's graph optimizations.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CELL = ROOT / "genotypes" / "nasnet_a.cell"
+PEER_DEFAULT, PEER_SAME = "peer ort", "peer ort @18"  # the peer at torch.onnx's opset, and at nasc's
+INT8 = "nasc ort int8"
 
 
 # -- in a process of its own ----------------------------------------------------------------------
@@ -136,7 +141,19 @@ def child(kind: str, arguments: str) -> None:
 # -- the comparison --------------------------------------------------------------------------------
 
 
-def export_both(preset: str, size: int, folder: Path) -> tuple[Path, Path, int]:
+def peer_network(preset: str):
+    if preset == "mobile":
+        import pretrainedmodels
+
+        return pretrainedmodels.nasnetamobile(num_classes=1000, pretrained=None).eval()
+    import timm
+
+    return timm.create_model("nasnetalarge", pretrained=False).eval()
+
+
+def export_all(preset: str, size: int, folder: Path) -> tuple[dict[str, Path], int]:
+    """nasc's export (its default opset), and the peer's twice: at torch.onnx's default opset, as a
+    user exporting it would get, and at nasc's opset, so that the opset alone is not what is measured."""
     import contextlib
     import io
     import warnings
@@ -145,23 +162,23 @@ def export_both(preset: str, size: int, folder: Path) -> tuple[Path, Path, int]:
 
     import nasc
     from nasc.compiler.options import EmitOptions
-    from nasc.runtime.onnx_export import export_onnx
+    from nasc.runtime.onnx_export import DEFAULT_OPSET, export_onnx
+    from nasc.runtime.onnx_quantize import Int8Request
 
-    ours, peer_path = folder / f"nasc_{preset}.onnx", folder / f"peer_{preset}.onnx"
-    nodes = export_onnx(nasc.load(CELL), EmitOptions(preset=preset), str(ours)).nodes
-    if preset == "mobile":
-        import pretrainedmodels
-
-        peer = pretrainedmodels.nasnetamobile(num_classes=1000, pretrained=None).eval()
-    else:
-        import timm
-
-        peer = timm.create_model("nasnetalarge", pretrained=False).eval()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(peer, (torch.randn(1, 3, size, size),), dynamo=True, optimize=True)
-    program.save(str(peer_path))
-    return ours, peer_path, nodes
+    paths = {"nasc ort": folder / f"nasc_{preset}.onnx", INT8: folder / f"nasc_{preset}_int8.onnx"}
+    nodes = export_onnx(nasc.load(CELL), EmitOptions(preset=preset), str(paths["nasc ort"])).nodes
+    # int8 as `nasc export --int8 --calibrate digits` makes it; random weights, so its top-1 is moot
+    calibration = Int8Request("digits", calibration_images=64, eval_images=20, max_top1_drop=100.0)
+    export_onnx(nasc.load(CELL), EmitOptions(preset=preset), str(paths[INT8]), int8=calibration)
+    peer = peer_network(preset)
+    for name, opset in ((PEER_DEFAULT, None), (PEER_SAME, DEFAULT_OPSET)):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+            warnings.simplefilter("ignore")
+            example = (torch.randn(1, 3, size, size),)
+            program = torch.onnx.export(peer, example, dynamo=True, optimize=True, opset_version=opset)
+        paths[name] = folder / f"peer_{preset}_{opset}.onnx"
+        program.save(str(paths[name]))
+    return paths, nodes
 
 
 def bench(
@@ -171,12 +188,9 @@ def bench(
     from nasc.compiler.compilation import compile_genotype
     from nasc.compiler.options import EmitOptions
 
-    ours, peer, nodes = export_both(preset, size, folder)
-    contenders = {
-        "nasc ort": ("onnx", ours, size, repeats),
-        "peer ort": ("onnx", peer, size, repeats),
-        "nasc eager": ("eager", preset, size, repeats),
-    }
+    paths, nodes = export_all(preset, size, folder)
+    contenders = {name: ("onnx", path, size, repeats) for name, path in paths.items()}
+    contenders["nasc eager"] = ("eager", preset, size, repeats)
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, (kind, *args) in contenders.items():
@@ -185,20 +199,23 @@ def bench(
     print(f"{preset} @{size}, batch 1 (nasc's export: {nodes} nodes), medians of {rounds} rounds:")
     for name, seconds in median.items():
         spread = f"{1e3 * min(samples[name]):.1f}-{1e3 * max(samples[name]):.1f}"
-        print(f"  {name:11s} {1e3 * seconds:8.1f} ms  (rounds {spread})")
+        print(f"  {name:13s} {1e3 * seconds:8.1f} ms  (rounds {spread})")
+    ours = median["nasc ort"]
     print(
-        f"  nasc ort / peer ort = {median['nasc ort'] / median['peer ort']:.2f}; "
-        f"eager / ort = {median['nasc eager'] / median['nasc ort']:.2f}"
+        f"  nasc ort / {PEER_DEFAULT} = {ours / median[PEER_DEFAULT]:.2f}; "
+        f"nasc ort / {PEER_SAME} = {ours / median[PEER_SAME]:.2f}; "
+        f"nasc eager / nasc ort = {median['nasc eager'] / ours:.2f}; "
+        f"int8 speed-up over float = {ours / median[INT8]:.2f}x"
     )
     mult_adds = compile_genotype(nasc.load(CELL), EmitOptions(preset=preset)).count().mult_adds
-    rate = mult_adds / median["nasc ort"]
+    rate = mult_adds / ours
     print(
-        f"  {mult_adds / 1e9:.2f} G mult-adds in {1e3 * median['nasc ort']:.1f} ms: "
+        f"  {mult_adds / 1e9:.2f} G mult-adds in {1e3 * ours:.1f} ms: "
         f"{rate / 1e9:.1f} G/s, {100 * rate / peak:.0f}% of the machine's peak"
     )
     if profile:
-        for name, path in (("nasc", ours), ("peer", peer)):
-            by_type = alone("profile", path, size)
+        for name in ("nasc ort", PEER_SAME):
+            by_type = alone("profile", paths[name], size)
             total = sum(by_type.values())
             top = sorted(by_type.items(), key=lambda item: -item[1])[:10]
             print(

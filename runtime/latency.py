@@ -242,6 +242,8 @@ def _session(model, example, threads: int):
     import onnxruntime as ort
     import torch
 
+    from nasc.runtime.onnx_export import DEFAULT_OPSET  # what `nasc export` deploys is what is timed
+
     def load(data: bytes):
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = threads
@@ -253,8 +255,12 @@ def _session(model, example, threads: int):
         warnings.simplefilter("ignore")
         buffer = io.BytesIO()
         try:
-            torch.onnx.export(model, (example,), buffer, dynamo=False, input_names=["images"])
+            torch.onnx.export(
+                model, (example,), buffer, dynamo=False, input_names=["images"], opset_version=DEFAULT_OPSET
+            )
             return load(buffer.getvalue()), "torchscript"
         except Exception:  # a graph onnxruntime refuses: the exporter nasc export trusts
-            program = torch.onnx.export(model, (example,), dynamo=True, optimize=True, verbose=False)
+            program = torch.onnx.export(
+                model, (example,), dynamo=True, optimize=True, verbose=False, opset_version=DEFAULT_OPSET
+            )
             return load(program.model_proto.SerializeToString()), "dynamo"

@@ -20,12 +20,29 @@ from nasc.compiler.hashing import structural_hash
 from nasc.compiler.options import EmitOptions
 from nasc.diagnostics import printable
 from nasc.fileio import OutputError, check_output, write_output
+from nasc.runtime.onnx_align import Alignment, align_channels
+from nasc.runtime.onnx_quantize import (
+    CALIBRATION_METHODS,
+    Images,
+    Int8Report,
+    Int8Request,
+    QuantizationError,
+    load_images,
+    quantize,
+)
 from nasc.version import __version__
 
 # ONNX and PyTorch run the same float32 arithmetic in different orders; over ~700 convolutions the
 # difference stays around 1e-6 of the output range. More than this means a wrong graph, not rounding.
 RELATIVE_TOLERANCE = 1e-4
 MIN_OPSET = 18  # the lowest opset torch.onnx's exporter emits directly
+# Opset 19 gave AveragePool dilations, and onnxruntime's CPU kernel for it since is a plain loop: a
+# 3x3 average of a NASNet-A mobile cell runs 7x slower at opset 19+ than at 18, where it is MLAS's
+# (AveragePool was 19 % of the network's time at opset 20). Nothing nasc emits needs a newer opset.
+DEFAULT_OPSET = 18
+# Channels padded to a multiple of 16 (runtime/onnx_align.py): onnxruntime's x86 kernels take blocks
+# of 16 (AVX-512) or 8 (AVX2) channels and fall back to slow ones otherwise.
+DEFAULT_ALIGNMENT = 16
 METADATA_PREFIX = "nasc."
 
 
@@ -46,6 +63,8 @@ class ExportReport:
     op_mix: list[tuple[str, int]]
     static_graph: bool
     provider: str
+    alignment: Alignment
+    int8: Int8Report | None
     metadata: dict[str, str] = field(default_factory=dict)
 
 
@@ -99,32 +118,47 @@ def export_onnx(
     batch: str = "1",
     seed: int = 0,
     weights: str | None = None,
+    align: int = DEFAULT_ALIGNMENT,
+    int8: Int8Request | None = None,
 ) -> ExportReport:
-    """Export, check and verify in onnxruntime; the file is written only when all three pass."""
+    """Export the inference build (`fuse()`) with its channels aligned to `align` (1: as they are),
+    check it, and verify it in onnxruntime against the network as trained; with `int8`, quantize the
+    verified model and measure it (runtime/onnx_quantize.py). The file is written only when every
+    step passes."""
     import torch
 
     from nasc.runtime.build import BuildError, build_network
 
-    _check_request(output, opset, batch)
+    _check_request(output, opset, batch, align, int8)
     try:
         built = build_network(genotype, options, image_size=image_size, weights=weights)
     except BuildError as error:
         raise ExportError(str(error)) from None
     model, size = built.model.eval(), built.image_size
+    images = _int8_images(int8, genotype, options, size) if int8 is not None else None
     dynamic = batch == "dynamic"
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(2 if dynamic else int(batch), 3, size, size, generator=generator)
-    proto = _exported(model, example, opset, dynamic)
+    inference = model.fuse()
+    inference.set_channels_last(False)  # ONNX has no memory formats; the exporter would gather pixels
+    proto = _exported(inference, example, opset or DEFAULT_OPSET, dynamic)
     opset = next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
+    proto, alignment = align_channels(proto, align)
     metadata = provenance(genotype, built.preset, built.settings, model.num_classes, size, batch)
+    metadata["channel_alignment"] = str(alignment.multiple if alignment.skipped is None else 1)
     if weights is not None:  # which weights: the file's digest, as the file itself may move
         metadata["weights_sha256"] = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_PREFIX + key, value
     _check_model(proto)
     data = proto.SerializeToString()
     session, max_abs, max_rel = _verified(data, model, example)
+    quantized = None
+    if int8 is not None:
+        data, quantized = _quantized(data, int8, images)
+        proto = _loaded(data)
+        _check_model(proto)
+        metadata.update(quantized.metadata())
+    _add_metadata(proto, metadata)
+    data = proto.SerializeToString()
     try:
         write_output(output, data)
     except OutputError as error:
@@ -142,12 +176,45 @@ def export_onnx(
         op_mix=ops.most_common(),
         static_graph="Shape" not in ops,
         provider=session.get_providers()[0],
+        alignment=alignment,
+        int8=quantized,
         metadata=metadata,
     )
 
 
-def _check_request(output: str, opset: int | None, batch: str) -> None:
-    """What can be refused before the network is built: an opset, a batch, a place to write."""
+def _add_metadata(proto, metadata: dict[str, str]) -> None:
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_PREFIX + key, value
+
+
+def _loaded(data: bytes):
+    import onnx
+
+    return onnx.load_from_string(data)
+
+
+def _int8_images(request: Int8Request, genotype: ir.Genotype, options: EmitOptions, size: int) -> Images:
+    """Calibration and test images through the preset's evaluation transform, read before the
+    export's slow work so that a missing dataset fails first."""
+    convention = convention_of(genotype)
+    evaluation = convention.data[options.preset or next(iter(convention.presets))]
+    try:
+        return load_images(request, size, evaluation)
+    except QuantizationError as error:
+        raise ExportError(str(error)) from None
+
+
+def _quantized(data: bytes, request: Int8Request, images: Images) -> tuple[bytes, Int8Report]:
+    try:
+        return quantize(data, request, images)
+    except QuantizationError as error:
+        raise ExportError(str(error)) from None
+
+
+def _check_request(output: str, opset: int | None, batch: str, align: int, int8: Int8Request | None) -> None:
+    """What can be refused before the network is built: an opset, a batch, an alignment, a place to
+    write."""
     opsets = supported_opsets()
     if opset is not None and opset not in opsets:
         raise ExportError(
@@ -155,13 +222,19 @@ def _check_request(output: str, opset: int | None, batch: str) -> None:
         )
     if batch != "dynamic" and (not batch.isdigit() or int(batch) < 1):
         raise ExportError(f"--batch must be a positive number or 'dynamic', not {batch!r}")
+    if align < 1:
+        raise ExportError(f"--align must be 1 (none) or more channels, not {align}")
+    if int8 is not None and batch != "1":
+        raise ExportError("--int8 exports batch 1: calibration and the measured speed are per image")
+    if int8 is not None and int8.method not in CALIBRATION_METHODS:
+        raise ExportError(f"--calibration-method must be one of {', '.join(CALIBRATION_METHODS)}")
     try:
         check_output(output, force=True)  # fail before the export, not after it
     except OutputError as error:
         raise ExportError(str(error)) from None
 
 
-def _exported(model, example, opset: int | None, dynamic: bool):
+def _exported(model, example, opset: int, dynamic: bool):
     """torch.onnx's dynamo export, optimized: its ModelProto."""
     import torch
 

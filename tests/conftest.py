@@ -74,3 +74,20 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
             build(folder)
             done.touch()
     return folder
+
+
+# `nasc train`'s smallest real run: NASNet-A, N = 1, P = 96, three epochs of digits, 32 a batch.
+DIGITS_RUN = {"dataset": "digits", "scale": (1, 96), "epochs": 3, "batch_size": 32, "quiet": True}
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of that run, trained once for every test that reads a trained network."""
+
+    def build(folder: Path) -> None:
+        import nasc
+        from nasc.runtime.train import TrainConfig, train
+
+        train(nasc.load(GENOTYPES / "nasnet_a.cell"), TrainConfig(out=str(folder), **DIGITS_RUN))
+
+    return built_once(tmp_path_factory, "digits-run", build)

@@ -49,3 +49,15 @@ def test_create_model_builds_the_inference_build_on_request() -> None:
     assert fused.channels_last and not fused.training
     stem = fused.stem[0].weight
     assert stem.is_contiguous(memory_format=torch.channels_last) and fused.stem[0].bias is not None
+
+
+@pytest.mark.parametrize("size", [67, 75])  # maps odd at every stage, and odd then even
+def test_factorized_reductions_run_as_one_convolution_at_odd_sizes(size: int) -> None:
+    options = EmitOptions(preset="mobile", cells_per_stage=1, penultimate_filters=264)
+    model = randomized(build_network(nasc.load(GENOTYPES / "nasnet_a.cell"), options, image_size=size).model)
+    fused = model.fuse()
+    kinds = {type(module).__name__ for module in fused.modules()}
+    assert "ShiftedPairConv" in kinds and "FactorizedReduction" not in kinds
+    images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert relative_difference(model(images), fused(images)) < 1e-5

@@ -59,6 +59,13 @@ def test_export_passes_the_checker_and_matches_pytorch(exported, preset: str) ->
     assert "graph: static shapes" in stdout and "Conv" in stdout
 
 
+def test_the_default_opset_is_18_where_onnxruntime_pools_with_mlas(exported) -> None:
+    # at 19 and later onnxruntime's CPU AveragePool is a plain loop, 7x slower (bench/bench_onnx.py)
+    model = onnx.load(str(exported["mobile"][0]))
+    assert [(o.domain, o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")] == [("", 18)]
+    assert "opset 18" in exported["mobile"][1]
+
+
 @pytest.mark.parametrize("preset", ["cifar", "mobile"])
 def test_fixed_size_graph_is_static(exported, preset: str) -> None:
     model = onnx.load(str(exported[preset][0]))

@@ -192,6 +192,8 @@ def _export(
     opset: int | None,
     batch: str,
     weights: str | None = None,
+    align: int = 16,
+    int8=None,
 ) -> None:
     from nasc.runtime.onnx_export import ExportError, export_onnx
 
@@ -203,7 +205,15 @@ def _export(
     )
     try:
         report = export_onnx(
-            genotype, options, output, image_size=image_size, opset=opset, batch=batch, weights=weights
+            genotype,
+            options,
+            output,
+            image_size=image_size,
+            opset=opset,
+            batch=batch,
+            weights=weights,
+            align=align,
+            int8=int8,
         )
     except ExportError as error:
         raise click.ClickException(str(error)) from None
@@ -217,10 +227,30 @@ def _export(
         f"max rel diff {report.max_rel_diff:.2e}"
     )
     click.echo(f"  graph: {'static shapes' if report.static_graph else 'dynamic shapes'}; ops: {ops}")
+    click.echo(f"  channels: {_alignment_said(report.alignment)}")
+    if report.int8 is not None:
+        q = report.int8
+        click.echo(
+            f"  int8 ({q.method}, {q.calibration_images} {q.dataset} training images): top-1 "
+            f"{q.int8_top1:.2f}% against the float model's {q.float_top1:.2f}% "
+            f"({q.int8_top1 - q.float_top1:+.2f} points) on {q.eval_images} test images; "
+            f"{q.int8_ms:.2f} ms a batch-1 run against {q.float_ms:.2f} ms ({q.speedup:.2f}x)"
+        )
     meta = report.metadata
     click.echo(
         f"  provenance: genotype {meta['genotype']}, hash {meta['structural_hash'][:12]}, "
         f"preset {meta['preset']} ({meta['scale']})"
+    )
+
+
+def _alignment_said(alignment) -> str:
+    if alignment.skipped is not None:
+        return f"as they are (not aligned to {alignment.multiple}: {alignment.skipped})"
+    if alignment.multiple == 1:
+        return "as they are (--align 1)"
+    return (
+        f"aligned to multiples of {alignment.multiple}: {alignment.padded_convolutions} convolutions "
+        f"padded with zero filters, +{100 * alignment.added_mult_adds_fraction:.1f}% mult-adds"
     )
 
 
@@ -272,7 +302,48 @@ def _parse_batch(_ctx: click.Context, _param: click.Parameter, value: str) -> st
 @click.option(
     "--image-size", type=click.IntRange(min=8), help="Input height and width (default: the preset's)."
 )
-@click.option("--opset", type=int, help="ONNX opset (default: torch.onnx's).")
+@click.option(
+    "--opset",
+    type=int,
+    help="ONNX opset (default 18: onnxruntime's CPU runs average pools 7x slower at 19 and later).",
+)
+@click.option(
+    "--align",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Pad every layer's channels with zeros to a multiple of this, the same function: "
+    "onnxruntime's x86 kernels take blocks of 8 or 16 channels. 1 keeps them as they are (ARM).",
+)
+@click.option("--int8", is_flag=True, help="Quantize to int8 (static, QDQ), calibrated on --calibrate.")
+@click.option(
+    "--calibrate",
+    type=click.Choice(["digits", "cifar10", "imagefolder"]),
+    help="With --int8: the dataset to calibrate on (its training split) and to measure top-1 on (its "
+    "test split), through the preset's evaluation transform.",
+)
+@click.option("--data-dir", type=click.Path(), help="Where cifar10 or imagefolder lies.")
+@click.option("--calibration-images", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option(
+    "--calibration-method",
+    type=click.Choice(["minmax", "entropy", "percentile"]),
+    default="minmax",
+    show_default=True,
+)
+@click.option(
+    "--eval-images",
+    type=click.IntRange(min=0),
+    default=2000,
+    show_default=True,
+    help="Test images top-1 is measured on (the split's first ones; 0: all).",
+)
+@click.option(
+    "--max-top1-drop",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Refuse (write nothing) if int8 loses more top-1 points than this against float.",
+)
 @click.option(
     "--batch",
     default="1",
@@ -297,6 +368,14 @@ def export(
     num_classes,
     image_size: int | None,
     opset: int | None,
+    align: int,
+    int8: bool,
+    calibrate: str | None,
+    data_dir: str | None,
+    calibration_images: int,
+    calibration_method: str,
+    eval_images: int,
+    max_top1_drop: float,
     batch: str,
     weights: str | None,
     force: bool,
@@ -331,7 +410,18 @@ def export(
     options = emit_options(file, preset, scale, num_classes)
     destination = output or f"{genotype.name}_{_preset_name(genotype, options)}.onnx"
     inputs = (file,) if weights is None else (file, weights)
-    _export(genotype, options, destination, inputs, force, image_size, opset, batch, weights)
+    request = None
+    if int8:
+        from nasc.runtime.onnx_quantize import Int8Request
+
+        if calibrate is None:
+            raise click.UsageError("--int8 needs --calibrate DATASET (digits, cifar10 or imagefolder)")
+        request = Int8Request(
+            calibrate, data_dir, calibration_images, eval_images, calibration_method, max_top1_drop
+        )
+    elif calibrate is not None:
+        raise click.UsageError("--calibrate is for --int8")
+    _export(genotype, options, destination, inputs, force, image_size, opset, batch, weights, align, request)
 
 
 @click.command()

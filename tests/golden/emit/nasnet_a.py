@@ -76,6 +76,30 @@ class StridedPointwiseConv(nn.Conv2d):
         return strided_pointwise(self, x)
 
 
+class ShiftedPairConv(nn.Module):
+    """A factorized reduction once fuse() has folded its batch norm (`for_inference`): the stride-2
+    1x1 convolutions of the even grid and of the grid shifted by one pixel as one 2x2 stride-2
+    convolution, the first's weights at tap (0, 0), the second's at (1, 1), zeros elsewhere. No
+    slice, padded copy or concatenation (onnxruntime spent more on those than on the two
+    convolutions); an odd size takes the row and column of zeros the shifted half is padded with."""
+
+    def __init__(self, even: nn.Conv2d, odd: nn.Conv2d) -> None:
+        super().__init__()
+        split = even.out_channels
+        like = {"dtype": even.weight.dtype, "device": even.weight.device}
+        self.conv = nn.Conv2d(even.in_channels, split + odd.out_channels, 2, stride=2, **like)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[:split, :, 0, 0] = even.weight[:, :, 0, 0]
+            self.conv.weight[split:, :, 1, 1] = odd.weight[:, :, 0, 0]
+            self.conv.bias.copy_(torch.cat([even.bias, odd.bias]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-2] % 2 or x.shape[-1] % 2:
+            x = nn.functional.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
+        return self.conv(x)
+
+
 class ConvBN(nn.Module):
     """Convolution (1x1 unless told) → batch norm: brings a cell's input to its channels (NASNet's
     squeeze of x1 and adapter of x2, DARTS's preprocessing; their ReLU the network computes once per
@@ -205,10 +229,14 @@ def use_channels_last(network: nn.Module, enable: bool) -> None:
 
 def inference_copy(network: nn.Module) -> nn.Module:
     """`fuse()`: a copy for inference (eval mode, no aux head) with every batch norm folded into its
-    convolution and channels-last memory; it takes the same NCHW input and computes the same function."""
+    convolution, blocks in their inference form (`for_inference`) and channels-last memory; it takes
+    the same NCHW input and computes the same function."""
     fused = copy.deepcopy(network).eval()
     fused.aux_head = None
     fold_batch_norms(fused)
+    for name, module in list(fused.named_modules()):
+        if hasattr(module, "for_inference"):  # a block with a faster form once folded
+            fused.set_submodule(name, module.for_inference())
     use_channels_last(fused, True)
     return fused
 
@@ -266,32 +294,19 @@ class SamePool2d(nn.Module):
     def __init__(self, mode: str, kernel_size: int, stride: int) -> None:
         super().__init__()
         self.mode, self.kernel_size, self.stride = mode, kernel_size, stride
-        self._pixel_counts: dict[tuple, Tensor] = {}  # per input size: real pixels under each window
 
     def forward(self, x: Tensor) -> Tensor:
         k, s = self.kernel_size, self.stride
-        if s == 1:
-            if self.mode == "max":
-                return F.max_pool2d(x, k, 1, k // 2)
-            return F.avg_pool2d(x, k, 1, k // 2, count_include_pad=False)
         top, bottom = same_padding(x.shape[-2], k, s)
         left, right = same_padding(x.shape[-1], k, s)
-        # Symmetric padding (at most (k - 1) / 2 a side, as SAME never pads a whole window): PyTorch's
-        # own padding then excludes the same pixels TF's does.
-        if top == bottom and left == right:
-            if self.mode == "max":
-                return F.max_pool2d(x, k, s, (top, left))
-            return F.avg_pool2d(x, k, s, (top, left), count_include_pad=False)
-        pads = (left, right, top, bottom)
+        # SAME pads (k - 1) / 2 a side at most, one more at the bottom or right where the total is
+        # odd. The extra row is the one ceil_mode adds past the end, and both PyTorch and ONNX leave
+        # pixels past the end out of a window as they leave out the padding: so one pooling call, no
+        # padded copy, no division by pixel counts (and one node in ONNX).
+        ceil_mode = bottom > top or right > left
         if self.mode == "max":
-            return F.max_pool2d(F.pad(x, pads, value=float("-inf")), k, s)
-        # The asymmetric padding is explicit here, so divide by the count of real pixels ourselves.
-        key = (*x.shape[-2:], x.dtype, x.device)
-        counts = self._pixel_counts.get(key)
-        if counts is None:
-            ones = torch.ones((1, 1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
-            counts = self._pixel_counts[key] = F.avg_pool2d(F.pad(ones, pads), k, s)
-        return F.avg_pool2d(F.pad(x, pads), k, s) / counts
+            return F.max_pool2d(x, k, s, (top, left), ceil_mode=ceil_mode)
+        return F.avg_pool2d(x, k, s, (top, left), ceil_mode=ceil_mode, count_include_pad=False)
 
 
 class FactorizedReduction(nn.Module):
@@ -311,6 +326,10 @@ class FactorizedReduction(nn.Module):
         # zero); each half is a strided 1x1 convolution (StridedPointwiseConv).
         shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
         return self.bn(torch.cat([self.conv_even(x), self.conv_odd(shifted)], dim=1))
+
+    def for_inference(self) -> nn.Module:
+        """Once fuse() has folded the batch norm into both halves: the two as one convolution."""
+        return ShiftedPairConv(self.conv_even, self.conv_odd)
 
 
 class PoolBranch(nn.Module):

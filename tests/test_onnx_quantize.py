@@ -1,0 +1,93 @@
+"""`nasc export --onnx --int8 --calibrate DATASET`: a network trained on digits, quantized, keeps its
+top-1 within half a point, says so in its metadata, and runs as an int8 graph; misuse is one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from nasc.cli import main
+from nasc.runtime.data import load_dataset
+from nasc.runtime.onnx_export import read_metadata
+from nasc.runtime.onnx_runtime import load_session, run
+
+from .conftest import GENOTYPES
+
+NASNET_A = str(GENOTYPES / "nasnet_a.cell")
+SCALE = ("--preset", "cifar", "--scale", "1@96", "--num-classes", "10", "--image-size", "16")
+
+
+def cli(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(digits_run: Path) -> Path:
+    """`nasc train`'s best.pt of NASNet-A (N = 1, P = 96) trained on digits (conftest.DIGITS_RUN)."""
+    return digits_run / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def int8_export(trained: Path, tmp_path_factory) -> tuple[Path, str]:
+    path = tmp_path_factory.mktemp("int8") / "nasnet_a_int8.onnx"
+    code, stdout, stderr = cli(
+        "export", NASNET_A, "--onnx", *SCALE, "--weights", str(trained), "-o", str(path),
+        "--int8", "--calibrate", "digits",
+    )  # fmt: skip
+    assert code == 0, stderr
+    return path, stdout
+
+
+def test_int8_keeps_top1_within_half_a_point_on_digits(int8_export) -> None:
+    path, stdout = int8_export
+    metadata = read_metadata(path)
+    float_top1, int8_top1 = float(metadata["top1_float"]), float(metadata["top1_int8"])
+    assert float_top1 >= 85.0 and abs(float_top1 - int8_top1) <= 0.5
+    assert f"{int8_top1:.2f}%" in stdout and "digits" in metadata["calibration"]
+    assert metadata["quantization"].startswith("int8 QDQ")
+    test_split = len(load_dataset("digits", augment=False).test)  # all of it: fewer than --eval-images
+    assert metadata["top1_images"] == f"digits test split, {test_split} images"
+
+
+def test_the_int8_model_is_an_int8_graph_and_agrees_with_the_float_one(
+    int8_export, trained, tmp_path
+) -> None:
+    path, _ = int8_export
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    ops = {node.op_type for node in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) >= 20  # every convolution's weights stored as int8
+    float_path = tmp_path / "float.onnx"
+    code, _, stderr = cli(
+        "export", NASNET_A, "--onnx", *SCALE, "--weights", str(trained), "-o", str(float_path)
+    )
+    assert code == 0, stderr
+    images = np.stack([image.numpy() for image, _ in list(load_dataset("digits", augment=False).test)[:40]])
+    float_session, int8_session = load_session(float_path), load_session(path)
+    agree = np.mean(
+        [np.argmax(run(float_session, x[None])) == np.argmax(run(int8_session, x[None])) for x in images]
+    )
+    assert agree >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "message"),
+    [
+        (("--int8",), 2, "--int8 needs --calibrate"),
+        (("--calibrate", "digits"), 2, "--calibrate is for --int8"),
+        (("--int8", "--calibrate", "digits", "--batch", "dynamic"), 1, "--int8 exports batch 1"),
+        (("--int8", "--calibrate", "imagefolder"), 1, "--data-dir is required"),
+    ],
+)
+def test_int8_misuse_is_one_line_and_writes_nothing(tmp_path: Path, extra, code: int, message: str) -> None:
+    path = tmp_path / "m.onnx"
+    got, _, stderr = cli("export", NASNET_A, "--onnx", *SCALE, "-o", str(path), *extra)
+    assert got == code and message in stderr and "Traceback" not in stderr
+    assert not path.exists()
