@@ -33,8 +33,8 @@ from nasc.version import __version__
 MODULE_NAMES = (
     "annotations copy dataclass torch F Tensor nn checkpoint "
     "NASC_VERSION GENOTYPE CONVENTION STRUCTURAL_HASH SOURCE_FILE METADATA "
-    "BatchNormConfig halved strided_pointwise StridedPointwiseConv ShiftedPairConv ConvBN DropPath Cell "
-    "global_pooling "
+    "BatchNormConfig halved strided_pointwise StridedPointwiseConv is_pointwise PointwiseConv "
+    "ShiftedPairConv ConvBN DropPath Cell global_pooling "
     "feature_maps fold_batch_norms use_channels_last inference_copy AuxHeadTooSmall Network Preset PRESETS "
     "DEFAULT_PRESET create_model"
 ).split()

@@ -128,6 +128,10 @@ class _Pass:
     def _node(self, node, numpy_helper) -> None:
         op, inputs = node.op_type, list(node.input)
         activations = [name for name in inputs if name and name not in self.constants]
+        if not activations:  # computed from constants alone: an Identity of a weight stays one
+            if op == "Identity":
+                self.constants[node.output[0]] = self.constants[inputs[0]]
+            return
         if op == "Conv":
             self._conv(node, numpy_helper)
         elif op in KEEPS_LAYOUT or (op == "MaxPool" and len(node.output) == 1):

@@ -148,6 +148,7 @@ def export_onnx(
     metadata["channel_alignment"] = str(alignment.multiple if alignment.skipped is None else 1)
     if weights is not None:  # which weights: the file's digest, as the file itself may move
         metadata["weights_sha256"] = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    _add_metadata(proto, metadata)
     _check_model(proto)
     data = proto.SerializeToString()
     session, max_abs, max_rel = _verified(data, model, example)
@@ -157,8 +158,8 @@ def export_onnx(
         proto = _loaded(data)
         _check_model(proto)
         metadata.update(quantized.metadata())
-    _add_metadata(proto, metadata)
-    data = proto.SerializeToString()
+        _add_metadata(proto, metadata)
+        data = proto.SerializeToString()
     try:
         write_output(output, data)
     except OutputError as error:
@@ -183,6 +184,8 @@ def export_onnx(
 
 
 def _add_metadata(proto, metadata: dict[str, str]) -> None:
+    """The provenance into the model's metadata_props, replacing any already there."""
+    del proto.metadata_props[:]
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_PREFIX + key, value

@@ -64,7 +64,8 @@ def test_deployment_costs_are_counted_as_the_built_network_has_them() -> None:
     assert params == sum(p.numel() for p in model.parameters()) and macs > params
     cost = measure(genotype, deployment, runs=3)
     assert (cost.params, cost.macs) == (params, macs) and cost.latency_ms > 0
-    assert "onnxruntime" in cost.latency_method
+    # TorchScript's exporter, about ten times faster than dynamo's, takes every NASNet-space cell
+    assert "onnxruntime" in cost.latency_method and "torchscript export" in cost.latency_method
 
 
 def test_the_latency_table_times_each_cell_module_once_then_only_looks_up(tmp_path, monkeypatch) -> None:

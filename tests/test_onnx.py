@@ -59,6 +59,17 @@ def test_export_passes_the_checker_and_matches_pytorch(exported, preset: str) ->
     assert "graph: static shapes" in stdout and "Conv" in stdout
 
 
+def test_every_convolution_is_aligned_to_16_channels(exported) -> None:
+    # F = 11 here, and the stem cells run at 2 and 5 channels: none of it aligned as compiled
+    path, stdout = exported["mobile"]
+    model = onnx.load(str(path))
+    weights = {tensor.name: tensor.dims for tensor in model.graph.initializer}
+    convolutions = [weights[node.input[1]] for node in model.graph.node if node.op_type == "Conv"]
+    assert all(dims[0] % 16 == 0 for dims in convolutions) and len(convolutions) > 50
+    assert onnx_export.read_metadata(path)["channel_alignment"] == "16"
+    assert "channels: aligned to multiples of 16" in stdout
+
+
 def test_the_default_opset_is_18_where_onnxruntime_pools_with_mlas(exported) -> None:
     # at 19 and later onnxruntime's CPU AveragePool is a plain loop, 7x slower (bench/bench_onnx.py)
     model = onnx.load(str(exported["mobile"][0]))

@@ -26,6 +26,7 @@ from nasc.fileio import MARK
 
 if TYPE_CHECKING:
     from nasc.compiler.compilation import Compilation
+    from nasc.runtime.onnx_quantize import Int8Request
 
 
 def _compilation(genotype, options) -> Compilation:
@@ -193,7 +194,7 @@ def _export(
     batch: str,
     weights: str | None = None,
     align: int = 16,
-    int8=None,
+    int8: Int8Request | None = None,
 ) -> None:
     from nasc.runtime.onnx_export import ExportError, export_onnx
 

@@ -76,6 +76,25 @@ class StridedPointwiseConv(nn.Conv2d):
         return strided_pointwise(self, x)
 
 
+def is_pointwise(conv: nn.Conv2d) -> bool:
+    """A 1x1 convolution at stride 1, unpadded and ungrouped: a matrix product over the pixels."""
+    unpadded = conv.padding in ((0, 0), "valid")
+    return conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.groups == 1 and unpadded
+
+
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 stride-1 convolution that, on channels-last input, runs as the matrix product it is: the
+    pixels are the rows of an (N·H·W, C) matrix already in memory, so one GEMM with the bias, no
+    copy (PyTorch otherwise sends small maps to an im2col path that copies them to NCHW and back).
+    Other input runs as the convolution; fuse() gives every plain 1x1 convolution this class."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x)  # NCHW (also a map 1x1, which is both): the convolution
+        out = nn.functional.linear(x.permute(0, 2, 3, 1), self.weight[:, :, 0, 0], self.bias)
+        return out.permute(0, 3, 1, 2)
+
+
 class ShiftedPairConv(nn.Module):
     """A factorized reduction once fuse() has folded its batch norm (`for_inference`): the stride-2
     1x1 convolutions of the even grid and of the grid shifted by one pixel as one 2x2 stride-2
@@ -95,8 +114,9 @@ class ShiftedPairConv(nn.Module):
             self.conv.bias.copy_(torch.cat([even.bias, odd.bias]))
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-2] % 2 or x.shape[-1] % 2:
-            x = nn.functional.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
+        odd_h, odd_w = int(x.shape[-2]) % 2, int(x.shape[-1]) % 2  # int(): constant when traced
+        if odd_h or odd_w:
+            x = nn.functional.pad(x, (0, odd_w, 0, odd_h))
         return self.conv(x)
 
 
@@ -237,6 +257,9 @@ def inference_copy(network: nn.Module) -> nn.Module:
     for name, module in list(fused.named_modules()):
         if hasattr(module, "for_inference"):  # a block with a faster form once folded
             fused.set_submodule(name, module.for_inference())
+    for module in fused.modules():
+        if type(module) is nn.Conv2d and is_pointwise(module):
+            module.__class__ = PointwiseConv  # the same parameters, computed as one GEMM
     use_channels_last(fused, True)
     return fused
 
@@ -248,7 +271,8 @@ def same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) ->
     """TensorFlow "SAME" padding along one axis as (before, after): an odd pixel goes after."""
     effective = (kernel_size - 1) * dilation + 1
     out_size = -(-size // stride)
-    total = max((out_size - 1) * stride + effective - size, 0)
+    # int(): TorchScript's tracer hands sizes over as tensors, and pooling takes constant padding
+    total = int(max((out_size - 1) * stride + effective - size, 0))
     return total // 2, total - total // 2
 
 
@@ -758,8 +782,9 @@ class Network(nn.Module):
         return [cell.drop_path.keep_prob for cell in self.cells]
 
     def fuse(self) -> nn.Module:
-        """A copy for inference: batch norms folded into their convolutions, channels-last memory, no
-        aux head; the same NCHW input and the same function (eval). This network is left as it is."""
+        """A copy for inference: batch norms folded into their convolutions, a factorized reduction as
+        one convolution, 1x1 convolutions as GEMMs, channels-last memory, no aux head; the same NCHW
+        input and the same function (eval). This network is left as it is."""
         return inference_copy(self)
 
     def set_channels_last(self, enable: bool = True) -> None:
