@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 # A tensor's channels: runs of (real channels, then zeros up to `total`); a concatenation's are its
 # inputs' runs in order. Kept normal (see `normal`), so equal layouts compare equal.
@@ -71,8 +73,6 @@ def positions(layout: Layout) -> np.ndarray:
 def align_channels(model, multiple: int):
     """The model with its channels aligned to `multiple` (1: none), and what was done. The input
     model is not changed."""
-    import onnx
-
     if multiple <= 1:
         return model, Alignment(1, 0, 0.0)
     aligned = onnx.ModelProto()
@@ -86,8 +86,6 @@ def align_channels(model, multiple: int):
 
 class _Pass:
     def __init__(self, model, multiple: int) -> None:
-        import onnx
-
         self.model, self.graph, self.multiple = model, model.graph, multiple
         self.shapes = _shapes(onnx.shape_inference.infer_shapes(model))
         self.constants = {tensor.name: tensor for tensor in self.graph.initializer}
@@ -105,14 +103,12 @@ class _Pass:
         self.mult_adds = [0, 0]  # before, after
 
     def run(self) -> tuple[int, float]:
-        from onnx import numpy_helper
-
         for value in self.graph.input:
             if value.name not in self.constants:
                 channels = self.shapes[value.name][1]
                 self.layouts[value.name] = ((channels, channels),)
         for node in self.graph.node:
-            self._node(node, numpy_helper)
+            self._node(node)
         for value in self.graph.output:
             layout = self.layouts.get(value.name)
             if layout is not None and real(layout) != total(layout):
@@ -125,7 +121,7 @@ class _Pass:
         before, after = self.mult_adds
         return self.padded, (after - before) / max(before, 1)
 
-    def _node(self, node, numpy_helper) -> None:
+    def _node(self, node) -> None:
         op, inputs = node.op_type, list(node.input)
         activations = [name for name in inputs if name and name not in self.constants]
         if not activations:  # computed from constants alone: an Identity of a weight stays one
@@ -133,7 +129,7 @@ class _Pass:
                 self.constants[node.output[0]] = self.constants[inputs[0]]
             return
         if op == "Conv":
-            self._conv(node, numpy_helper)
+            self._conv(node)
         elif op in KEEPS_LAYOUT or (op == "MaxPool" and len(node.output) == 1):
             self._same(node, activations[:1])
         elif op in ("Add", "Sum", "Max", "Min") and len(activations) == len(inputs):
@@ -143,13 +139,13 @@ class _Pass:
         elif op == "Concat":
             self._concat(node)
         elif op in ("Slice", "Pad", "ReduceMean", "ReduceMax"):
-            self._spatial(node, numpy_helper)
+            self._spatial(node)
         elif op in ("Reshape", "Flatten"):
-            self._flatten(node, numpy_helper)
+            self._flatten(node)
         elif op == "BatchNormalization" and len(node.output) == 1:
-            self._batch_norm(node, numpy_helper)
+            self._batch_norm(node)
         elif op in ("Gemm", "MatMul"):
-            self._classifier(node, numpy_helper)
+            self._classifier(node)
         elif any(name in self.layouts for name in activations):
             raise NotAligned(f"{op} ({node.name}) is not known to keep padded channels zero")
 
@@ -165,8 +161,6 @@ class _Pass:
         """A constant the same for every channel (and, dividing, never zero)."""
         if len(names) != 1 or names[0] not in self.constants:
             return False
-        from onnx import numpy_helper
-
         value = numpy_helper.to_array(self.constants[names[0]])
         one_channel = value.ndim < 3 or value.shape[-3] == 1
         return one_channel and (op == "Mul" or bool(np.all(value != 0)))
@@ -180,25 +174,25 @@ class _Pass:
         else:
             self._same(node, list(node.input))
 
-    def _spatial(self, node, numpy_helper) -> None:
+    def _spatial(self, node) -> None:
         """Slice, Pad and reductions that leave the channel axis alone."""
         source = node.input[0]
         layout = self._layout(source, node)
         rank = len(self.shapes[source])
         if node.op_type == "Pad":
-            pads = self._constant(node, 1, numpy_helper).tolist()
+            pads = self._constant(node, 1).tolist()
             if pads[1] or pads[rank + 1] or (len(node.input) > 3 and node.input[3]):
                 raise NotAligned(f"Pad ({node.name}) pads the channels")
         else:
             axes_input = 3 if node.op_type == "Slice" else 1
             if len(node.input) <= axes_input or not node.input[axes_input]:
                 raise NotAligned(f"{node.op_type} ({node.name}) without axes touches the channels")
-            axes = {axis % rank for axis in self._constant(node, axes_input, numpy_helper).tolist()}
+            axes = {axis % rank for axis in self._constant(node, axes_input).tolist()}
             if axes & {0, 1}:
                 raise NotAligned(f"{node.op_type} ({node.name}) works across channels")
         self.layouts[node.output[0]] = layout
 
-    def _flatten(self, node, numpy_helper) -> None:
+    def _flatten(self, node) -> None:
         """[N, C, 1, 1] to [N, C]: a pooled map flattened for the classifier."""
         source = node.input[0]
         if source not in self.layouts:
@@ -207,21 +201,21 @@ class _Pass:
         if len(shape) != 4 or tuple(shape[2:]) != (1, 1):
             raise NotAligned(f"{node.op_type} ({node.name}) flattens a map larger than 1x1")
         if node.op_type == "Reshape":
-            target = self._constant(node, 1, numpy_helper)
+            target = self._constant(node, 1)
             if target.tolist()[1:] not in ([real(layout)], [-1]):
                 raise NotAligned(f"Reshape ({node.name}) is not a flatten of the channels")
             if target[1] != -1:
                 target = target.copy()
                 target[1] = total(layout)
-                self._replace(node, 1, target, numpy_helper)
+                self._replace(node, 1, target)
         self.layouts[node.output[0]] = layout
 
     # -- operations with weights ------------------------------------------------------------------
 
-    def _conv(self, node, numpy_helper) -> None:
+    def _conv(self, node) -> None:
         layout = self._layout(node.input[0], node)
-        weight = self._constant(node, 1, numpy_helper)
-        bias = self._constant(node, 2, numpy_helper) if len(node.input) > 2 and node.input[2] else None
+        weight = self._constant(node, 1)
+        bias = self._constant(node, 2) if len(node.input) > 2 and node.input[2] else None
         group = next((a for a in node.attribute if a.name == "group"), None)
         groups = group.i if group is not None else 1
         out = weight.shape[0]
@@ -244,11 +238,11 @@ class _Pass:
         self.mult_adds[0] += out * kernel * spatial
         if new.shape != weight.shape:
             self.padded += 1
-            self._replace(node, 1, new, numpy_helper)
+            self._replace(node, 1, new)
             if bias is not None:
-                self._replace(node, 2, _spread(bias, out_layout, 0.0), numpy_helper)
+                self._replace(node, 2, _spread(bias, out_layout, 0.0))
             elif total(out_layout) != out:
-                self._add_input(node, np.zeros(total(out_layout), weight.dtype), numpy_helper)
+                self._add_input(node, np.zeros(total(out_layout), weight.dtype))
         self.layouts[node.output[0]] = out_layout
 
     def _padded_width(self, node, out: int) -> int:
@@ -268,21 +262,21 @@ class _Pass:
         before = sum(widths[:-1])
         return -(-(before + out) // self.multiple) * self.multiple - before
 
-    def _batch_norm(self, node, numpy_helper) -> None:
+    def _batch_norm(self, node) -> None:
         layout = self._layout(node.input[0], node)
         self.layouts[node.output[0]] = layout
         if real(layout) == total(layout):
             return
         # neutral statistics: a zero channel stays zero (scale 1, shift 0, mean 0, variance 1)
         for index, fill in ((1, 1.0), (2, 0.0), (3, 0.0), (4, 1.0)):
-            values = self._constant(node, index, numpy_helper)
-            self._replace(node, index, _spread(values, layout, fill), numpy_helper)
+            values = self._constant(node, index)
+            self._replace(node, index, _spread(values, layout, fill))
 
-    def _classifier(self, node, numpy_helper) -> None:
+    def _classifier(self, node) -> None:
         layout = self._layout(node.input[0], node)
         if node.input[1] not in self.constants:
             raise NotAligned(f"{node.op_type} ({node.name}) multiplies two activations")
-        weight = self._constant(node, 1, numpy_helper)
+        weight = self._constant(node, 1)
         across = any(a.name == "transB" and a.i for a in node.attribute)  # weight is [out, in]
         if real(layout) != total(layout):
             where = positions(layout)
@@ -292,7 +286,7 @@ class _Pass:
             else:
                 new = np.zeros((total(layout), weight.shape[1]), weight.dtype)
                 new[where] = weight
-            self._replace(node, 1, new, numpy_helper)
+            self._replace(node, 1, new)
         out = weight.shape[0] if across else weight.shape[1]
         self.layouts[node.output[0]] = ((out, out),)
 
@@ -303,13 +297,13 @@ class _Pass:
             raise NotAligned(f"{node.op_type} ({node.name}) reads {name}, whose channels are unknown")
         return self.layouts[name]
 
-    def _constant(self, node, index: int, numpy_helper) -> np.ndarray:
+    def _constant(self, node, index: int) -> np.ndarray:
         name = node.input[index]
         if name not in self.constants:
             raise NotAligned(f"{node.op_type} ({node.name}) takes {name} as an input, not a constant")
         return numpy_helper.to_array(self.constants[name])
 
-    def _replace(self, node, index: int, value: np.ndarray, numpy_helper) -> None:
+    def _replace(self, node, index: int, value: np.ndarray) -> None:
         """A new constant for this node's input (another node may share the old one)."""
         name = _fresh(f"{node.input[index]}_aligned", self.names)
         self.names.add(name)
@@ -318,9 +312,9 @@ class _Pass:
         self.constants[name] = tensor
         node.input[index] = name
 
-    def _add_input(self, node, value: np.ndarray, numpy_helper) -> None:
+    def _add_input(self, node, value: np.ndarray) -> None:
         node.input.append("")
-        self._replace(node, len(node.input) - 1, value, numpy_helper)
+        self._replace(node, len(node.input) - 1, value)
 
 
 def _spread(values: np.ndarray, layout: Layout, fill: float) -> np.ndarray:
