@@ -6,13 +6,15 @@ Why: onnxruntime's fastest x86 kernels (NCHWc: Conv, pools, concatenation in pla
 blocks of 8 (AVX2) or 16 (AVX-512). A layer whose channels are not a multiple of the block falls
 back to NCHW kernels and to reorders around them; for a depthwise convolution that fallback is a
 grouped im2col, ~10x slower. NASNet-A mobile's F = 44 and its stem cells' 11 and 22 channels are
-such layers: aligned to 16, the same network runs ~1.3x faster for ~3 % more mult-adds.
+such layers: aligned to 16, the same network runs ~1.3x faster in onnxruntime for 15.8 % more
+mult-adds, all of them on zeros.
 
 A padded channel is a real channel whose values are all zero: it passes only through operations that
-map a zero map to a zero map (ReLU, sums, pools, a division by a constant, concatenation, spatial
-slices and pads, batch norm given neutral statistics), and every convolution or classifier reading
-it has zero weights for it. Any other operation, or an output that would carry padding, leaves the
-graph as it was, and the report says why. The export verifies the result against PyTorch as always.
+map a zero map to a zero map (ReLU, sums, pools, concatenation, spatial pads, spatial reductions)
+— what `nasc export` writes once fuse() has folded the batch norms — and every convolution or
+classifier reading it has zero weights for it. Any other operation, or an output that would carry
+padding, leaves the graph as it was, and the report says why. The export verifies the result
+against PyTorch as always.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from onnx import numpy_helper
 # inputs' runs in order. Kept normal (see `normal`), so equal layouts compare equal.
 Layout = tuple[tuple[int, int], ...]
 
-KEEPS_LAYOUT = {"Relu", "Identity", "Dropout", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
+KEEPS_LAYOUT = {"Relu", "Identity", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
 
 
 class NotAligned(Exception):
@@ -86,7 +88,7 @@ def align_channels(model, multiple: int):
 
 class _Pass:
     def __init__(self, model, multiple: int) -> None:
-        self.model, self.graph, self.multiple = model, model.graph, multiple
+        self.graph, self.multiple = model.graph, multiple
         self.shapes = _shapes(onnx.shape_inference.infer_shapes(model))
         self.constants = {tensor.name: tensor for tensor in self.graph.initializer}
         self.names = {*self.constants, *(name for node in self.graph.node for name in node.output)}
@@ -134,17 +136,13 @@ class _Pass:
             self._same(node, activations[:1])
         elif op in ("Add", "Sum", "Max", "Min") and len(activations) == len(inputs):
             self._same(node, activations)
-        elif op in ("Div", "Mul") and inputs[0] in self.layouts and self._per_pixel(inputs[1:], op):
-            self._same(node, inputs[:1])
         elif op == "Concat":
             self._concat(node)
-        elif op in ("Slice", "Pad", "ReduceMean", "ReduceMax"):
+        elif op in ("Pad", "ReduceMean", "ReduceMax"):
             self._spatial(node)
         elif op in ("Reshape", "Flatten"):
             self._flatten(node)
-        elif op == "BatchNormalization" and len(node.output) == 1:
-            self._batch_norm(node)
-        elif op in ("Gemm", "MatMul"):
+        elif op == "Gemm":
             self._classifier(node)
         elif any(name in self.layouts for name in activations):
             raise NotAligned(f"{op} ({node.name}) is not known to keep padded channels zero")
@@ -157,14 +155,6 @@ class _Pass:
             raise NotAligned(f"{node.op_type} ({node.name}) joins tensors padded differently")
         self.layouts[node.output[0]] = layouts.pop()
 
-    def _per_pixel(self, names: list[str], op: str) -> bool:
-        """A constant the same for every channel (and, dividing, never zero)."""
-        if len(names) != 1 or names[0] not in self.constants:
-            return False
-        value = numpy_helper.to_array(self.constants[names[0]])
-        one_channel = value.ndim < 3 or value.shape[-3] == 1
-        return one_channel and (op == "Mul" or bool(np.all(value != 0)))
-
     def _concat(self, node) -> None:
         rank = len(self.shapes.get(node.output[0], ()))
         axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
@@ -175,7 +165,7 @@ class _Pass:
             self._same(node, list(node.input))
 
     def _spatial(self, node) -> None:
-        """Slice, Pad and reductions that leave the channel axis alone."""
+        """Pads and reductions that leave the channel axis alone."""
         source = node.input[0]
         layout = self._layout(source, node)
         rank = len(self.shapes[source])
@@ -184,10 +174,9 @@ class _Pass:
             if pads[1] or pads[rank + 1] or (len(node.input) > 3 and node.input[3]):
                 raise NotAligned(f"Pad ({node.name}) pads the channels")
         else:
-            axes_input = 3 if node.op_type == "Slice" else 1
-            if len(node.input) <= axes_input or not node.input[axes_input]:
+            if len(node.input) < 2 or not node.input[1]:
                 raise NotAligned(f"{node.op_type} ({node.name}) without axes touches the channels")
-            axes = {axis % rank for axis in self._constant(node, axes_input).tolist()}
+            axes = {axis % rank for axis in self._constant(node, 1).tolist()}
             if axes & {0, 1}:
                 raise NotAligned(f"{node.op_type} ({node.name}) works across channels")
         self.layouts[node.output[0]] = layout
@@ -262,33 +251,18 @@ class _Pass:
         before = sum(widths[:-1])
         return -(-(before + out) // self.multiple) * self.multiple - before
 
-    def _batch_norm(self, node) -> None:
-        layout = self._layout(node.input[0], node)
-        self.layouts[node.output[0]] = layout
-        if real(layout) == total(layout):
-            return
-        # neutral statistics: a zero channel stays zero (scale 1, shift 0, mean 0, variance 1)
-        for index, fill in ((1, 1.0), (2, 0.0), (3, 0.0), (4, 1.0)):
-            values = self._constant(node, index)
-            self._replace(node, index, _spread(values, layout, fill))
-
     def _classifier(self, node) -> None:
         layout = self._layout(node.input[0], node)
         if node.input[1] not in self.constants:
             raise NotAligned(f"{node.op_type} ({node.name}) multiplies two activations")
-        weight = self._constant(node, 1)
-        across = any(a.name == "transB" and a.i for a in node.attribute)  # weight is [out, in]
+        stored = self._constant(node, 1)
+        as_stored = any(a.name == "transB" and a.i for a in node.attribute)  # [out, in], as Linear's
+        weight = stored if as_stored else stored.T
         if real(layout) != total(layout):
-            where = positions(layout)
-            if across:
-                new = np.zeros((weight.shape[0], total(layout)), weight.dtype)
-                new[:, where] = weight
-            else:
-                new = np.zeros((total(layout), weight.shape[1]), weight.dtype)
-                new[where] = weight
-            self._replace(node, 1, new)
-        out = weight.shape[0] if across else weight.shape[1]
-        self.layouts[node.output[0]] = ((out, out),)
+            padded = np.zeros((weight.shape[0], total(layout)), weight.dtype)
+            padded[:, positions(layout)] = weight
+            self._replace(node, 1, padded if as_stored else padded.T)
+        self.layouts[node.output[0]] = ((weight.shape[0], weight.shape[0]),)
 
     # -- helpers ------------------------------------------------------------------------------------
 

@@ -60,12 +60,12 @@ def test_aligned_graph_has_blocks_of_16_and_the_same_logits(tmp_path: Path, name
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
-def _tiny(after_conv: str, outputs_conv: bool = False):
+def _tiny(after_conv: str, outputs_conv: bool = False, trans_b: bool = True):
     """image → Conv (5 channels) → `after_conv` → global mean → classifier."""
     rng = np.random.default_rng(0)
     weights = {
         "w": rng.standard_normal((5, 3, 3, 3)).astype(np.float32),
-        "fc": rng.standard_normal((4, 5)).astype(np.float32),
+        "fc": rng.standard_normal((4, 5) if trans_b else (5, 4)).astype(np.float32),
         "axes": np.array([2, 3], np.int64),
         "shape": np.array([1, 5], np.int64),
     }
@@ -74,7 +74,7 @@ def _tiny(after_conv: str, outputs_conv: bool = False):
         helper.make_node(after_conv, ["c"], ["a"]),
         helper.make_node("ReduceMean", ["a", "axes"], ["m"], keepdims=1),
         helper.make_node("Reshape", ["m", "shape"], ["f"]),
-        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=int(trans_b)),
     ]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])]
     if outputs_conv:
@@ -89,8 +89,9 @@ def _tiny(after_conv: str, outputs_conv: bool = False):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
 
 
-def test_a_graph_of_known_operations_is_aligned_and_computes_the_same() -> None:
-    model = _tiny("Relu")
+@pytest.mark.parametrize("trans_b", [True, False])  # the classifier's weight as [out, in] or [in, out]
+def test_a_graph_of_known_operations_is_aligned_and_computes_the_same(trans_b: bool) -> None:
+    model = _tiny("Relu", trans_b=trans_b)
     aligned, alignment = align_channels(model, 8)
     assert alignment.skipped is None and _convolutions(aligned) == [(8, 3, 1)]
     images = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)
