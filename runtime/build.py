@@ -99,25 +99,19 @@ def build_network(
     return Built(module, model, name, preset, size, source)
 
 
-def _trained_weights(checkpoint: dict, model: nn.Module) -> object:
-    """The weights a training checkpoint evaluated (its moving average where it kept one), less the
-    aux head's where this network was built without one (training-only)."""
-    state = checkpoint["ema"]["model"] if isinstance(checkpoint.get("ema"), dict) else checkpoint.get("model")
-    if isinstance(state, dict) and getattr(model, "aux_head", None) is None:
-        state = {key: value for key, value in state.items() if not key.startswith("aux_head.")}
-    return state
-
-
 def _load_weights(model: nn.Module, path: str) -> None:
     """A state_dict file, or a `nasc train` checkpoint (the weights it evaluated: the moving
     average where it kept one), into the model, strictly, never running code from the file; each
     tensor converted only where its values survive (tensorfile.converted)."""
-    from nasc.runtime.train import CHECKPOINT_FORMAT, NUMPY_RNG_TYPES
+    from nasc.runtime.train import NUMPY_RNG_TYPES, evaluated_weights
 
     try:
         state = read_tensor_file(path, allowed=NUMPY_RNG_TYPES)
-        if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
-            state = _trained_weights(state, model)
+        trained = evaluated_weights(state)
+        if isinstance(trained, dict) and getattr(model, "aux_head", None) is None:
+            state = {k: v for k, v in trained.items() if not k.startswith("aux_head.")}  # training-only
+        elif trained is not None:
+            state = trained
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise TensorFileError("holds no state_dict (a mapping of names to tensors)")
         ours = model.state_dict()

@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+
 from nasc.compiler import api, ir
 from nasc.compiler.conventions import convention_of
 from nasc.compiler.hashing import structural_hash
@@ -69,8 +71,6 @@ class ExportReport:
 
 
 def supported_opsets() -> range:
-    import onnx
-
     return range(MIN_OPSET, onnx.defs.onnx_opset_version() + 1)
 
 
@@ -98,8 +98,6 @@ def provenance(
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The nasc provenance stored in an exported model."""
-    import onnx
-
     model = onnx.load(os.fspath(path), load_external_data=False)
     return {
         p.key[len(METADATA_PREFIX) :]: p.value
@@ -155,7 +153,7 @@ def export_onnx(
     quantized = None
     if int8 is not None:
         data, quantized = _quantized(data, int8, images)
-        proto = _loaded(data)
+        proto = onnx.load_from_string(data)
         _check_model(proto)
         metadata.update(quantized.metadata())
         _add_metadata(proto, metadata)
@@ -189,12 +187,6 @@ def _add_metadata(proto, metadata: dict[str, str]) -> None:
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_PREFIX + key, value
-
-
-def _loaded(data: bytes):
-    import onnx
-
-    return onnx.load_from_string(data)
 
 
 def _int8_images(request: Int8Request, genotype: ir.Genotype, options: EmitOptions, size: int) -> Images:
@@ -265,8 +257,6 @@ def _exported(model, example, opset: int, dynamic: bool):
 
 
 def _check_model(proto) -> None:
-    import onnx
-
     try:
         onnx.checker.check_model(proto, full_check=True)
         onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)

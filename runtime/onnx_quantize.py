@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# --calibration-method → onnxruntime's CalibrationMethod
+METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+CALIBRATION_METHODS = tuple(METHODS)
 SCHEME = "int8 QDQ, static: u8 activations, s8 per-channel weights"
 
 
@@ -72,13 +74,17 @@ class Images:
 
 def quantize(float_model: bytes, request: Int8Request, images: Images) -> tuple[bytes, Int8Report]:
     """The int8 model of a float export (batch 1, static shapes), calibrated and measured."""
+    from nasc.runtime.onnx_runtime import load_session
+
     calibration, test_images, test_labels = images.calibration, images.test, images.test_labels
+    float_session = load_session(float_model, device="cpu")  # int8 runs on the CPU: so does float here
     with tempfile.TemporaryDirectory(prefix="nasc-int8-") as folder:
         source, target = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
         source.write_bytes(float_model)
-        _quantize_static(source, target, calibration, request.method)
+        name = float_session.get_inputs()[0].name
+        _quantize_static(source, target, calibration, request.method, name)
         int8_model = target.read_bytes()
-    float_session, int8_session = _session(float_model), _session(int8_model)
+    int8_session = load_session(int8_model, device="cpu")
     float_top1 = _top1(float_session, test_images, test_labels)
     int8_top1 = _top1(int8_session, test_images, test_labels)
     float_ms, int8_ms = _speeds(float_session, int8_session, test_images[:1])
@@ -136,7 +142,7 @@ def _take(dataset, count: int, spread: bool) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([np.asarray(image, np.float32) for image in images]), np.asarray(labels)
 
 
-def _quantize_static(source: Path, target: Path, calibration: np.ndarray, method: str) -> None:
+def _quantize_static(source: Path, target: Path, calibration: np.ndarray, method: str, name: str) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -155,8 +161,6 @@ def _quantize_static(source: Path, target: Path, calibration: np.ndarray, method
 
     prepared = source.with_name("prepared.onnx")
     quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    name = _session(prepared.read_bytes()).get_inputs()[0].name
-    methods = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
     quantize_static(
         str(prepared),
         str(target),
@@ -165,22 +169,15 @@ def _quantize_static(source: Path, target: Path, calibration: np.ndarray, method
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        calibrate_method=getattr(CalibrationMethod, methods[method]),
+        calibrate_method=getattr(CalibrationMethod, METHODS[method]),
     )
 
 
-def _session(model: bytes):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
 def _top1(session, images: np.ndarray, labels: np.ndarray) -> float:
-    name = session.get_inputs()[0].name
+    from nasc.runtime.onnx_runtime import run
+
     hits = sum(
-        int(np.argmax(session.run(None, {name: image[None]})[0][0]) == label)
+        int(np.argmax(run(session, image[None])[0]) == label)
         for image, label in zip(images, labels, strict=True)
     )
     return 100.0 * hits / len(labels)

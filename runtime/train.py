@@ -74,6 +74,15 @@ class TrainResult:
 # -- the run -------------------------------------------------------------------------------------------
 
 
+def evaluated_weights(checkpoint: object) -> object | None:
+    """The state_dict a checkpoint this module wrote was evaluated with (its moving average where it
+    kept one); None for anything else."""
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        return None
+    ema = checkpoint.get("ema")
+    return ema["model"] if isinstance(ema, dict) else checkpoint.get("model")
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

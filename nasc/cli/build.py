@@ -9,6 +9,7 @@ import click
 
 import nasc
 from nasc.cli.common import (
+    DATASETS,
     OUTPUT_PATH,
     emit_options,
     force_option,
@@ -319,7 +320,7 @@ def _parse_batch(_ctx: click.Context, _param: click.Parameter, value: str) -> st
 @click.option("--int8", is_flag=True, help="Quantize to int8 (static, QDQ), calibrated on --calibrate.")
 @click.option(
     "--calibrate",
-    type=click.Choice(["digits", "cifar10", "imagefolder"]),
+    type=click.Choice(DATASETS),
     help="With --int8: the dataset to calibrate on (its training split) and to measure top-1 on (its "
     "test split), through the preset's evaluation transform.",
 )

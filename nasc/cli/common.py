@@ -20,6 +20,7 @@ from nasc.diagnostics import NascError, printable
 from nasc.fileio import OutputError, check_output, has_mark, write_output, write_stdout
 
 T = TypeVar("T")
+DATASETS = ("digits", "cifar10", "imagefolder")  # what runtime/data.load_dataset reads
 PRESET_HELP = "; ".join(f"{name} {'|'.join(c.presets)}" for name, c in CONVENTIONS.items())
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from nasc.cli.common import OUTPUT_PATH, PRESET_HELP, config_from, parse_scale, shown
+from nasc.cli.common import DATASETS, OUTPUT_PATH, PRESET_HELP, config_from, parse_scale, shown
 from nasc.compiler.api import load
 
 
@@ -16,7 +16,7 @@ from nasc.compiler.api import load
 @click.argument("file", type=click.Path())
 @click.option(
     "--dataset",
-    type=click.Choice(["digits", "cifar10", "imagefolder"]),
+    type=click.Choice(DATASETS),
     default="digits",
     show_default=True,
     help="digits is embedded (scikit-learn); the others read --data-dir.",
