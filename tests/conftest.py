@@ -82,12 +82,21 @@ DIGITS_RUN = {"dataset": "digits", "scale": (1, 96), "epochs": 3, "batch_size": 
 
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder of that run, trained once for every test that reads a trained network."""
+    """The folder of that run, trained once for every test that reads a trained network. What
+    `train` returned is kept beside it (DIGITS_RETURNED), so the folder holds only the run's files."""
 
     def build(folder: Path) -> None:
+        import dataclasses
+        import json
+
         import nasc
         from nasc.runtime.train import TrainConfig, train
 
-        train(nasc.load(GENOTYPES / "nasnet_a.cell"), TrainConfig(out=str(folder), **DIGITS_RUN))
+        result = train(nasc.load(GENOTYPES / "nasnet_a.cell"), TrainConfig(out=str(folder), **DIGITS_RUN))
+        returned = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}
+        (folder.parent / DIGITS_RETURNED).write_text(json.dumps(returned))
 
     return built_once(tmp_path_factory, "digits-run", build)
+
+
+DIGITS_RETURNED = "digits-run.returned.json"

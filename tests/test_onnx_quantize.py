@@ -70,12 +70,18 @@ def test_the_int8_model_is_an_int8_graph_and_agrees_with_the_trained_network(int
     assert len(int8_weights) >= 20  # every convolution's weights stored as int8
     options = EmitOptions(preset="cifar", cells_per_stage=1, penultimate_filters=96, num_classes=10)
     network = build_network(nasc.load(NASNET_A), options, image_size=16, weights=str(trained)).model.eval()
-    images = np.stack([image.numpy() for image, _ in list(load_dataset("digits", augment=False).test)[:60]])
+    test = list(load_dataset("digits", augment=False).test)
+    images, labels = np.stack([image.numpy() for image, _ in test]), np.array([label for _, label in test])
     with torch.no_grad():
         expected = network(torch.from_numpy(images)).argmax(1).numpy()
-    session = load_session(path)
+    session = load_session(path, device="cpu")
     got = np.array([np.argmax(run(session, image[None])) for image in images])
     assert np.mean(got == expected) >= 0.95
+    # the figures the file reports are the ones its model and the trained network have
+    metadata = read_metadata(path)
+    assert float(metadata["top1_int8"]) == pytest.approx(100 * np.mean(got == labels), abs=0.006)
+    one_image = 100 / len(labels)  # onnxruntime's float rounding may flip one close call
+    assert abs(float(metadata["top1_float"]) - 100 * np.mean(expected == labels)) <= one_image + 0.006
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from nasc.runtime.data import DataError, load_cifar10, load_dataset, load_image_
 from nasc.runtime.optim import ExponentialMovingAverage, RMSpropTF
 from nasc.runtime.train import NonFiniteLoss, TrainConfig, TrainingError, train
 
-from .conftest import GENOTYPES, ROOT
+from .conftest import DIGITS_RETURNED, GENOTYPES, ROOT
 from .data_helpers import colour_images, write_cifar10, write_image_folder
 
 NASNET_A = GENOTYPES / "nasnet_a.cell"
@@ -63,8 +63,10 @@ def test_digits_end_to_end_reaches_useful_accuracy_and_writes_every_artifact(dig
         "config.json",
         "result.json",
     }
+    returned = json.loads((digits_run.parent / DIGITS_RETURNED).read_text())  # what train() returned
+    assert returned["test_accuracy"] >= 0.85 and returned["stopped"] is None
     saved = json.loads((digits_run / "result.json").read_text())
-    assert saved["test_accuracy"] >= 0.85 and saved["stopped"] is None
+    assert saved["test_accuracy"] == returned["test_accuracy"] and saved["stopped"] is None
     assert saved["structural_hash"] == nasc.structural_hash(genotype)
     rows = [json.loads(line) for line in (digits_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1, 2]
