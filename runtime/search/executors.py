@@ -68,8 +68,10 @@ class LocalExecutor:
     def __init__(self, workers: int, recycle_every: int = RECYCLE_EVERY) -> None:
         self.workers, self.recycle_every = workers, recycle_every
         self.context = multiprocessing.get_context("forkserver")
-        # Imported once in the fork server, so a fresh worker starts without paying for them.
-        self.context.set_forkserver_preload(["torch", "nasc.runtime.train", "sklearn.datasets"])
+        # Imported once in the fork server, so a fresh worker starts without paying for them
+        # (torch._dynamo: torch's optimizers import it on first use, ~2 s in every new worker).
+        preload = ["torch", "torch._dynamo", "nasc.runtime.train", "sklearn.datasets"]
+        self.context.set_forkserver_preload(preload)
         self.idle: list[_Worker] = []
         self.running: dict[int, _Worker] = {}
 
