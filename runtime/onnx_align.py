@@ -89,7 +89,7 @@ def align_channels(model, multiple: int):
 class _Pass:
     def __init__(self, model, multiple: int) -> None:
         self.graph, self.multiple = model.graph, multiple
-        self.shapes = _shapes(onnx.shape_inference.infer_shapes(model))
+        self.shapes = static_shapes(onnx.shape_inference.infer_shapes(model))
         self.constants = {tensor.name: tensor for tensor in self.graph.initializer}
         self.names = {*self.constants, *(name for node in self.graph.node for name in node.output)}
         self.layouts: dict[str, Layout] = {}
@@ -279,7 +279,7 @@ class _Pass:
 
     def _replace(self, node, index: int, value: np.ndarray) -> None:
         """A new constant for this node's input (another node may share the old one)."""
-        name = _fresh(f"{node.input[index]}_aligned", self.names)
+        name = fresh_name(f"{node.input[index]}_aligned", self.names)
         self.names.add(name)
         tensor = numpy_helper.from_array(np.ascontiguousarray(value), name)
         self.graph.initializer.append(tensor)
@@ -298,7 +298,7 @@ def _spread(values: np.ndarray, layout: Layout, fill: float) -> np.ndarray:
     return spread
 
 
-def _fresh(name: str, taken) -> str:
+def fresh_name(name: str, taken) -> str:
     candidate, n = name, 1
     while candidate in taken:
         n += 1
@@ -306,7 +306,7 @@ def _fresh(name: str, taken) -> str:
     return candidate
 
 
-def _shapes(inferred) -> dict[str, list[int]]:
+def static_shapes(inferred) -> dict[str, list[int]]:
     """Every tensor's static shape (a symbolic dimension as -1), from onnx's shape inference."""
     found: dict[str, list[int]] = {}
     graph = inferred.graph

@@ -66,6 +66,7 @@ def test_the_int8_model_is_an_int8_graph_and_agrees_with_the_trained_network(int
     onnx.checker.check_model(model, full_check=True)
     ops = {node.op_type for node in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    assert "AveragePool" not in ops  # quantized as the depthwise convolutions they are
     int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert len(int8_weights) >= 20  # every convolution's weights stored as int8
     options = EmitOptions(preset="cifar", cells_per_stage=1, penultimate_filters=96, num_classes=10)
