@@ -260,10 +260,8 @@ def test_a_stopped_or_killed_search_resumes_wherever_it_is_with_every_finished_r
     The controller's state: test_a_restored_controller_samples_what_the_original_would_have."""
     out, budget = tmp_path / "stopped", 5
     strategy = ["--strategy", "evolution", "--population", "3", "--sample", "2", "--budget", str(budget)]
-    strategy += [
-        "--blocks",
-        "2",
-    ]  # cells of two blocks: children train in half the time; stops are the subject
+    # cells of two blocks: their children train in half the time, and stops are the subject here
+    strategy += ["--blocks", "2"]
     start = [sys.executable, "-m", "nasc", "search", *strategy, *TINY_ARGS, "--out", str(out)]
     resume = [sys.executable, "-m", "nasc", "search", "--resume", str(out)]
     stops = [
