@@ -86,7 +86,7 @@ class _Pool:
     def convolution(self, node, initializers, names: set[str]) -> list:
         area = self.kernel[0] * self.kernel[1]
         box = np.full((self.channels, 1, *self.kernel), 1.0 / area, np.float32)
-        weight = _constant(f"{node.name}_box", box, initializers, names)
+        weight = _constant(f"{node.name}_filters", box, initializers, names)
         counts = self.counts()
         cut = bool(np.any(counts != area))
         summed = fresh_name(f"{node.output[0]}_box", names) if cut else node.output[0]
