@@ -103,7 +103,7 @@ def _load_weights(model: nn.Module, path: str) -> None:
     """A state_dict file, or a `nasc train` checkpoint (the weights it evaluated: the moving
     average where it kept one), into the model, strictly, never running code from the file; each
     tensor converted only where its values survive (tensorfile.converted)."""
-    from nasc.runtime.train import NUMPY_RNG_TYPES, evaluated_weights
+    from nasc.runtime.checkpoint import NUMPY_RNG_TYPES, evaluated_weights
 
     try:
         state = read_tensor_file(path, allowed=NUMPY_RNG_TYPES)

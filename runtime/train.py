@@ -15,7 +15,6 @@ import io
 import json
 import math
 import os
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from nasc.compiler.options import EmitOptions
 from nasc.diagnostics import first_line
 from nasc.fileio import atomic_write_bytes, atomic_write_text
 from nasc.runtime.build import AuxHeadUnavailable, BuildError, Built, build_network
+from nasc.runtime.checkpoint import CHECKPOINT_FORMAT, NUMPY_RNG_TYPES, rng_state, set_rng_state
 from nasc.runtime.data import DataSplits, collate, load_dataset
 from nasc.runtime.distributed import Distributed, all_sum, join_process_group
 from nasc.runtime.optim import ExponentialMovingAverage, RMSpropTF, parameter_groups
@@ -40,12 +40,6 @@ from nasc.runtime.progress import format_duration
 from nasc.runtime.recipes import RECIPES, NonFiniteLoss, TrainConfig, TrainingError
 from nasc.runtime.signals import stop_requests
 from nasc.runtime.tensorfile import TensorFileError, read_tensor_file
-
-CHECKPOINT_FORMAT = "nasc-checkpoint-1"
-# Checkpoints of earlier versions hold numpy's random state as an array: these types rebuild one
-# and nothing else (an array of objects would still need globals that are not allowed).
-_NUMPY_CORE = getattr(np, "_core", None) or np.core  # numpy 2 renamed it
-NUMPY_RNG_TYPES = (_NUMPY_CORE.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32)))
 
 
 class _StopRequested(Exception):
@@ -74,15 +68,6 @@ class TrainResult:
 # -- the run -------------------------------------------------------------------------------------------
 
 
-def evaluated_weights(checkpoint: object) -> object | None:
-    """The state_dict a checkpoint this module wrote was evaluated with (its moving average where it
-    kept one); None for anything else."""
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        return None
-    ema = checkpoint.get("ema")
-    return ema["model"] if isinstance(ema, dict) else checkpoint.get("model")
-
-
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -91,25 +76,6 @@ def _device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise TrainingError(f"--device must be auto, cpu or cuda, not {name!r}")
     return torch.device(name)
-
-
-def _rng_state() -> dict:
-    # numpy's key array as a tensor, so the checkpoint reads back with weights_only (no numpy types).
-    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
-    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian)
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": numpy_state}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    name, keys, position, has_gauss, cached_gaussian = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _json_rows(text: str) -> list[dict]:
@@ -243,7 +209,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
             "scaler": self.scaler.state_dict() if self.scaler else None,
-            "rng": _rng_state(),
+            "rng": rng_state(),
         }
 
     def save(self, name: str = "checkpoint.pt") -> None:
@@ -289,7 +255,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
         self.best_val_accuracy = state["best_val_accuracy"]
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
 
     def _trim_metrics(self) -> None:
         # Metrics written after this checkpoint (a crash between the two) would be replayed: drop them.
