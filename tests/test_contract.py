@@ -269,17 +269,25 @@ def test_timm_resolves_a_large_networks_transform_as_for_its_own_port(name: str,
 
 
 @pytest.mark.parametrize(
-    ("name", "mode"), [("nasnet_a", "train"), ("nasnet_a", "eval"), ("darts_v2", "train")]
+    ("name", "mode"),
+    [
+        ("nasnet_a", "train"),
+        ("nasnet_a", "eval"),
+        ("nasnet_a", "fuse"),
+        ("darts_v2", "train"),
+        ("darts_v2", "fuse"),
+    ],
 )
 def test_torch_compile_sees_one_graph_without_breaks(name: str, mode: str) -> None:
     """Straight-line forwards and compile-time adapters leave torch.compile(fullgraph=True) nothing to
-    break on, in training (drop path, aux head) and in eval."""
+    break on, in training (drop path, aux head), in eval, and in the inference build (`fuse()`, whose
+    compiled form docs/deployment.md recommends)."""
     options, size = SMALL[name]
     model = build_network(
         nasc.load(GENOTYPES / f"{name}.cell"), options, image_size=size, aux_head=True
     ).model
-    getattr(model, mode)()
     model.set_drop_path_progress(0.5)
+    model = model.eval().fuse() if mode == "fuse" else getattr(model, mode)()
     explanation = torch._dynamo.explain(model)(torch.randn(2, 3, size, size))
     torch._dynamo.reset()
     assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
