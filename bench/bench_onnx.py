@@ -15,7 +15,8 @@ times every contender once (warm-up, then the median of `--repeats` runs); the f
 over `--rounds` rounds. The machine's peak — onnxruntime's best rate on a 2048³ MatMul, in a process
 of its own — is printed first, and each network's mult-adds per second as a share of it, so a
 figure from one machine is not read as another's. `--profile` adds onnxruntime's per-op profile of
-nasc's export and the peer's at opset 18: the time by op type after onnxruntime's graph optimizations.
+nasc's export, its int8 export and the peer's at opset 18: the time by op type after onnxruntime's
+graph optimizations, convolutions by kind (depthwise, 1x1, k×k).
 """
 
 from __future__ import annotations
@@ -40,13 +41,17 @@ INT8 = "nasc ort int8"
 # -- in a process of its own ----------------------------------------------------------------------
 
 
-def cpu_session(path: Path, profile: bool = False):
+def cpu_session(path: Path, profile: bool = False, optimized: Path | None = None):
+    """A CPU session; with `profile`, onnxruntime's profiler on; with `optimized`, the graph after
+    onnxruntime's optimizations written there."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if profile:
         options.enable_profiling = True
         options.profile_file_prefix = str(path.with_suffix(""))
+    if optimized is not None:
+        options.optimized_model_filepath = str(optimized)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -95,8 +100,14 @@ def time_peak(folder: str, n: int = 2048, repeats: int = 10) -> float:
 
 
 def profile_onnx(path: str, size: int, repeats: int = 10) -> dict[str, float]:
-    """Milliseconds a run by op type, from onnxruntime's profiler (after its graph optimizations)."""
-    session = cpu_session(Path(path), profile=True)
+    """Milliseconds a run by op type, from onnxruntime's profiler (after its graph optimizations);
+    convolutions by kind too: depthwise (`Conv:dw`), 1x1 (`Conv:1x1`), or their kernel size."""
+    import onnx
+
+    optimized = Path(path).with_suffix(".optimized.onnx")
+    session = cpu_session(Path(path), profile=True, optimized=optimized)
+    kinds = _convolution_kinds(onnx.load(str(optimized)))
+    optimized.unlink()
     x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
     feed = {session.get_inputs()[0].name: x}
     for _ in range(repeats):
@@ -106,10 +117,29 @@ def profile_onnx(path: str, size: int, repeats: int = 10) -> dict[str, float]:
     trace_path.unlink()
     by_type: dict[str, float] = {}
     for event in trace:
-        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+        name = event.get("name", "")
+        if event.get("cat") == "Node" and name.endswith("_kernel_time"):
             kind = event["args"]["op_name"]
+            node = name.removesuffix("_kernel_time")
+            kind = f"{kind}:{kinds[node]}" if node in kinds else kind
             by_type[kind] = by_type.get(kind, 0.0) + event["dur"] / 1e3 / repeats
     return by_type
+
+
+def _convolution_kinds(model) -> dict[str, str]:
+    """Each convolution node of an optimized graph (float or int8): depthwise, 1x1, or k×k."""
+    shapes = {tensor.name: list(tensor.dims) for tensor in model.graph.initializer}
+    kinds = {}
+    for node in model.graph.node:
+        if not node.op_type.endswith("Conv"):
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        weight = shapes.get(node.input[3] if node.op_type.startswith("QLinear") else node.input[1], [])
+        if group > 1:
+            kinds[node.name] = "dw"
+        elif len(weight) == 4:
+            kinds[node.name] = "1x1" if weight[2:] == [1, 1] else f"{weight[2]}x{weight[3]}"
+    return kinds
 
 
 def _median_seconds(step, repeats: int) -> float:
@@ -217,10 +247,10 @@ def bench(
         f"{rate / 1e9:.1f} G/s, {100 * rate / peak:.0f}% of the machine's peak"
     )
     if profile:
-        for name in ("nasc ort", PEER_SAME):
+        for name in ("nasc ort", INT8, PEER_SAME):
             by_type = alone("profile", paths[name], size)
             total = sum(by_type.values())
-            top = sorted(by_type.items(), key=lambda item: -item[1])[:10]
+            top = sorted(by_type.items(), key=lambda item: -item[1])[:12]
             print(
                 f"  {name} profile, {total:.1f} ms of kernels a run: "
                 + ", ".join(f"{kind} {ms:.1f}" for kind, ms in top)
