@@ -90,6 +90,11 @@ def test_the_int8_model_is_an_int8_graph_and_agrees_with_the_trained_network(int
     [
         (("--int8",), 2, "--int8 needs --calibrate"),
         (("--calibrate", "digits"), 2, "--calibrate is for --int8"),
+        (
+            ("--eval-images", "9", "--calibration-method", "entropy"),
+            2,
+            "--calibration-method --eval-images are for",
+        ),
         (("--int8", "--calibrate", "digits", "--batch", "dynamic"), 1, "--int8 exports batch 1"),
         (("--int8", "--calibrate", "imagefolder"), 1, "--data-dir is required"),
     ],
@@ -99,3 +104,17 @@ def test_int8_misuse_is_one_line_and_writes_nothing(tmp_path: Path, extra, code:
     got, _, stderr = cli("export", NASNET_A, "--onnx", *SCALE, "-o", str(path), *extra)
     assert got == code and message in stderr and "Traceback" not in stderr
     assert not path.exists()
+
+
+def test_int8_and_alignment_are_refused_for_the_cell_formats(tmp_path: Path) -> None:
+    path = tmp_path / "cells.txt"
+    got, _, stderr = cli("export", NASNET_A, "--format", "nasnet", "-o", str(path), "--int8", "--align", "8")
+    assert got == 2 and "--align --int8: for --onnx" in stderr and not path.exists()
+
+
+def test_the_command_offers_every_calibration_method_the_quantizer_knows() -> None:
+    from nasc.cli.build import export
+    from nasc.runtime.onnx_quantize import CALIBRATION_METHODS
+
+    (option,) = [p for p in export.params if p.name == "calibration_method"]
+    assert tuple(option.type.choices) == CALIBRATION_METHODS

@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
 import nasc
 from nasc.cli.common import (
@@ -194,10 +195,10 @@ def _export(
     opset: int | None,
     batch: str,
     weights: str | None = None,
-    align: int = 16,
+    align: int | None = None,  # None: export_onnx's default
     int8: Int8Request | None = None,
 ) -> None:
-    from nasc.runtime.onnx_export import ExportError, export_onnx
+    from nasc.runtime.onnx_export import DEFAULT_ALIGNMENT, ExportError, export_onnx
 
     prepare_output(output, inputs=inputs, force=force, text=False, ours=_is_nasc_onnx)
     click.echo(
@@ -214,7 +215,7 @@ def _export(
             opset=opset,
             batch=batch,
             weights=weights,
-            align=align,
+            align=DEFAULT_ALIGNMENT if align is None else align,
             int8=int8,
         )
     except ExportError as error:
@@ -243,6 +244,27 @@ def _export(
         f"  provenance: genotype {meta['genotype']}, hash {meta['structural_hash'][:12]}, "
         f"preset {meta['preset']} ({meta['scale']})"
     )
+
+
+# export's options that mean something only with --int8
+INT8_FLAGS = (
+    "calibrate",
+    "data_dir",
+    "calibration_images",
+    "calibration_method",
+    "eval_images",
+    "max_top1_drop",
+)
+
+
+def _given(*names: str) -> list[str]:
+    """Which of these options the command line set (not left at their defaults), as flags."""
+    context = click.get_current_context()
+    return [
+        f"--{name.replace('_', '-')}"
+        for name in names
+        if context.get_parameter_source(name) == ParameterSource.COMMANDLINE
+    ]
 
 
 def _alignment_said(alignment) -> str:
@@ -403,8 +425,11 @@ def export(
     format_name = "onnx" if as_onnx else format_name
     if format_name is None:
         raise click.UsageError("choose what to export: --onnx, or --format darts|nasnet|nb201")
-    if weights is not None and format_name != "onnx":
-        raise click.UsageError("--weights is for --onnx: the other formats hold cells, not weights")
+    network_flags = _given("weights", "align", "int8", *INT8_FLAGS)
+    if network_flags and format_name != "onnx":
+        raise click.UsageError(
+            f"{' '.join(network_flags)}: for --onnx; the other formats hold cells, not a network"
+        )
     genotype = load(file)
     if format_name != "onnx":
         _export_cells(genotype, format_name, output, (file,), force)
@@ -421,8 +446,9 @@ def export(
         request = Int8Request(
             calibrate, data_dir, calibration_images, eval_images, calibration_method, max_top1_drop
         )
-    elif calibrate is not None:
-        raise click.UsageError("--calibrate is for --int8")
+    elif int8_flags := _given(*INT8_FLAGS):
+        verb = "is" if len(int8_flags) == 1 else "are"
+        raise click.UsageError(f"{' '.join(int8_flags)} {verb} for --int8")
     _export(genotype, options, destination, inputs, force, image_size, opset, batch, weights, align, request)
 
 
