@@ -43,7 +43,7 @@ def race(models: dict[str, tuple[torch.nn.Module, torch.Tensor]], repeats: int) 
     return {name: statistics.median(times) for name, times in rounds.items()}
 
 
-def peak(threads: int, n: int = 2048, repeats: int = 5) -> float:
+def peak(n: int = 2048, repeats: int = 5) -> float:
     """torch's best mult-adds per second on one large matmul: the machine's ceiling for eager."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     best = float("inf")
@@ -54,10 +54,12 @@ def peak(threads: int, n: int = 2048, repeats: int = 5) -> float:
     return n**3 / best
 
 
-def compiled(model: torch.nn.Module, images: torch.Tensor) -> tuple[torch.nn.Module, float]:
-    """torch.compile of the model, and its cold start: the first call's seconds."""
-    compiled_model = torch.compile(model)
-    return compiled_model, timed(compiled_model, images)
+def add_compiled(contenders: dict, fused_name: str) -> None:
+    """torch.compile of the fused contender beside it, its cold start (the first call) printed."""
+    model, images = contenders[fused_name]
+    compiled = torch.compile(model)
+    print(f"torch.compile of {fused_name}: cold start {timed(compiled, images):.1f} s")
+    contenders[fused_name.replace("fuse()", "torch.compile(fuse())")] = (compiled, images)
 
 
 def report(title: str, medians: dict[str, float], peer_best: str) -> None:
@@ -84,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
-    print(f"machine peak: {peak(args.threads) / 1e9:.1f} G mult-adds/s (torch, one 2048³ matmul)")
+    print(f"machine peak: {peak() / 1e9:.1f} G mult-adds/s (torch, one 2048³ matmul)")
     import pretrainedmodels
 
     images = torch.randn(1, 3, 224, 224)
@@ -100,9 +102,7 @@ def main() -> None:
         "nasc NASNet-A mobile, fuse()": (ours.fuse(), images),
     }
     if args.compile:
-        model, cold = compiled(ours.fuse(), images)
-        print(f"torch.compile(fuse()) mobile: cold start {cold:.1f} s")
-        contenders["nasc NASNet-A mobile, torch.compile(fuse())"] = (model, images)
+        add_compiled(contenders, "nasc NASNet-A mobile, fuse()")
     medians = race(contenders, args.repeats)
     report("mobile @224, batch 1", medians, "pretrainedmodels nasnetamobile, channels-last")
     if args.skip_large:
@@ -117,9 +117,7 @@ def main() -> None:
         "nasc NASNet-A large, fuse()": (nasc_network("large").fuse(), images),
     }
     if args.compile:
-        model, cold = compiled(contenders["nasc NASNet-A large, fuse()"][0], images)
-        print(f"torch.compile(fuse()) large: cold start {cold:.1f} s")
-        contenders["nasc NASNet-A large, torch.compile(fuse())"] = (model, images)
+        add_compiled(contenders, "nasc NASNet-A large, fuse()")
     medians = race(contenders, max(3, args.repeats // 3))
     report("large @331, batch 1", medians, "timm nasnetalarge, channels-last")
 
